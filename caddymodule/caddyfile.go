@@ -1,0 +1,195 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterDirective("workspace_profile", parseCaddyfile)
+	// Before handle, so that the route is intercepted even when the site
+	// also has handle /api/*, handle_path, route or reverse_proxy blocks;
+	// after the auth and rewrite directives, which may guard or reshape it.
+	httpcaddyfile.RegisterDirectiveOrder("workspace_profile", httpcaddyfile.Before, "handle")
+}
+
+// parseCaddyfile is registered as a plain directive rather than a handler
+// directive: the route's path is an argument, and a handler directive would
+// take a leading "/..." argument for a path matcher.
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	var handler Handler
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return h.NewRoute(nil, &handler), nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	workspace_profile [<path>] {
+//	    jwks_url      <url>...
+//	    jwks_file     <path>...
+//	    issuer        <iss>...
+//	    audience      <aud>...
+//	    algorithms    <alg>...
+//	    leeway        <duration>
+//	    subject_claim <claim>
+//	    query_token   on|off
+//	    service_account <claim> <value>...
+//	    create_missing
+//	    max_body      <size>
+//	    storage       memory | bolt [<file>]
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		h.Path = d.Val()
+	}
+	if d.NextArg() {
+		return d.Errf("workspace_profile: unexpected argument %q (only the path may follow the directive)", d.Val())
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		needArgs := func(min, max int) error {
+			if len(args) < min || (max >= 0 && len(args) > max) {
+				return d.Errf("workspace_profile: %s: wrong number of arguments (%d)", opt, len(args))
+			}
+			return nil
+		}
+		switch opt {
+		case "jwks_url":
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			h.JWKSURLs = append(h.JWKSURLs, args...)
+		case "jwks_file":
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			h.JWKSFiles = append(h.JWKSFiles, args...)
+		case "issuer":
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			h.Issuers = append(h.Issuers, args...)
+		case "audience":
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			h.Audiences = append(h.Audiences, args...)
+		case "algorithms":
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			for _, a := range args {
+				if !supportedAlgorithm(a) {
+					return d.Errf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
+				}
+			}
+			h.Algorithms = append(h.Algorithms, args...)
+		case "leeway":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur < 0 {
+				return d.Errf("workspace_profile: leeway: %q is not a non-negative duration", args[0])
+			}
+			cd := caddy.Duration(dur)
+			h.Leeway = &cd
+		case "subject_claim":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			h.SubjectClaim = args[0]
+		case "query_token":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			var on bool
+			switch args[0] {
+			case "on":
+				on = true
+			case "off":
+			default:
+				return d.Errf("workspace_profile: query_token: %q is neither on nor off", args[0])
+			}
+			h.QueryToken = &on
+		case "service_account":
+			if err := needArgs(2, -1); err != nil {
+				return err
+			}
+			h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
+		case "create_missing":
+			if err := needArgs(0, 0); err != nil {
+				return err
+			}
+			h.CreateMissing = true
+		case "max_body":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(args[0])
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("workspace_profile: max_body: %q is not a size between 1B and 1GiB", args[0])
+			}
+			h.MaxBody = int64(n)
+		case "storage":
+			if h.StorageRaw != nil {
+				return d.Errf("workspace_profile: storage: a backend is already configured")
+			}
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			name := args[0]
+			mod, err := unmarshalStorage(d, name, args[1:])
+			if err != nil {
+				return err
+			}
+			h.StorageRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
+		case "upstream":
+			return d.Errf("workspace_profile: upstream: upstream mode is not available in this version; use storage")
+		default:
+			return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
+		}
+	}
+	if len(h.Issuers) == 0 {
+		return d.Err("workspace_profile: issuer: at least one issuer is required")
+	}
+	if len(h.Audiences) == 0 {
+		return d.Err("workspace_profile: audience: at least one audience is required")
+	}
+	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
+		return d.Err("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	}
+	return nil
+}
+
+// unmarshalStorage builds the storage guest module named by `storage
+// <name> <args...>`: the backend parses its own arguments.
+func unmarshalStorage(d *caddyfile.Dispenser, name string, args []string) (caddy.Module, error) {
+	modID := "http.workspace_profile.storage." + name
+	info, err := caddy.GetModule(modID)
+	if err != nil {
+		return nil, d.Errf("workspace_profile: storage: unknown backend %q", name)
+	}
+	mod := info.New()
+	tokens := []caddyfile.Token{{Text: name}}
+	for _, a := range args {
+		tokens = append(tokens, caddyfile.Token{Text: a})
+	}
+	if u, ok := mod.(caddyfile.Unmarshaler); ok {
+		if err := u.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return nil, d.Errf("workspace_profile: storage %s: %v", name, err)
+		}
+		return mod, nil
+	}
+	if len(args) > 0 {
+		return nil, d.Errf("workspace_profile: storage %s: takes no arguments, got %q", name, args[0])
+	}
+	return mod, nil
+}

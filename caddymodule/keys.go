@@ -1,0 +1,162 @@
+package caddymodule
+
+// This file and verify.go are the only ones that import jwx, so that a new
+// major version of it touches little.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// verifyKey is one public signing key of a configured source.
+type verifyKey struct {
+	kid string
+	alg string // the JWK's "alg", "" when it names none
+	key any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+}
+
+// keySet is an immutable snapshot of one source's keys.
+type keySet struct {
+	keys []verifyKey
+}
+
+// skippedKey tells why a key of a document was left out of the set.
+type skippedKey struct {
+	index int
+	kid   string
+	why   string
+}
+
+// errNoUsableKeys is returned when a document parsed but held no key this
+// module can verify with.
+var errNoUsableKeys = errors.New("no usable signing key in the document")
+
+// parseKeySet reads a JWKS document, a single JWK or PEM public keys. Keys
+// of unsupported types (symmetric, encryption-only, unknown kty) are skipped
+// and reported, not fatal to the set: identity providers publish keys for
+// other uses beside the signing ones.
+func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
+	data = bytes.TrimSpace(data)
+	var raws []json.RawMessage
+	switch {
+	case bytes.HasPrefix(data, []byte("-----BEGIN")):
+		set, err := jwk.Parse(data, jwk.WithPEM(true))
+		if err != nil {
+			return nil, nil, fmt.Errorf("parsing PEM keys: %w", err)
+		}
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			buf, err := json.Marshal(k)
+			if err != nil {
+				return nil, nil, err
+			}
+			raws = append(raws, buf)
+		}
+	default:
+		var doc struct {
+			Keys *[]json.RawMessage `json:"keys"`
+			Kty  string             `json:"kty"`
+		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, nil, fmt.Errorf("key set is not JSON: %w", err)
+		}
+		switch {
+		case doc.Keys != nil:
+			raws = *doc.Keys
+		case doc.Kty != "":
+			raws = []json.RawMessage{data}
+		default:
+			return nil, nil, errors.New(`key set has no "keys" member`)
+		}
+	}
+	ks := &keySet{}
+	var skipped []skippedKey
+	for i, raw := range raws {
+		vk, err := parseVerifyKey(raw)
+		if err != nil {
+			skipped = append(skipped, skippedKey{index: i, kid: vk.kid, why: err.Error()})
+			continue
+		}
+		ks.keys = append(ks.keys, vk)
+	}
+	if len(ks.keys) == 0 {
+		return nil, skipped, errNoUsableKeys
+	}
+	return ks, skipped, nil
+}
+
+func parseVerifyKey(raw []byte) (verifyKey, error) {
+	k, err := jwk.ParseKey(raw)
+	if err != nil {
+		return verifyKey{}, fmt.Errorf("unsupported or malformed key: %w", err)
+	}
+	var vk verifyKey
+	vk.kid, _ = k.KeyID()
+	if use, ok := k.KeyUsage(); ok && use != "sig" {
+		return vk, fmt.Errorf("key use %q is not sig", use)
+	}
+	switch k.KeyType() {
+	case jwa.RSA(), jwa.EC(), jwa.OKP():
+	default:
+		return vk, fmt.Errorf("key type %s cannot verify an asymmetric signature", k.KeyType())
+	}
+	if a, ok := k.Algorithm(); ok {
+		vk.alg = a.String()
+	}
+	// a private key published by mistake still verifies through its public half
+	pub, err := jwk.PublicKeyOf(k)
+	if err != nil {
+		return vk, err
+	}
+	if err := jwk.Export(pub, &vk.key); err != nil {
+		return vk, fmt.Errorf("exporting key: %w", err)
+	}
+	return vk, nil
+}
+
+// candidates returns the keys a token with this alg and kid may have been
+// signed with: the keys named by kid (every key when the token names none)
+// whose own alg, if any, is the token's. jwx checks the key type against
+// the algorithm during verification.
+func (ks *keySet) candidates(alg, kid string, dst []verifyKey) []verifyKey {
+	for _, k := range ks.keys {
+		if kid != "" && k.kid != kid {
+			continue
+		}
+		if k.alg != "" && k.alg != alg {
+			continue
+		}
+		dst = append(dst, k)
+	}
+	return dst
+}
+
+// kids lists the key IDs of the set, for logs.
+func (ks *keySet) kids() []string {
+	out := make([]string, 0, len(ks.keys))
+	for _, k := range ks.keys {
+		out = append(out, k.kid)
+	}
+	return out
+}
+
+// supportedAlgorithm reports whether jwx knows alg and it is an asymmetric
+// signature algorithm; HMAC is refused outright so that a public key can
+// never be used as an HMAC secret.
+func supportedAlgorithm(alg string) bool {
+	a, ok := jwa.LookupSignatureAlgorithm(alg)
+	if !ok {
+		return false
+	}
+	switch a {
+	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512(),
+		jwa.ES256(), jwa.ES384(), jwa.ES512(), jwa.EdDSA():
+		return true
+	}
+	return false
+}

@@ -1,0 +1,263 @@
+// Package caddymodule is the Caddy glue of the workspace profile route: the
+// http.handlers.workspace_profile handler, its Caddyfile directive, token
+// checks and the storage guest modules. The rules themselves live in the
+// profile package; this package adapts them to HTTP and to Caddy.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"go.uber.org/zap"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the handler's options.
+const (
+	DefaultPath         = "/api/workspace/account/profile"
+	DefaultLeeway       = 30 * time.Second
+	DefaultSubjectClaim = "sub"
+	DefaultMaxBody      = 64 << 10
+	DefaultServiceClaim = "UserType"
+	DefaultServiceValue = "2"
+)
+
+// DefaultAlgorithms are the signature algorithms accepted when none are
+// configured: every asymmetric JWS algorithm, never HMAC or none.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Handler owns one API route, the workspace account profile. It
+// authenticates the caller with a JWT checked against the configured key
+// sets, refuses service accounts, and serves GET and PUT of the caller's
+// own profile from its storage backend. Requests for any other path, and
+// OPTIONS on its path, pass to the next handler untouched.
+//
+// After a valid token it sets these placeholders:
+//
+//	{http.auth.user.id}       the subject (so the access log shows user_id)
+//	{http.auth.user.<claim>}  any top-level claim of the token, as a string
+type Handler struct {
+	// The route's path, matched exactly; one trailing slash is tolerated.
+	// Default: /api/workspace/account/profile.
+	Path string `json:"path,omitempty"`
+
+	// URLs of JSON Web Key Sets (JWKS) to verify tokens with: https, or
+	// plain http to a loopback host. Fetched in the background; while none
+	// has ever loaded, the route answers 503 KeysUnavailable. Placeholders
+	// such as {env.JWKS_URL} are replaced at provision.
+	JWKSURLs []string `json:"jwks_urls,omitempty"`
+
+	// Local files holding a JWKS, a single JWK, or PEM public keys. Read at
+	// provision; a file that cannot be read or holds no usable key fails
+	// the config load. Placeholders are replaced at provision.
+	JWKSFiles []string `json:"jwks_files,omitempty"`
+
+	// Accepted values of the token's iss claim. Required.
+	Issuers []string `json:"issuers,omitempty"`
+
+	// Accepted values of the token's aud claim (one must match). Required.
+	Audiences []string `json:"audiences,omitempty"`
+
+	// Accepted JWS algorithms. Default: RS256 RS384 RS512 PS256 PS384 PS512
+	// ES256 ES384 ES512 EdDSA. HMAC algorithms and none are refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Clock skew allowed on exp, nbf and iat. Default: 30s.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
+
+	// The claim that names the profile (its key). Default: sub.
+	SubjectClaim string `json:"subject_claim,omitempty"`
+
+	// Whether the access_token query parameter is accepted for clients
+	// that cannot set headers. Default: true.
+	QueryToken *bool `json:"query_token,omitempty"`
+
+	// Which tokens are service accounts, refused with 403. Default: claim
+	// UserType with value 2.
+	ServiceAccount *ServiceAccount `json:"service_account,omitempty"`
+
+	// Storage mode: create the profile of an unknown subject from its
+	// claims (preferred_username, email, given_name, family_name,
+	// UserType) instead of answering 404 ProfileNotFound. Default: off.
+	CreateMissing bool `json:"create_missing,omitempty"`
+
+	// Largest PUT body accepted, in bytes; larger bodies get 413.
+	// Default: 65536 (64 KiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// The storage backend, a module of namespace
+	// http.workspace_profile.storage named by its "backend" key: memory or
+	// bolt. Default: bolt in Caddy's data directory.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=http.workspace_profile.storage inline_key=backend"`
+
+	path     string
+	service  profile.Service
+	verifier *verifier
+	logger   *zap.Logger
+	cancel   context.CancelFunc
+}
+
+// ServiceAccount says which claim value marks a service account.
+type ServiceAccount struct {
+	// The claim to look at. Default: UserType.
+	Claim string `json:"claim,omitempty"`
+	// The values that mark a service account, compared with the claim's
+	// string form (a number 2 and a string "2" both match "2"). Default: 2.
+	Values []string `json:"values,omitempty"`
+}
+
+// StorageBackend is implemented by the guest modules of namespace
+// http.workspace_profile.storage.
+type StorageBackend interface {
+	ProfileStore() profile.Store
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.workspace_profile",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, loads the key sources and the storage backend.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	h.path = h.Path
+	if h.path == "" {
+		h.path = DefaultPath
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = DefaultMaxBody
+	}
+	if h.ServiceAccount == nil {
+		h.ServiceAccount = &ServiceAccount{}
+	}
+	if h.ServiceAccount.Claim == "" {
+		h.ServiceAccount.Claim = DefaultServiceClaim
+	}
+	if len(h.ServiceAccount.Values) == 0 {
+		h.ServiceAccount.Values = []string{DefaultServiceValue}
+	}
+	if err := h.validateConfig(); err != nil {
+		return err
+	}
+
+	v := &verifier{
+		issuers:    h.Issuers,
+		audiences:  h.Audiences,
+		leeway:     DefaultLeeway,
+		subject:    h.SubjectClaim,
+		now:        time.Now,
+		algorithms: map[string]jwa.SignatureAlgorithm{},
+	}
+	if h.Leeway != nil {
+		v.leeway = time.Duration(*h.Leeway)
+	}
+	if v.subject == "" {
+		v.subject = DefaultSubjectClaim
+	}
+	algs := h.Algorithms
+	if len(algs) == 0 {
+		algs = DefaultAlgorithms
+	}
+	for _, a := range algs {
+		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
+	}
+	for _, f := range h.JWKSFiles {
+		file := repl.ReplaceKnown(f, "")
+		src, err := loadFileSource(file, h.logger)
+		if err != nil {
+			return fmt.Errorf("workspace_profile: jwks_file %s: %w", file, err)
+		}
+		v.sources = append(v.sources, src)
+	}
+	// The sources' goroutines stop with this config (or at Cleanup after
+	// a partial provision), never later.
+	srcCtx, cancel := context.WithCancel(ctx)
+	h.cancel = cancel
+	for _, u := range h.JWKSURLs {
+		s := newURLSource(repl.ReplaceKnown(u, ""), h.logger)
+		v.sources = append(v.sources, s)
+		go s.run(srcCtx)
+	}
+	h.verifier = v
+
+	if h.StorageRaw == nil {
+		h.StorageRaw = json.RawMessage(`{"backend":"bolt"}`)
+	}
+	mod, err := ctx.LoadModule(h, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("workspace_profile: storage: %w", err)
+	}
+	h.service = profile.Service{Store: mod.(StorageBackend).ProfileStore(), CreateMissing: h.CreateMissing}
+	return nil
+}
+
+// validateConfig checks the options that do not need any I/O; it runs at
+// provision so that a bad config never starts a goroutine or opens a file.
+func (h *Handler) validateConfig() error {
+	if len(h.Issuers) == 0 {
+		return fmt.Errorf("workspace_profile: issuer: at least one issuer is required")
+	}
+	if len(h.Audiences) == 0 {
+		return fmt.Errorf("workspace_profile: audience: at least one audience is required")
+	}
+	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
+		return fmt.Errorf("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	}
+	for _, a := range h.Algorithms {
+		if !supportedAlgorithm(a) {
+			return fmt.Errorf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
+		}
+	}
+	repl := caddy.NewReplacer()
+	for _, raw := range h.JWKSURLs {
+		u, err := url.Parse(repl.ReplaceKnown(raw, ""))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("workspace_profile: jwks_url: %q is not an absolute URL", raw)
+		}
+		if err := checkKeySetURL(u); err != nil {
+			return fmt.Errorf("workspace_profile: jwks_url: %w", err)
+		}
+	}
+	if h.Leeway != nil && *h.Leeway < 0 {
+		return fmt.Errorf("workspace_profile: leeway: must not be negative")
+	}
+	if h.MaxBody < 0 {
+		return fmt.Errorf("workspace_profile: max_body: must not be negative")
+	}
+	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
+		return fmt.Errorf("workspace_profile: path: %q must be a clean absolute path", h.Path)
+	}
+	return nil
+}
+
+// Cleanup stops the key sources' goroutines. The storage guest module is
+// cleaned up by Caddy, which loaded it.
+func (h *Handler) Cleanup() error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

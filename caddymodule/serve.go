@@ -1,0 +1,255 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.ownsPath(r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodPut:
+	case http.MethodOptions:
+		return next.ServeHTTP(w, r) // CORS is someone else's job
+	default:
+		w.Header().Set("Allow", "GET, PUT")
+		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
+	}
+
+	c, aerr := h.authenticate(r)
+	if aerr != nil {
+		return h.writeProblem(w, r, aerr)
+	}
+	if r.Method == http.MethodGet {
+		return h.serveGet(w, r, c)
+	}
+	return h.servePut(w, r, c)
+}
+
+// ownsPath matches the route's path exactly, with one trailing slash
+// tolerated.
+func (h *Handler) ownsPath(p string) bool {
+	return p == h.path || len(p) == len(h.path)+1 && p[len(p)-1] == '/' && p[:len(h.path)] == h.path
+}
+
+// authenticate extracts and verifies the token, sets the user
+// placeholders, and refuses service accounts.
+func (h *Handler) authenticate(r *http.Request) (claims, *authError) {
+	tok, aerr := extractToken(r, h.QueryToken == nil || *h.QueryToken)
+	if aerr != nil {
+		return nil, aerr
+	}
+	c, aerr := h.verifier.verify(r.Context(), tok)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		setUserPlaceholders(repl, c, h.verifier.subject)
+	}
+	if h.isServiceAccount(c) {
+		return nil, errServiceAccount
+	}
+	return c, nil
+}
+
+const userPlaceholderPrefix = "http.auth.user."
+
+// setUserPlaceholders answers {http.auth.user.*} lazily from the claims, so
+// a request pays for the claims it logs and no more.
+func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
+		if !ok {
+			return nil, false
+		}
+		if name == "id" {
+			name = subject
+		}
+		v, ok := c[name]
+		if !ok {
+			return nil, false
+		}
+		return claimString(v), true
+	})
+}
+
+// claimString is a claim's string form: strings as they are, numbers as
+// written in the token, anything else as compact JSON.
+func claimString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+func (h *Handler) isServiceAccount(c claims) bool {
+	v, ok := c[h.ServiceAccount.Claim]
+	if !ok {
+		return false
+	}
+	values := []any{v}
+	if arr, ok := v.([]any); ok {
+		values = arr
+	}
+	for _, x := range values {
+		s := claimString(x)
+		for _, want := range h.ServiceAccount.Values {
+			if s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// identity is what the profile service needs to know of the caller.
+func (h *Handler) identity(c claims) profile.Identity {
+	str := func(name string) string { s, _ := c[name].(string); return s }
+	id := profile.Identity{
+		UserID:            str(h.verifier.subject),
+		PreferredUserName: str("preferred_username"),
+		Email:             str("email"),
+		GivenName:         str("given_name"),
+		FamilyName:        str("family_name"),
+	}
+	if v, ok := c["UserType"]; ok {
+		switch claimString(v) {
+		case "1":
+			id.UserType = profile.UserTypeAdmin
+		case "2":
+			id.UserType = profile.UserTypeServiceAccount
+		}
+	}
+	return id
+}
+
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) error {
+	p, err := h.service.Get(r.Context(), h.identity(c))
+	if err != nil {
+		return h.writeServiceError(w, err)
+	}
+	etag := p.ETag()
+	w.Header().Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && profile.MatchETag(inm, etag, true) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return writeEnvelope(w, http.StatusOK, profile.OK(p))
+}
+
+func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) error {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return writeEnvelope(w, http.StatusUnsupportedMediaType, profile.Failed(profile.UnsupportedMediaTypeItem()))
+	}
+	if r.ContentLength > h.MaxBody {
+		return writeEnvelope(w, http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
+	if err != nil {
+		return writeEnvelope(w, http.StatusBadRequest, profile.Failed(profile.NewError(profile.CodeInvalidJSON,
+			"The request body could not be read.", "", profile.TypeValidation, nil)))
+	}
+	if int64(len(body)) > h.MaxBody {
+		return writeEnvelope(w, http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
+	}
+	req, warnings, errs := profile.BindUpdate(body)
+	req, verrs := req.Validate()
+	if errs = append(errs, verrs...); len(errs) > 0 {
+		env := profile.Failed(errs...)
+		env.Warnings = append(env.Warnings, warnings...)
+		return writeEnvelope(w, http.StatusBadRequest, env)
+	}
+	res, err := h.service.Put(r.Context(), h.identity(c), r.Header.Get("If-Match"), req)
+	if err != nil {
+		return h.writeServiceError(w, err)
+	}
+	if !res.Changed {
+		warnings = append(warnings, profile.NewWarning(profile.CodeNoChanges, "The request changes nothing; the profile is as it was.", ""))
+	}
+	w.Header().Set("ETag", res.Profile.ETag())
+	return writeEnvelope(w, http.StatusOK, profile.OK(res.Profile, warnings...))
+}
+
+// isJSONContentType accepts application/json and application/*+json, in
+// UTF-8 (the only charset JSON may be exchanged in, RFC 8259).
+func isJSONContentType(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
+func (h *Handler) writeServiceError(w http.ResponseWriter, err error) error {
+	status, item := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		// the error text is for operators; the client gets a generic item
+		if c := h.logger.Check(zapcore.ErrorLevel, "profile store failed"); c != nil {
+			c.Write(zap.Error(err))
+		}
+	}
+	return writeEnvelope(w, status, profile.Failed(item))
+}
+
+func setCommonHeaders(hdr http.Header, contentType string) {
+	hdr.Set("Content-Type", contentType)
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+}
+
+func writeEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error {
+	body, err := json.Marshal(env)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	setCommonHeaders(w.Header(), "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// writeProblem answers an authentication failure with problem details.
+func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, e *authError) error {
+	var traceID string
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		traceID, _ = repl.GetString("http.request.uuid")
+	}
+	body, err := json.Marshal(profile.NewProblem(e.status, e.code, e.desc, r.URL.Path, traceID))
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	hdr := w.Header()
+	setCommonHeaders(hdr, "application/problem+json")
+	if v := e.wwwAuthenticate(); v != "" {
+		hdr.Set("WWW-Authenticate", v)
+	}
+	if e.status == http.StatusServiceUnavailable {
+		hdr.Set("Retry-After", "5")
+	}
+	w.WriteHeader(e.status)
+	_, _ = w.Write(body)
+	return nil
+}

@@ -1,0 +1,226 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// maxCandidateKeys bounds the signature checks one token can cost when it
+// names no kid, so a large key set cannot be turned into a CPU amplifier.
+const maxCandidateKeys = 8
+
+// verifier checks tokens against the keys of its sources and the claim
+// rules of the config. It is safe for concurrent use.
+type verifier struct {
+	sources    []keySource
+	algorithms map[string]jwa.SignatureAlgorithm
+	issuers    []string
+	audiences  []string
+	leeway     time.Duration
+	subject    string
+	now        func() time.Time
+}
+
+// claims is the verified payload of a token.
+type claims map[string]any
+
+// header is the part of the JOSE header the verifier looks at. jku, x5u,
+// jwk and x5c are deliberately not read: keys come only from the config.
+type header struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+// verify returns the claims of a valid token, or the refusal to answer.
+// The signature is checked before the claims, so a forged token is always
+// InvalidToken whatever its claims say.
+func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) {
+	if !precheckToken(tok) {
+		return nil, errInvalidToken("The token is not a compact JWS.")
+	}
+	hdrPart, rest, _ := strings.Cut(tok, ".")
+	payloadPart, _, _ := strings.Cut(rest, ".")
+	var h header
+	if err := decodeSegment(hdrPart, &h); err != nil {
+		return nil, errInvalidToken("The token header is malformed.")
+	}
+	if h.Crit != nil {
+		return nil, errInvalidToken("The token has critical header parameters.")
+	}
+	alg, ok := v.algorithms[h.Alg]
+	if !ok {
+		return nil, errInvalidToken("The token algorithm is not accepted.")
+	}
+	payload, found, aerr := v.checkSignature(tok, alg, h)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if !found {
+		// Refresh only for a token that would otherwise pass: a
+		// malformed, expired or foreign token must never make us fetch.
+		if c, err := parseClaims(payloadPart); err == nil && v.checkClaims(c) == nil {
+			refreshed := false
+			for _, s := range v.sources {
+				refreshed = s.refreshForUnknownKid(ctx, h.Kid) || refreshed
+			}
+			if refreshed {
+				payload, found, aerr = v.checkSignature(tok, alg, h)
+				if aerr != nil {
+					return nil, aerr
+				}
+			}
+		}
+		if !found {
+			return nil, errInvalidToken("No configured key matches the token.")
+		}
+	}
+	if payload == nil {
+		return nil, errInvalidToken("The token signature is invalid.")
+	}
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return nil, errInvalidToken("The token claims are malformed.")
+	}
+	if aerr := v.checkClaims(c); aerr != nil {
+		return nil, aerr
+	}
+	return c, nil
+}
+
+// checkSignature tries the candidate keys. found reports whether any key
+// could have signed the token; payload is nil when none verified it.
+func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h header) (payload []byte, found bool, aerr *authError) {
+	var buf [maxCandidateKeys]verifyKey
+	cands := buf[:0]
+	loaded := false
+	for _, s := range v.sources {
+		if ks := s.current(); ks != nil {
+			loaded = true
+			cands = ks.candidates(h.Alg, h.Kid, cands)
+		}
+	}
+	if !loaded {
+		return nil, false, errKeysUnavailable
+	}
+	if len(cands) > maxCandidateKeys {
+		cands = cands[:maxCandidateKeys]
+	}
+	for _, k := range cands {
+		if p, err := jws.VerifyCompactFast(k.key, []byte(tok), alg); err == nil {
+			return p, true, nil
+		}
+	}
+	return nil, len(cands) > 0, nil
+}
+
+func decodeSegment(seg string, dst any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+func parseClaims(seg string) (claims, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return nil, err
+	}
+	return decodeClaims(raw)
+}
+
+// decodeClaims keeps numbers as json.Number so that "exp must be numeric"
+// can be told apart from a string that looks like a number.
+func decodeClaims(raw []byte) (claims, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var c claims
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errNotObject
+	}
+	return c, nil
+}
+
+var errNotObject = jsonError("claims are not a JSON object")
+
+type jsonError string
+
+func (e jsonError) Error() string { return string(e) }
+
+// checkClaims applies the contract's claim rules in ASP.NET's order:
+// lifetime, then issuer, then audience, then the subject.
+func (v *verifier) checkClaims(c claims) *authError {
+	now := float64(v.now().UnixNano()) / 1e9
+	leeway := v.leeway.Seconds()
+	exp, ok := numericDate(c["exp"])
+	if !ok {
+		return errInvalidToken("The token has no numeric exp claim.")
+	}
+	if now > exp+leeway {
+		return &authError{401, codeTokenExpired, "The token has expired."}
+	}
+	for _, name := range []string{"nbf", "iat"} {
+		raw, present := c[name]
+		if !present {
+			continue
+		}
+		t, ok := numericDate(raw)
+		if !ok {
+			return errInvalidToken("The token has a non-numeric " + name + " claim.")
+		}
+		if t > now+leeway {
+			return &authError{401, codeTokenNotYetValid, "The token is not valid yet."}
+		}
+	}
+	if iss, _ := c["iss"].(string); !slices.Contains(v.issuers, iss) {
+		return &authError{401, codeInvalidIssuer, "The token issuer is not accepted."}
+	}
+	if !audienceMatches(c["aud"], v.audiences) {
+		return &authError{401, codeInvalidAudience, "The token audience is not accepted."}
+	}
+	if sub, _ := c[v.subject].(string); sub == "" {
+		return errInvalidToken("The token has no subject.")
+	}
+	return nil
+}
+
+// numericDate accepts a JSON number only (RFC 7519's NumericDate); a
+// string, even "1700000000", is refused.
+func numericDate(v any) (float64, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+func audienceMatches(aud any, accepted []string) bool {
+	switch a := aud.(type) {
+	case string:
+		return slices.Contains(accepted, a)
+	case []any:
+		for _, x := range a {
+			if s, ok := x.(string); ok && slices.Contains(accepted, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
