@@ -45,7 +45,7 @@ func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
 	return &fileSource{set: ks}, nil
 }
 
-func (f *fileSource) current() *keySet                                { return f.set }
+func (f *fileSource) current() *keySet                                  { return f.set }
 func (f *fileSource) refreshForUnknownKid(context.Context, string) bool { return false }
 
 func logSkipped(logger *zap.Logger, source string, skipped []skippedKey) {
