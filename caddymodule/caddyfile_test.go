@@ -1,0 +1,182 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  string // the handler's JSON
+	}{
+		{"minimal", `workspace_profile {
+			jwks_file keys.json
+			issuer https://idp
+			audience api
+		}`, `{"jwks_files":["keys.json"],"issuers":["https://idp"],"audiences":["api"]}`},
+		{"everything", `workspace_profile /custom/profile {
+			jwks_url https://idp/jwks https://idp2/jwks
+			jwks_file a.json
+			jwks_file b.pem
+			issuer https://idp https://idp2
+			audience api other
+			algorithms RS256 ES256
+			leeway 1m
+			subject_claim oid
+			query_token off
+			service_account roles robot machine
+			create_missing
+			max_body 16KiB
+			storage bolt /var/lib/profiles.db
+		}`, `{"path":"/custom/profile","jwks_urls":["https://idp/jwks","https://idp2/jwks"],"jwks_files":["a.json","b.pem"],` +
+			`"issuers":["https://idp","https://idp2"],"audiences":["api","other"],"algorithms":["RS256","ES256"],"leeway":60000000000,` +
+			`"subject_claim":"oid","query_token":false,"service_account":{"claim":"roles","values":["robot","machine"]},` +
+			`"create_missing":true,"max_body":16384,"storage":{"backend":"bolt","path":"/var/lib/profiles.db"}}`},
+		{"memory storage, query on", `workspace_profile {
+			jwks_url http://127.0.0.1:9999/jwks
+			issuer i
+			audience a
+			query_token on
+			storage memory
+		}`, `{"jwks_urls":["http://127.0.0.1:9999/jwks"],"issuers":["i"],"audiences":["a"],"query_token":true,"storage":{"backend":"memory"}}`},
+		{"bolt default file", `workspace_profile {
+			jwks_file k
+			issuer i
+			audience a
+			storage bolt
+		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"storage":{"backend":"bolt"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(h)
+			if string(got) != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	const base = "jwks_file k\nissuer i\naudience a\n"
+	bad := map[string]struct{ input, mention string }{
+		"unknown option":          {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
+		"extra argument":          {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
+		"no issuer":               {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
+		"no audience":             {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},
+		"no key source":           {"workspace_profile {\nissuer i\naudience a\n}", "jwks_url/jwks_file"},
+		"issuer without value":    {"workspace_profile {\n" + base + "issuer\n}", "issuer: wrong number of arguments"},
+		"leeway not a duration":   {"workspace_profile {\n" + base + "leeway soon\n}", "leeway"},
+		"leeway negative":         {"workspace_profile {\n" + base + "leeway -5s\n}", "leeway"},
+		"leeway two values":       {"workspace_profile {\n" + base + "leeway 1s 2s\n}", "leeway: wrong number of arguments"},
+		"query_token yes":         {"workspace_profile {\n" + base + "query_token yes\n}", "query_token"},
+		"HS256 algorithm":         {"workspace_profile {\n" + base + "algorithms RS256 HS256\n}", `algorithms: "HS256"`},
+		"alg none":                {"workspace_profile {\n" + base + "algorithms none\n}", "algorithms"},
+		"service_account no value": {"workspace_profile {\n" + base + "service_account UserType\n}", "service_account: wrong number of arguments"},
+		"create_missing argument": {"workspace_profile {\n" + base + "create_missing yes\n}", "create_missing"},
+		"max_body not a size":     {"workspace_profile {\n" + base + "max_body lots\n}", "max_body"},
+		"max_body zero":           {"workspace_profile {\n" + base + "max_body 0\n}", "max_body"},
+		"two backends":            {"workspace_profile {\n" + base + "storage memory\nstorage bolt\n}", "storage: a backend is already configured"},
+		"unknown backend":         {"workspace_profile {\n" + base + "storage redis\n}", `storage: unknown backend "redis"`},
+		"memory with argument":    {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
+		"bolt two files":          {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
+		"storage without backend": {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
+	}
+	for name, tt := range bad {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), "workspace_profile") || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("error %q must name workspace_profile and %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+// TestProvisionErrors: config errors that only show once the JSON is
+// provisioned (JSON configs skip the Caddyfile parser) name the option.
+func TestProvisionErrors(t *testing.T) {
+	bad := map[string]struct {
+		h       Handler
+		mention string
+	}{
+		"no issuer":           {Handler{JWKSFiles: []string{"k"}, Audiences: []string{"a"}}, "issuer"},
+		"no audience":         {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}}, "audience"},
+		"no key source":       {Handler{Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"plain http remote":   {Handler{JWKSURLs: []string{"http://idp.example.com/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"relative url":        {Handler{JWKSURLs: []string{"/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"HMAC algorithm":      {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, Algorithms: []string{"HS256"}}, "algorithms"},
+		"missing jwks file":   {Handler{JWKSFiles: []string{"/nonexistent/jwks.json"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_file"},
+		"path not absolute":   {Handler{Path: "api/x", JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "path"},
+		"negative max_body":   {Handler{MaxBody: -1, JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "max_body"},
+		"unknown storage":     {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, StorageRaw: json.RawMessage(`{"backend":"nope"}`)}, "storage"},
+	}
+	for name, tt := range bad {
+		t.Run(name, func(t *testing.T) {
+			h := tt.h
+			if name == "unknown storage" {
+				h.JWKSFiles = []string{writeFile(t, "k.json", jwksOf(t, newTestKey(t, jwa.RS256(), "k")))}
+			}
+			ctx, cancel := newTestContext()
+			defer cancel()
+			err := h.Provision(ctx)
+			_ = h.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), "workspace_profile") || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("error %v must name workspace_profile and %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+// TestAdaptCaddyfileExample keeps Caddyfile.example valid and its JSON
+// under review: any change shows as a diff of testdata/golden.
+func TestAdaptCaddyfileExample(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	formatted := caddyfile.Format(src)
+	if !bytes.Equal(formatted, src) {
+		t.Fatal("Caddyfile.example is not formatted as caddy fmt would write it")
+	}
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("adapt warnings: %v", warnings)
+	}
+	var pretty bytes.Buffer
+	_ = json.Indent(&pretty, out, "", "\t")
+	pretty.WriteByte('\n')
+	path := filepath.Join("..", "testdata", "golden", "Caddyfile.example.json")
+	if *update {
+		_ = os.WriteFile(path, pretty.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./caddymodule -run Adapt -update)", err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Fatalf("adapted Caddyfile.example differs from %s:\n%s", path, pretty.String())
+	}
+}

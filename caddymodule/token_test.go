@@ -1,0 +1,114 @@
+package caddymodule
+
+import (
+	"encoding/base64"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestPrecheckToken(t *testing.T) {
+	part := func(n int) string { return strings.Repeat("a", n) }
+	tests := map[string]bool{
+		"aaaa.bbbb.cccc":                  true,
+		"aa.bbb.cc":                       true,
+		part(100) + "." + part(10) + ".A": false, // 1 mod 4
+		"aaaa.bbbb.cccc.dddd.eeee":        false,
+		"aaaa.bbbb":                       false,
+		"aaaa..cccc":                      false,
+		".bbbb.cccc":                      false,
+		"aaaa.bbbb.":                      false,
+		"aaaa.bb=b.cccc":                  false,
+		"aa+a.bbbb.cccc":                  false,
+		"aa/a.bbbb.cccc":                  false,
+		"aaaa.bbbb.cc cc":                 false,
+		"":                                false,
+		"aaaa.bbbb.cccé":                  false,
+		part(maxTokenLen-10) + ".bbbb.cccc": true, // exactly 8 KiB
+		part(maxTokenLen-9) + ".bbbb.cccc":  false,
+	}
+	for tok, want := range tests {
+		if got := precheckToken(tok); got != want {
+			name := tok
+			if len(name) > 40 {
+				name = name[:40] + "..."
+			}
+			t.Errorf("precheckToken(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// FuzzPrecheckToken: the pre-check never panics, never accepts more than
+// 8 KiB, and whatever it accepts is three non-empty parts that decode as
+// unpadded base64url, which is all jwx is ever handed.
+func FuzzPrecheckToken(f *testing.F) {
+	for _, s := range []string{"aaaa.bbbb.cccc", "eyJhbGciOiJub25lIn0.e30.", "a.b.c.d.e", "", "..", "a=.b.c", "\xff.\xfe.\xfd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if !precheckToken(tok) {
+			return
+		}
+		if len(tok) > maxTokenLen {
+			t.Fatalf("accepted %d bytes", len(tok))
+		}
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 {
+			t.Fatalf("accepted %d parts", len(parts))
+		}
+		for _, p := range parts {
+			if _, err := base64.RawURLEncoding.DecodeString(p); err != nil || p == "" {
+				t.Fatalf("accepted part %q: %v", p, err)
+			}
+		}
+	})
+}
+
+func TestExtractToken(t *testing.T) {
+	tests := []struct {
+		name    string
+		target  string
+		auth    []string
+		query   bool
+		token   string
+		errCode string
+	}{
+		{name: "header", auth: []string{"Bearer abc"}, query: true, token: "abc"},
+		{name: "header lower-case scheme", auth: []string{"bearer abc"}, token: "abc"},
+		{name: "header extra spaces", auth: []string{"Bearer   abc  "}, token: "abc"},
+		{name: "query", target: "/p?x=1&access_token=abc", query: true, token: "abc"},
+		{name: "query escaped value", target: "/p?access_token=a%2Eb", query: true, token: "a.b"},
+		{name: "query ignored when off", target: "/p?access_token=abc", query: false, errCode: codeMissingToken},
+		{name: "nothing", target: "/p?x=1", query: true, errCode: codeMissingToken},
+		{name: "other scheme", auth: []string{"Basic abc"}, errCode: codeMissingToken},
+		{name: "scheme only", auth: []string{"Bearer"}, errCode: codeMissingToken},
+		{name: "both", target: "/p?access_token=abc", auth: []string{"Bearer abc"}, query: true, errCode: codeInvalidRequest},
+		{name: "query twice", target: "/p?access_token=a&access_token=b", query: true, errCode: codeInvalidRequest},
+		{name: "encoded name", target: "/p?%61ccess_token=abc", query: true, errCode: codeInvalidRequest},
+		{name: "two headers", auth: []string{"Bearer a", "Bearer b"}, errCode: codeInvalidRequest},
+		{name: "empty query value", target: "/p?access_token=", query: true, errCode: codeInvalidToken},
+		{name: "bad escape", target: "/p?access_token=%zz", query: true, errCode: codeInvalidToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := tt.target
+			if target == "" {
+				target = "/p"
+			}
+			r := httptest.NewRequest("GET", target, nil)
+			for _, a := range tt.auth {
+				r.Header.Add("Authorization", a)
+			}
+			tok, aerr := extractToken(r, tt.query)
+			if tt.errCode != "" {
+				if aerr == nil || aerr.code != tt.errCode {
+					t.Fatalf("got token %q, err %v; want %s", tok, aerr, tt.errCode)
+				}
+				return
+			}
+			if aerr != nil || tok != tt.token {
+				t.Fatalf("got %q, %v; want %q", tok, aerr, tt.token)
+			}
+		})
+	}
+}
