@@ -47,7 +47,7 @@ func bearer(tok string) map[string]string { return map[string]string{"Authorizat
 
 type problemBody struct {
 	Type, Title, Detail, Instance, Code, TraceID string
-	Status                                        int
+	Status                                       int
 }
 
 func decodeProblem(t testing.TB, rec *httptest.ResponseRecorder) problemBody {
@@ -82,13 +82,13 @@ func TestAuthenticationTable(t *testing.T) {
 	now := time.Now()
 	challenge := `Bearer realm="workspace", error="invalid_token", error_description="`
 	tests := []struct {
-		name     string
-		target   string
-		hdr      map[string]string
-		status   int
-		code     string
-		wwwAuth  string // prefix
-		reachDB  bool
+		name    string
+		target  string
+		hdr     map[string]string
+		status  int
+		code    string
+		wwwAuth string // prefix
+		reachDB bool
 	}{
 		{name: "RS256 accepted", hdr: bearer(rsaKey.mint(t, claimsFor("user-1"), nil)), status: 200, reachDB: true},
 		{name: "ES256 accepted", hdr: bearer(ecKey.mint(t, claimsFor("user-1"), nil)), status: 200, reachDB: true},

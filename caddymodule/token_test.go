@@ -10,20 +10,20 @@ import (
 func TestPrecheckToken(t *testing.T) {
 	part := func(n int) string { return strings.Repeat("a", n) }
 	tests := map[string]bool{
-		"aaaa.bbbb.cccc":                  true,
-		"aa.bbb.cc":                       true,
-		part(100) + "." + part(10) + ".A": false, // 1 mod 4
-		"aaaa.bbbb.cccc.dddd.eeee":        false,
-		"aaaa.bbbb":                       false,
-		"aaaa..cccc":                      false,
-		".bbbb.cccc":                      false,
-		"aaaa.bbbb.":                      false,
-		"aaaa.bb=b.cccc":                  false,
-		"aa+a.bbbb.cccc":                  false,
-		"aa/a.bbbb.cccc":                  false,
-		"aaaa.bbbb.cc cc":                 false,
-		"":                                false,
-		"aaaa.bbbb.cccé":                  false,
+		"aaaa.bbbb.cccc":                    true,
+		"aa.bbb.cc":                         true,
+		part(100) + "." + part(10) + ".A":   false, // 1 mod 4
+		"aaaa.bbbb.cccc.dddd.eeee":          false,
+		"aaaa.bbbb":                         false,
+		"aaaa..cccc":                        false,
+		".bbbb.cccc":                        false,
+		"aaaa.bbbb.":                        false,
+		"aaaa.bb=b.cccc":                    false,
+		"aa+a.bbbb.cccc":                    false,
+		"aa/a.bbbb.cccc":                    false,
+		"aaaa.bbbb.cc cc":                   false,
+		"":                                  false,
+		"aaaa.bbbb.cccé":                    false,
 		part(maxTokenLen-10) + ".bbbb.cccc": true, // exactly 8 KiB
 		part(maxTokenLen-9) + ".bbbb.cccc":  false,
 	}
