@@ -228,3 +228,6 @@ func newFileHandler(t testing.TB, jwks []byte, mod func(*Handler)) (*Handler, *c
 func newTestContext() (caddy.Context, context.CancelFunc) {
 	return caddy.NewContext(caddy.Context{Context: context.Background()})
 }
+
+func caddyReplacerKey() any        { return caddy.ReplacerCtxKey }
+func newReplacer() *caddy.Replacer { return caddy.NewReplacer() }
