@@ -231,3 +231,5 @@ func newTestContext() (caddy.Context, context.CancelFunc) {
 
 func caddyReplacerKey() any        { return caddy.ReplacerCtxKey }
 func newReplacer() *caddy.Replacer { return caddy.NewReplacer() }
+
+func jwkExport(k testKey, dst *any) error { return jwk.Export(k.pub, dst) }

@@ -78,39 +78,28 @@ func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
 		if name == "id" {
 			name = subject
 		}
-		v, ok := c[name]
+		v, ok := c.text(name)
 		if !ok {
 			return nil, false
 		}
-		return claimString(v), true
+		return v, true
 	})
 }
 
-// claimString is a claim's string form: strings as they are, numbers as
-// written in the token, anything else as compact JSON.
-func claimString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	default:
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
-}
-
+// isServiceAccount: the claim (or, for an array claim, any element) has
+// one of the configured values in its string form.
 func (h *Handler) isServiceAccount(c claims) bool {
-	v, ok := c[h.ServiceAccount.Claim]
+	raw, ok := c[h.ServiceAccount.Claim]
 	if !ok {
 		return false
 	}
-	values := []any{v}
-	if arr, ok := v.([]any); ok {
-		values = arr
+	values := []json.RawMessage{raw}
+	if raw[0] == '[' {
+		values = nil
+		_ = json.Unmarshal(raw, &values)
 	}
 	for _, x := range values {
-		s := claimString(x)
+		s := rawText(x)
 		for _, want := range h.ServiceAccount.Values {
 			if s == want {
 				return true
@@ -122,7 +111,7 @@ func (h *Handler) isServiceAccount(c claims) bool {
 
 // identity is what the profile service needs to know of the caller.
 func (h *Handler) identity(c claims) profile.Identity {
-	str := func(name string) string { s, _ := c[name].(string); return s }
+	str := func(name string) string { s, _ := c.str(name); return s }
 	id := profile.Identity{
 		UserID:            str(h.verifier.subject),
 		PreferredUserName: str("preferred_username"),
@@ -130,8 +119,8 @@ func (h *Handler) identity(c claims) profile.Identity {
 		GivenName:         str("given_name"),
 		FamilyName:        str("family_name"),
 	}
-	if v, ok := c["UserType"]; ok {
-		switch claimString(v) {
+	if v, ok := c.text("UserType"); ok {
+		switch v {
 		case "1":
 			id.UserType = profile.UserTypeAdmin
 		case "2":

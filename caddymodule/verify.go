@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +31,58 @@ type verifier struct {
 	now        func() time.Time
 }
 
-// claims is the verified payload of a token.
-type claims map[string]any
+// claims is the verified payload of a token, each claim kept as raw JSON
+// and decoded only when something asks for it: most requests read a
+// handful of claims out of many.
+type claims map[string]json.RawMessage
+
+// str returns a string claim; ok is false when it is absent or not a string.
+func (c claims) str(name string) (string, bool) {
+	return jsonString(c[name])
+}
+
+// jsonString decodes a JSON string literal. Claims are almost always plain
+// ASCII without escapes, which are read without reflection.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && bytes.IndexByte(plain, '"') < 0 {
+		for _, b := range plain {
+			if b < 0x20 || b >= 0x80 {
+				goto slow
+			}
+		}
+		return string(plain), true
+	}
+slow:
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// text is a claim's string form: strings unquoted, anything else (numbers
+// as written in the token, booleans, arrays, objects) as compact JSON.
+func (c claims) text(name string) (string, bool) {
+	raw, ok := c[name]
+	if !ok {
+		return "", false
+	}
+	return rawText(raw), true
+}
+
+func rawText(raw json.RawMessage) string {
+	if s, ok := jsonString(raw); ok {
+		return s
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
 
 // header is the part of the JOSE header the verifier looks at. jku, x5u,
 // jwk and x5c are deliberately not read: keys come only from the config.
@@ -139,13 +190,12 @@ func parseClaims(seg string) (claims, error) {
 	return decodeClaims(raw)
 }
 
-// decodeClaims keeps numbers as json.Number so that "exp must be numeric"
-// can be told apart from a string that looks like a number.
+// decodeClaims splits the payload into raw claims; the types are checked
+// where each claim is read, so "exp must be numeric" can be told apart
+// from a string that looks like a number.
 func decodeClaims(raw []byte) (claims, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	var c claims
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, err
 	}
 	if c == nil {
@@ -185,13 +235,13 @@ func (v *verifier) checkClaims(c claims) *authError {
 			return &authError{401, codeTokenNotYetValid, "The token is not valid yet."}
 		}
 	}
-	if iss, _ := c["iss"].(string); !slices.Contains(v.issuers, iss) {
+	if iss, _ := c.str("iss"); !slices.Contains(v.issuers, iss) {
 		return &authError{401, codeInvalidIssuer, "The token issuer is not accepted."}
 	}
 	if !audienceMatches(c["aud"], v.audiences) {
 		return &authError{401, codeInvalidAudience, "The token audience is not accepted."}
 	}
-	if sub, _ := c[v.subject].(string); sub == "" {
+	if sub, _ := c.str(v.subject); sub == "" {
 		return errInvalidToken("The token has no subject.")
 	}
 	return nil
@@ -199,25 +249,26 @@ func (v *verifier) checkClaims(c claims) *authError {
 
 // numericDate accepts a JSON number only (RFC 7519's NumericDate); a
 // string, even "1700000000", is refused.
-func numericDate(v any) (float64, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
+func numericDate(raw json.RawMessage) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return 0, false
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}
 	return f, true
 }
 
-func audienceMatches(aud any, accepted []string) bool {
-	switch a := aud.(type) {
-	case string:
-		return slices.Contains(accepted, a)
-	case []any:
-		for _, x := range a {
-			if s, ok := x.(string); ok && slices.Contains(accepted, s) {
+// audienceMatches: aud is one string or an array of strings (RFC 7519).
+func audienceMatches(raw json.RawMessage, accepted []string) bool {
+	if one, ok := jsonString(raw); ok {
+		return slices.Contains(accepted, one)
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) == nil {
+		for _, a := range many {
+			if slices.Contains(accepted, a) {
 				return true
 			}
 		}

@@ -70,9 +70,21 @@ func nullable(s string) *string {
 // authentication failure. Errors and Warnings are never null.
 type Envelope struct {
 	Data     *ProfileData `json:"Data"`
-	Errors   []Item       `json:"Errors"`
-	Warnings []Item       `json:"Warnings"`
+	Errors   Items        `json:"Errors"`
+	Warnings Items        `json:"Warnings"`
 	Success  bool         `json:"Success"`
+}
+
+// Items is a list of errors or warnings; it is written as [] when empty,
+// even in an Envelope built by hand.
+type Items []Item
+
+// MarshalJSON implements json.Marshaler.
+func (it Items) MarshalJSON() ([]byte, error) {
+	if len(it) == 0 {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]Item(it))
 }
 
 // OK is a successful envelope carrying p and the given warnings.
@@ -90,14 +102,6 @@ func nonNil(items []Item) []Item {
 		return []Item{}
 	}
 	return items
-}
-
-// MarshalJSON guarantees the "arrays, never null" rule even for an
-// Envelope built by hand.
-func (e Envelope) MarshalJSON() ([]byte, error) {
-	type plain Envelope
-	e.Errors, e.Warnings = nonNil(e.Errors), nonNil(e.Warnings)
-	return json.Marshal(plain(e))
 }
 
 // Problem is an RFC 9457 problem details body shaped as ASP.NET Core writes
