@@ -34,6 +34,7 @@ type itConfig struct {
 	dbPath    string
 	logPath   string // access log file, "" for none
 	extra     string // extra lines inside workspace_profile
+	site      string // extra directives in the site block
 }
 
 func (c itConfig) caddyfile() string {
@@ -87,12 +88,13 @@ http://localhost:9080 {
 		create_missing
 		%s
 	}
+	%s
 	# a catch-all API block: the profile route must still be ours
 	handle /api/* {
 		respond "legacy api" 299
 	}
 }
-`, logBlock, src.String(), c.issuers, c.audiences, c.dbPath, c.extra)
+`, logBlock, src.String(), c.issuers, c.audiences, c.dbPath, c.extra, c.site)
 }
 
 func startCaddy(t *testing.T, cfg itConfig) *caddytest.Tester {
@@ -219,11 +221,27 @@ func TestVectorsMatchShared(t *testing.T) {
 // routes left alone.
 func TestIntegrationAuthAndStorage(t *testing.T) {
 	k := newTestKey(t, jwa.ES256(), "es-1")
-	idp := newJWKSServer(t, jwksOf(t, k))
-	tc := startCaddy(t, itConfig{jwksURL: idp.URL})
+	rs := newTestKey(t, jwa.RS256(), "rs-1")
+	ed := newTestKey(t, jwa.EdDSA(), "ed-1")
+	idp := newJWKSServer(t, jwksOf(t, k, rs, ed))
+	// a second route whose provider is down: KeysUnavailable
+	down := newJWKSServer(t, nil)
+	down.set(http.StatusBadGateway, []byte("<html>bad gateway</html>"))
+	tc := startCaddy(t, itConfig{jwksURL: idp.URL, site: fmt.Sprintf(`workspace_profile /api/keys-down {
+		jwks_url %s
+		issuer %s
+		audience %s
+		storage memory
+	}`, down.URL, testIssuer, testAudience)})
 	url := itBase + profilePath
 
-	waitFor(t, func() bool { return idp.fetches.Load() > 0 })
+	waitFor(t, func() bool { return idp.fetches.Load() > 0 && down.fetches.Load() > 0 })
+	for _, key := range []testKey{k, rs, ed} {
+		r := do(t, tc.Client, "GET", url, bearer(key.mint(t, claimsFor("multi-"+key.alg.String()), nil)), "")
+		if r.status != 200 || r.envelope(t).Data.UserID != "multi-"+key.alg.String() {
+			t.Errorf("%s token: %d %s", key.alg, r.status, r.body)
+		}
+	}
 	alice := claimsFor("alice-id")
 	alice["preferred_username"] = "alice"
 	tok := k.mint(t, alice, nil)
@@ -253,12 +271,18 @@ func TestIntegrationAuthAndStorage(t *testing.T) {
 		{"issuer", url, bearer(k.mint(t, foreign, nil)), 401, "InvalidIssuer"},
 		{"audience", url, bearer(k.mint(t, wrongAud, nil)), 401, "InvalidAudience"},
 		{"header and query", url + "?access_token=" + tok, bearer(tok), 400, "InvalidRequest"},
+		{"query parameter twice", url + "?access_token=" + tok + "&access_token=" + tok, nil, 400, "InvalidRequest"},
+		{"unknown kid", url, bearer(k.mint(t, alice, map[string]any{"kid": "rotated-away"})), 401, "InvalidToken"},
+		{"keys unavailable", itBase + "/api/keys-down", bearer(tok), 503, "KeysUnavailable"},
 		{"service account", url, bearer(k.mint(t, svc, nil)), 403, "ServiceAccountForbidden"},
 	}
 	for _, row := range rows {
 		r := do(t, tc.Client, "GET", row.target, row.hdr, "")
 		if r.status != row.status || r.problemCode(t) != row.code || r.header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s", row.name, r.status, r.body)
+		}
+		if row.status == 503 && r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", row.name)
 		}
 	}
 
