@@ -60,27 +60,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return nil
 		}
+		lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers, "audience": &h.Audiences}
+		if dst, ok := lists[opt]; ok {
+			if err := needArgs(1, -1); err != nil {
+				return err
+			}
+			*dst = append(*dst, args...)
+			continue
+		}
 		switch opt {
-		case "jwks_url":
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			h.JWKSURLs = append(h.JWKSURLs, args...)
-		case "jwks_file":
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			h.JWKSFiles = append(h.JWKSFiles, args...)
-		case "issuer":
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			h.Issuers = append(h.Issuers, args...)
-		case "audience":
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			h.Audiences = append(h.Audiences, args...)
 		case "algorithms":
 			if err := needArgs(1, -1); err != nil {
 				return err
@@ -157,14 +145,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
 		}
 	}
-	if len(h.Issuers) == 0 {
-		return d.Err("workspace_profile: issuer: at least one issuer is required")
-	}
-	if len(h.Audiences) == 0 {
-		return d.Err("workspace_profile: audience: at least one audience is required")
-	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
-		return d.Err("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	if err := h.checkRequired(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }

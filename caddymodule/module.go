@@ -210,14 +210,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // validateConfig checks the options that do not need any I/O; it runs at
 // provision so that a bad config never starts a goroutine or opens a file.
 func (h *Handler) validateConfig() error {
-	if len(h.Issuers) == 0 {
-		return fmt.Errorf("workspace_profile: issuer: at least one issuer is required")
-	}
-	if len(h.Audiences) == 0 {
-		return fmt.Errorf("workspace_profile: audience: at least one audience is required")
-	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
-		return fmt.Errorf("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	if err := h.checkRequired(); err != nil {
+		return err
 	}
 	for _, a := range h.Algorithms {
 		if !supportedAlgorithm(a) {
@@ -242,6 +236,21 @@ func (h *Handler) validateConfig() error {
 	}
 	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
 		return fmt.Errorf("workspace_profile: path: %q must be a clean absolute path", h.Path)
+	}
+	return nil
+}
+
+// checkRequired checks the options without which the handler cannot work;
+// the Caddyfile parser runs it too, to point at the directive's line.
+func (h *Handler) checkRequired() error {
+	if len(h.Issuers) == 0 {
+		return fmt.Errorf("workspace_profile: issuer: at least one issuer is required")
+	}
+	if len(h.Audiences) == 0 {
+		return fmt.Errorf("workspace_profile: audience: at least one audience is required")
+	}
+	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
+		return fmt.Errorf("workspace_profile: jwks_url/jwks_file: at least one key source is required")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -204,11 +205,7 @@ func decodeClaims(raw []byte) (claims, error) {
 	return c, nil
 }
 
-var errNotObject = jsonError("claims are not a JSON object")
-
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }
+var errNotObject = errors.New("claims are not a JSON object")
 
 // checkClaims applies the contract's claim rules in ASP.NET's order:
 // lifetime, then issuer, then audience, then the subject.
