@@ -1,0 +1,370 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"mime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Codes of the items the normalizer and the upstream trip emit.
+const (
+	CodeUpstreamError            = "UpstreamError"
+	CodeUpstreamInvalidResponse  = "UpstreamInvalidResponse"
+	CodeUpstreamUnavailable      = "UpstreamUnavailable"
+	CodeUpstreamTimeout          = "UpstreamTimeout"
+	CodeUpstreamResponseTooLarge = "UpstreamResponseTooLarge"
+	CodeValidationError          = "ValidationError"
+)
+
+// ServiceAccountDetail is the legacy API's own words for refusing a service
+// account; a backend 403 that says them keeps the contract's code.
+const ServiceAccountDetail = "Service accounts cannot access this endpoint via API keys."
+
+// LegacyResponse is what a legacy backend answered, read whole.
+type LegacyResponse struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// Normalized is what the client gets for a LegacyResponse: an envelope, a
+// problem (401 and 403), or neither for a body-less answer (304).
+type Normalized struct {
+	Status   int
+	Envelope *Envelope
+	Problem  *Problem
+}
+
+// Normalize turns whatever a legacy backend answered into the contract's
+// shapes. It never fails and never passes the backend's text, HTML or
+// server-error messages through: 2xx and 4xx statuses are kept, 5xx become
+// 502, 401 and 403 become problem details.
+func Normalize(r LegacyResponse) Normalized {
+	switch {
+	case r.Status == 304:
+		return Normalized{Status: 304}
+	case r.Status == 401 || r.Status == 403:
+		return Normalized{Status: r.Status, Problem: legacyProblem(r)}
+	case r.Status >= 500 || r.Status < 200:
+		// a 5xx body may hold stack traces or internals: never passed on
+		return failed(502, NewError(CodeUpstreamError, "The backend failed to process the request.", "", TypeSystem, nil))
+	case r.Status >= 300 && r.Status < 400:
+		return invalidResponse()
+	}
+
+	body := bytes.TrimSpace(r.Body)
+	if len(body) == 0 {
+		if r.Status < 300 {
+			return Normalized{Status: 200, Envelope: &Envelope{Errors: Items{}, Warnings: Items{}, Success: true}}
+		}
+		return genericClientError(r.Status)
+	}
+	obj, ok := parseObject(r.ContentType, body)
+	if !ok {
+		if r.Status < 300 {
+			return invalidResponse()
+		}
+		return genericClientError(r.Status)
+	}
+	switch {
+	case isEnvelope(obj):
+		return fromEnvelope(r.Status, obj)
+	case isProblem(obj):
+		if r.Status < 300 {
+			return invalidResponse()
+		}
+		return failed(r.Status, problemItems(obj)...)
+	case isFlatProfile(obj) && r.Status < 300:
+		return Normalized{Status: r.Status, Envelope: &Envelope{Data: profileData(obj), Errors: Items{}, Warnings: Items{}, Success: true}}
+	case r.Status < 300:
+		return invalidResponse()
+	default:
+		return genericClientError(r.Status)
+	}
+}
+
+func failed(status int, errs ...Item) Normalized {
+	env := Failed(errs...)
+	return Normalized{Status: status, Envelope: &env}
+}
+
+func invalidResponse() Normalized {
+	return failed(502, NewError(CodeUpstreamInvalidResponse, "The backend answered in a form this API does not understand.", "", TypeSystem, nil))
+}
+
+// genericClientError keeps a 4xx whose body says nothing usable, with the
+// item the contract uses for that status where it has one.
+func genericClientError(status int) Normalized {
+	var it Item
+	switch status {
+	case 404:
+		it = NotFoundItem()
+	case 405:
+		it = MethodNotAllowedItem()
+	case 412:
+		it = PreconditionFailedItem()
+	case 413:
+		it = NewError(CodePayloadTooLarge, "The request body is too large.", "", TypeValidation, nil)
+	case 415:
+		it = UnsupportedMediaTypeItem()
+	default:
+		it = NewError(CodeUpstreamError, "The backend rejected the request.", "", TypeBusinessRule, nil)
+	}
+	return failed(status, it)
+}
+
+// object is a JSON object whose keys are looked up in any case or style:
+// "userId", "UserId", "user_id" and "user-id" are one key.
+type object map[string]any
+
+func foldKey(k string) string {
+	return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))
+}
+
+func (o object) get(names ...string) (any, bool) {
+	for _, n := range names {
+		if v, ok := o[n]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// parseObject accepts a JSON object (any JSON media type, or none named);
+// arrays, scalars, invalid JSON, text and HTML are not bodies we use.
+func parseObject(contentType string, body []byte) (object, bool) {
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, false
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw map[string]any
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+		return nil, false
+	}
+	return fold(raw), true
+}
+
+func fold(raw map[string]any) object {
+	o := make(object, len(raw))
+	for k, v := range raw {
+		if m, ok := v.(map[string]any); ok && foldKey(k) != "errors" && foldKey(k) != "metadata" {
+			v = fold(m)
+		}
+		o[foldKey(k)] = v
+	}
+	return o
+}
+
+func isEnvelope(o object) bool {
+	_, data := o["data"]
+	_, success := o["success"]
+	_, warnings := o["warnings"]
+	_, errArray := o["errors"].([]any)
+	return data || success || warnings || errArray
+}
+
+func isProblem(o object) bool {
+	_, errMap := o["errors"].(map[string]any)
+	_, title := o["title"]
+	_, detail := o["detail"]
+	_, typ := o["type"]
+	return errMap || title || detail || typ
+}
+
+// The profile's properties under the names legacy services use for them.
+var (
+	keysUserID    = []string{"userid", "id", "uid"}
+	keysUserName  = []string{"username", "login", "loginname"}
+	keysEmail     = []string{"email", "emailaddress", "mail"}
+	keysFirstName = []string{"firstname", "givenname"}
+	keysLastName  = []string{"lastname", "familyname", "surname"}
+	keysUserType  = []string{"usertype", "accounttype"}
+)
+
+func isFlatProfile(o object) bool {
+	for _, keys := range [][]string{keysUserID, keysUserName, keysEmail, keysFirstName, keysLastName} {
+		if _, ok := o.get(keys...); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func str(v any) *string {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil
+		}
+		return &x
+	case json.Number:
+		s := x.String()
+		return &s
+	}
+	return nil
+}
+
+func profileData(o object) *ProfileData {
+	d := &ProfileData{}
+	get := func(keys []string) *string { v, _ := o.get(keys...); return str(v) }
+	if id := get(keysUserID); id != nil {
+		d.UserID = *id
+	}
+	d.UserName, d.Email, d.FirstName, d.LastName = get(keysUserName), get(keysEmail), get(keysFirstName), get(keysLastName)
+	if t := get(keysUserType); t != nil {
+		if n, err := strconv.Atoi(*t); err == nil && n >= 0 && n <= 2 {
+			d.UserType = UserType(n)
+		}
+	}
+	return d
+}
+
+func fromEnvelope(status int, o object) Normalized {
+	env := Envelope{Errors: items(o["errors"], SeverityError), Warnings: items(o["warnings"], SeverityWarning)}
+	if data, ok := o["data"].(object); ok && status < 300 {
+		env.Data = profileData(data)
+	}
+	// Success is derived, not copied: an envelope that says it failed
+	// with a 200, or succeeded with a 400, is made consistent.
+	env.Success = status < 300 && len(env.Errors) == 0
+	if !env.Success {
+		env.Data = nil
+		if len(env.Errors) == 0 {
+			env.Errors = Items{NewError(CodeUpstreamError, "The backend rejected the request.", "", TypeBusinessRule, nil)}
+		}
+		if status < 300 {
+			status = 400
+		}
+	}
+	return Normalized{Status: status, Envelope: &env}
+}
+
+// items reads the backend's errors or warnings in any key case; an item
+// without code or message gets a generic one, since both are required.
+func items(v any, defaultSeverity Severity) Items {
+	list, _ := v.([]any)
+	out := Items{}
+	for _, x := range list {
+		o, ok := x.(object)
+		if !ok {
+			if m, isMap := x.(map[string]any); isMap {
+				o = fold(m)
+			} else {
+				continue
+			}
+		}
+		it := Item{Code: CodeUpstreamError, Message: "The backend reported a problem.", Target: target(), Severity: defaultSeverity}
+		if s := str(o["code"]); s != nil {
+			it.Code = *s
+		}
+		if s := str(o["message"]); s != nil {
+			it.Message = *s
+		}
+		if s := str(o["target"]); s != nil {
+			it.Target = s
+		}
+		if s := str(o["field"]); s != nil {
+			f := fieldName(*s)
+			it.Field = &f
+		}
+		if m, ok := o["metadata"].(map[string]any); ok && len(m) > 0 {
+			it.Metadata = make(map[string]string, len(m))
+			for k, mv := range m {
+				if s := str(mv); s != nil {
+					it.Metadata[k] = *s
+				}
+			}
+		}
+		it.Type = ItemType(enumValue(o["type"], int(TypeValidation)))
+		it.Severity = Severity(enumValue(o["severity"], int(defaultSeverity)))
+		out = append(out, it)
+	}
+	return out
+}
+
+// enumValue reads 0, 1 or 2 (a number or a numeric string), else def.
+func enumValue(v any, def int) int {
+	if s := str(v); s != nil {
+		if n, err := strconv.Atoi(*s); err == nil && n >= 0 && n <= 2 {
+			return n
+		}
+	}
+	return def
+}
+
+// fieldName maps an ASP.NET model-state key ("$.userName", "UserName",
+// "userName") to the contract's property name; other keys stay as given.
+func fieldName(k string) string {
+	k = strings.TrimPrefix(strings.TrimPrefix(k, "$"), ".")
+	if c := canonicalField(k); c != "" {
+		return c
+	}
+	return k
+}
+
+// problemItems turns RFC 7807/9457 problem details into error items: one
+// per message of ASP.NET's errors map (Field set), else one for the whole.
+func problemItems(o object) []Item {
+	var errs []Item
+	if m, ok := o["errors"].(map[string]any); ok {
+		for _, field := range slices.Sorted(maps.Keys(m)) { // stable output
+			msgs, _ := m[field].([]any)
+			if s, isStr := m[field].(string); isStr {
+				msgs = []any{s}
+			}
+			for _, msg := range msgs {
+				if s := str(msg); s != nil {
+					errs = append(errs, NewError(CodeValidationError, *s, fieldName(field), TypeValidation, nil))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	code := CodeUpstreamError
+	if s := str(o["code"]); s != nil {
+		code = *s
+	}
+	msg := "The backend rejected the request."
+	if s := str(o["detail"]); s != nil {
+		msg = *s
+	} else if s := str(o["title"]); s != nil {
+		msg = *s
+	}
+	return []Item{NewError(code, msg, "", TypeBusinessRule, nil)}
+}
+
+// legacyProblem is the problem details for a backend's 401 or 403. The
+// backend's detail is kept when it gave one in JSON; its code too.
+func legacyProblem(r LegacyResponse) *Problem {
+	code, detail := "InvalidToken", "The backend refused the credentials."
+	if r.Status == 403 {
+		code, detail = "Forbidden", "The backend refused access."
+	}
+	if o, ok := parseObject(r.ContentType, bytes.TrimSpace(r.Body)); ok {
+		if s := str(o["detail"]); s != nil {
+			detail = *s
+		} else if errs := items(o["errors"], SeverityError); len(errs) > 0 {
+			detail = errs[0].Message
+		} else if s := str(o["message"]); s != nil {
+			detail = *s
+		}
+		if s := str(o["code"]); s != nil {
+			code = *s
+		}
+	}
+	if r.Status == 403 && detail == ServiceAccountDetail {
+		code = "ServiceAccountForbidden"
+	}
+	p := NewProblem(r.Status, code, detail, "", "")
+	return &p
+}
