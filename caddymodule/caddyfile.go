@@ -5,6 +5,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/dustin/go-humanize"
 )
 
@@ -42,6 +43,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    create_missing
 //	    max_body      <size>
 //	    storage       memory | bolt [<file>]
+//	    upstream      <to>... { <reverse_proxy subdirectives> }
+//	    max_upstream_body <size>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -53,6 +56,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt == "upstream" {
+			if err := h.unmarshalUpstream(d); err != nil {
+				return err
+			}
+			continue
+		}
 		args := d.RemainingArgs()
 		needArgs := func(min, max int) error {
 			if len(args) < min || (max >= 0 && len(args) > max) {
@@ -139,8 +148,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.StorageRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
-		case "upstream":
-			return d.Errf("workspace_profile: upstream: upstream mode is not available in this version; use storage")
+		case "max_upstream_body":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(args[0])
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("workspace_profile: max_upstream_body: %q is not a size between 1B and 1GiB", args[0])
+			}
+			h.MaxUpstreamBody = int64(n)
 		default:
 			return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
 		}
@@ -148,6 +164,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := h.checkRequired(); err != nil {
 		return d.Err(err.Error())
 	}
+	return nil
+}
+
+// unmarshalUpstream hands `upstream <to>... { ... }` to reverse_proxy's own
+// parser, as forward_auth does, so every reverse_proxy subdirective works.
+func (h *Handler) unmarshalUpstream(d *caddyfile.Dispenser) error {
+	if h.UpstreamRaw != nil {
+		return d.Errf("workspace_profile: upstream: configured twice")
+	}
+	tokens := d.NextSegment()
+	for _, tok := range tokens {
+		// response routes would bypass the normalization this handler
+		// exists for
+		if tok.Text == "handle_response" || tok.Text == "replace_status" {
+			return d.Errf("workspace_profile: upstream: %s is not supported: workspace_profile normalizes the response", tok.Text)
+		}
+	}
+	// reverse_proxy's parser consumes the directive name ("upstream") itself
+	rp := new(reverseproxy.Handler)
+	if err := rp.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+		return d.Errf("workspace_profile: upstream: %v", err)
+	}
+	h.UpstreamRaw = caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil)
 	return nil
 }
 

@@ -52,6 +52,20 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			query_token on
 			storage memory
 		}`, `{"jwks_urls":["http://127.0.0.1:9999/jwks"],"issuers":["i"],"audiences":["a"],"query_token":true,"storage":{"backend":"memory"}}`},
+		{"upstream with reverse_proxy subdirectives", `workspace_profile {
+			jwks_file k
+			issuer i
+			audience a
+			max_upstream_body 2MiB
+			upstream 10.0.0.1:8080 legacy.internal:8080 {
+				lb_policy first
+				transport http {
+					response_header_timeout 5s
+				}
+			}
+		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"upstream":{"handler":"reverse_proxy",` +
+			`"load_balancing":{"selection_policy":{"policy":"first"}},"transport":{"protocol":"http","response_header_timeout":5000000000},` +
+			`"upstreams":[{"dial":"10.0.0.1:8080"},{"dial":"legacy.internal:8080"}]},"max_upstream_body":2097152}`},
 		{"bolt default file", `workspace_profile {
 			jwks_file k
 			issuer i

@@ -32,7 +32,7 @@ const (
 )
 
 // serviceAccountDetail is the legacy API's own words for the refusal.
-const serviceAccountDetail = "Service accounts cannot access this endpoint via API keys."
+const serviceAccountDetail = profile.ServiceAccountDetail
 
 var (
 	errMissingToken    = &authError{http.StatusUnauthorized, codeMissingToken, "No bearer token was sent."}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/zap"
 
@@ -30,6 +31,7 @@ const (
 	DefaultLeeway       = 30 * time.Second
 	DefaultSubjectClaim = "sub"
 	DefaultMaxBody      = 64 << 10
+	DefaultMaxUpstream  = 1 << 20
 	DefaultServiceClaim = "UserType"
 	DefaultServiceValue = "2"
 )
@@ -99,11 +101,23 @@ type Handler struct {
 
 	// The storage backend, a module of namespace
 	// http.workspace_profile.storage named by its "backend" key: memory or
-	// bolt. Default: bolt in Caddy's data directory.
+	// bolt. Default, when upstream is not set either: bolt in Caddy's data
+	// directory.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=http.workspace_profile.storage inline_key=backend"`
+
+	// Upstream mode: the legacy backend, as a reverse_proxy handler
+	// ({"handler": "reverse_proxy", "upstreams": [...], ...}). Load
+	// balancing, health checks, transports and timeouts are
+	// reverse_proxy's. Mutually exclusive with storage.
+	UpstreamRaw json.RawMessage `json:"upstream,omitempty" caddy:"namespace=http.handlers inline_key=handler"`
+
+	// Upstream mode: the largest backend response read, in bytes; a larger
+	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
+	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
 
 	path     string
 	service  profile.Service
+	upstream *reverseproxy.Handler
 	verifier *verifier
 	logger   *zap.Logger
 	cancel   context.CancelFunc
@@ -142,6 +156,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
+	}
+	if h.MaxUpstreamBody == 0 {
+		h.MaxUpstreamBody = DefaultMaxUpstream
 	}
 	if h.ServiceAccount == nil {
 		h.ServiceAccount = &ServiceAccount{}
@@ -196,6 +213,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.verifier = v
 
+	if h.UpstreamRaw != nil {
+		mod, err := ctx.LoadModule(h, "UpstreamRaw")
+		if err != nil {
+			return fmt.Errorf("workspace_profile: upstream: %w", err)
+		}
+		rp, ok := mod.(*reverseproxy.Handler)
+		if !ok {
+			return fmt.Errorf("workspace_profile: upstream: handler must be reverse_proxy, not %T", mod)
+		}
+		h.upstream = rp
+		return nil
+	}
 	if h.StorageRaw == nil {
 		h.StorageRaw = json.RawMessage(`{"backend":"bolt"}`)
 	}
@@ -234,6 +263,9 @@ func (h *Handler) validateConfig() error {
 	if h.MaxBody < 0 {
 		return fmt.Errorf("workspace_profile: max_body: must not be negative")
 	}
+	if h.MaxUpstreamBody < 0 {
+		return fmt.Errorf("workspace_profile: max_upstream_body: must not be negative")
+	}
 	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
 		return fmt.Errorf("workspace_profile: path: %q must be a clean absolute path", h.Path)
 	}
@@ -251,6 +283,12 @@ func (h *Handler) checkRequired() error {
 	}
 	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
 		return fmt.Errorf("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	}
+	if h.UpstreamRaw != nil && h.StorageRaw != nil {
+		return fmt.Errorf("workspace_profile: storage/upstream: configure exactly one backend, not both")
+	}
+	if h.UpstreamRaw != nil && h.CreateMissing {
+		return fmt.Errorf("workspace_profile: create_missing: applies to storage mode only, not with upstream")
 	}
 	return nil
 }

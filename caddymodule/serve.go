@@ -29,9 +29,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
 	}
 
-	c, aerr := h.authenticate(r)
+	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {
-		return h.writeProblem(w, r, aerr)
+		return writeAuthProblem(w, r, aerr)
+	}
+	if h.upstream != nil {
+		return h.serveUpstream(w, r, c, tok)
 	}
 	if r.Method == http.MethodGet {
 		return h.serveGet(w, r, c)
@@ -47,22 +50,22 @@ func (h *Handler) ownsPath(p string) bool {
 
 // authenticate extracts and verifies the token, sets the user
 // placeholders, and refuses service accounts.
-func (h *Handler) authenticate(r *http.Request) (claims, *authError) {
+func (h *Handler) authenticate(r *http.Request) (claims, string, *authError) {
 	tok, aerr := extractToken(r, h.QueryToken == nil || *h.QueryToken)
 	if aerr != nil {
-		return nil, aerr
+		return nil, "", aerr
 	}
 	c, aerr := h.verifier.verify(r.Context(), tok)
 	if aerr != nil {
-		return nil, aerr
+		return nil, "", aerr
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		setUserPlaceholders(repl, c, h.verifier.subject)
 	}
 	if h.isServiceAccount(c) {
-		return nil, errServiceAccount
+		return nil, "", errServiceAccount
 	}
-	return c, nil
+	return c, tok, nil
 }
 
 const userPlaceholderPrefix = "http.auth.user."
@@ -146,26 +149,9 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) err
 }
 
 func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) error {
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
-		return writeEnvelope(w, http.StatusUnsupportedMediaType, profile.Failed(profile.UnsupportedMediaTypeItem()))
-	}
-	if r.ContentLength > h.MaxBody {
-		return writeEnvelope(w, http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
-	if err != nil {
-		return writeEnvelope(w, http.StatusBadRequest, profile.Failed(profile.NewError(profile.CodeInvalidJSON,
-			"The request body could not be read.", "", profile.TypeValidation, nil)))
-	}
-	if int64(len(body)) > h.MaxBody {
-		return writeEnvelope(w, http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
-	}
-	req, warnings, errs := profile.BindUpdate(body)
-	req, verrs := req.Validate()
-	if errs = append(errs, verrs...); len(errs) > 0 {
-		env := profile.Failed(errs...)
-		env.Warnings = append(env.Warnings, warnings...)
-		return writeEnvelope(w, http.StatusBadRequest, env)
+	req, warnings, ok := h.readUpdate(w, r)
+	if !ok {
+		return nil
 	}
 	res, err := h.service.Put(r.Context(), h.identity(c), r.Header.Get("If-Match"), req)
 	if err != nil {
@@ -176,6 +162,37 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) err
 	}
 	w.Header().Set("ETag", res.Profile.ETag())
 	return writeEnvelope(w, http.StatusOK, profile.OK(res.Profile, warnings...))
+}
+
+// readUpdate reads, binds and validates a PUT body, the same in both
+// modes. When the body is refused it writes the answer and returns ok=false.
+func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profile.UpdateRequest, warnings []profile.Item, ok bool) {
+	refuse := func(status int, env profile.Envelope) (profile.UpdateRequest, []profile.Item, bool) {
+		_ = writeEnvelope(w, status, env)
+		return profile.UpdateRequest{}, nil, false
+	}
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return refuse(http.StatusUnsupportedMediaType, profile.Failed(profile.UnsupportedMediaTypeItem()))
+	}
+	if r.ContentLength > h.MaxBody {
+		return refuse(http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
+	if err != nil {
+		return refuse(http.StatusBadRequest, profile.Failed(profile.NewError(profile.CodeInvalidJSON,
+			"The request body could not be read.", "", profile.TypeValidation, nil)))
+	}
+	if int64(len(body)) > h.MaxBody {
+		return refuse(http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))
+	}
+	req, warnings, errs := profile.BindUpdate(body)
+	req, verrs := req.Validate()
+	if errs = append(errs, verrs...); len(errs) > 0 {
+		env := profile.Failed(errs...)
+		env.Warnings = append(env.Warnings, warnings...)
+		return refuse(http.StatusBadRequest, env)
+	}
+	return req, warnings, true
 }
 
 // isJSONContentType accepts application/json and application/*+json, in
@@ -220,25 +237,31 @@ func writeEnvelope(w http.ResponseWriter, status int, env profile.Envelope) erro
 	return nil
 }
 
-// writeProblem answers an authentication failure with problem details.
-func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, e *authError) error {
-	var traceID string
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		traceID, _ = repl.GetString("http.request.uuid")
+// writeAuthProblem answers an authentication failure with problem details.
+func writeAuthProblem(w http.ResponseWriter, r *http.Request, e *authError) error {
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
 	}
-	body, err := json.Marshal(profile.NewProblem(e.status, e.code, e.desc, r.URL.Path, traceID))
+	return writeProblem(w, r, profile.NewProblem(e.status, e.code, e.desc, "", ""), e.wwwAuthenticate())
+}
+
+// writeProblem writes p with the request's path as its instance and
+// Caddy's request ID as its traceId.
+func writeProblem(w http.ResponseWriter, r *http.Request, p profile.Problem, wwwAuthenticate string) error {
+	p.Instance = r.URL.Path
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		p.TraceID, _ = repl.GetString("http.request.uuid")
+	}
+	body, err := json.Marshal(p)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	hdr := w.Header()
 	setCommonHeaders(hdr, "application/problem+json")
-	if v := e.wwwAuthenticate(); v != "" {
-		hdr.Set("WWW-Authenticate", v)
+	if wwwAuthenticate != "" {
+		hdr.Set("WWW-Authenticate", wwwAuthenticate)
 	}
-	if e.status == http.StatusServiceUnavailable {
-		hdr.Set("Retry-After", "5")
-	}
-	w.WriteHeader(e.status)
+	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
 	return nil
 }

@@ -134,12 +134,14 @@ func (o object) get(names ...string) (any, bool) {
 	return nil, false
 }
 
-// parseObject accepts a JSON object (any JSON media type, or none named);
-// arrays, scalars, invalid JSON, text and HTML are not bodies we use.
+// parseObject accepts a JSON object sent as JSON, or under no media type,
+// text/plain or text/json, which old backends (and Go's content sniffing)
+// label JSON with. Arrays, scalars, invalid JSON, prose and HTML are not
+// bodies we use.
 func parseObject(contentType string, body []byte) (object, bool) {
 	if contentType != "" {
 		mt, _, err := mime.ParseMediaType(contentType)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && mt != "text/plain" && mt != "text/json") {
 			return nil, false
 		}
 	}

@@ -1,0 +1,235 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+// serveUpstream forwards an authenticated request to the legacy backend
+// through reverse_proxy and answers with the normalized response. A PUT is
+// validated here first, so the backend only ever sees valid, canonical
+// bodies; nothing refused at the edge reaches it.
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims, tok string) error {
+	var body []byte
+	var warnings []profile.Item
+	if r.Method == http.MethodPut {
+		req, warns, ok := h.readUpdate(w, r)
+		if !ok {
+			return nil
+		}
+		warnings = warns
+		body = canonicalBody(req)
+	}
+	out := h.upstreamRequest(r, c, tok, body)
+
+	buf := &bufferedResponse{header: http.Header{}, limit: h.MaxUpstreamBody}
+	err := h.proxy(buf, out)
+	switch {
+	case r.Context().Err() != nil:
+		// the client hung up: nobody reads the answer, and it is no error
+		if ce := h.logger.Check(zapcore.DebugLevel, "client closed the request during the upstream trip"); ce != nil {
+			ce.Write()
+		}
+		w.WriteHeader(499)
+		return nil
+	case buf.overflow:
+		return writeEnvelope(w, http.StatusBadGateway, profile.Failed(profile.NewError(profile.CodeUpstreamResponseTooLarge,
+			"The backend's answer is larger than this API accepts.", "", profile.TypeSystem,
+			map[string]string{"MaxBytes": itoa(h.MaxUpstreamBody)})))
+	case err != nil:
+		return h.writeTripError(w, err)
+	}
+
+	n := profile.Normalize(profile.LegacyResponse{Status: buf.status, ContentType: buf.header.Get("Content-Type"), Body: buf.body.Bytes()})
+	if buf.header.Get("Content-Encoding") != "" && buf.header.Get("Content-Encoding") != "identity" {
+		// the transport asked for identity; an encoded body cannot be read
+		n = profile.Normalize(profile.LegacyResponse{Status: buf.status, ContentType: "application/octet-stream"})
+	}
+	copyEndToEndHeaders(w.Header(), buf.header)
+	switch {
+	case n.Problem != nil:
+		challenge := ""
+		if n.Status == http.StatusUnauthorized {
+			challenge = `Bearer realm="workspace", error="invalid_token", error_description="The backend refused the token."`
+		}
+		return writeProblem(w, r, *n.Problem, challenge)
+	case n.Envelope == nil: // 304
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(n.Status)
+		return nil
+	}
+	if n.Envelope.Success && len(warnings) > 0 {
+		n.Envelope.Warnings = append(n.Envelope.Warnings, warnings...)
+	}
+	return writeEnvelope(w, n.Status, *n.Envelope)
+}
+
+// canonicalBody is the PUT body the backend gets: the four known properties
+// that were present, in their canonical spelling, already validated and
+// trimmed, so that it never binds a field the contract does not have.
+func canonicalBody(req profile.UpdateRequest) []byte {
+	m := make(map[string]string, 4)
+	for name, v := range map[string]*string{profile.FieldUserName: req.UserName, profile.FieldEmail: req.Email,
+		profile.FieldFirstName: req.FirstName, profile.FieldLastName: req.LastName} {
+		if v != nil {
+			m[name] = *v
+		}
+	}
+	b, _ := json.Marshal(m) // map keys are sorted: the body is canonical
+	return b
+}
+
+// upstreamRequest is the request the backend sees: the token in
+// Authorization and never in the query, the caller's identity in
+// X-Workspace-* headers that a client cannot forge, no Accept-Encoding (so
+// that the body can be read), and the validated body of a PUT.
+func (h *Handler) upstreamRequest(r *http.Request, c claims, tok string, body []byte) *http.Request {
+	out := r.Clone(r.Context())
+	out.URL.RawQuery = withoutTokenParam(r.URL.RawQuery)
+	out.RequestURI = ""
+	for name := range out.Header {
+		if strings.HasPrefix(name, "X-Workspace-") {
+			delete(out.Header, name)
+		}
+	}
+	out.Header.Del("Accept-Encoding")
+	out.Header.Set("Authorization", "Bearer "+tok)
+	if sub, ok := c.str(h.verifier.subject); ok {
+		out.Header.Set("X-Workspace-User-Id", sub)
+	}
+	if t, ok := c.text("UserType"); ok {
+		out.Header.Set("X-Workspace-User-Type", t)
+	}
+	if r.Method == http.MethodPut {
+		out.Body = httpBody(body)
+		out.ContentLength = int64(len(body))
+		out.Header.Set("Content-Type", "application/json; charset=utf-8")
+		out.Header.Del("Transfer-Encoding")
+	} else {
+		out.Body, out.ContentLength = http.NoBody, 0
+	}
+	return out
+}
+
+// withoutTokenParam drops every access_token pair from a raw query and
+// keeps the others exactly as they were encoded.
+func withoutTokenParam(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	kept := make([]string, 0, 4)
+	for pair := range strings.SplitSeq(raw, "&") {
+		if key, _, _ := strings.Cut(pair, "="); key == tokenParam || pair == "" {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(kept, "&")
+}
+
+// errAborted is reverse_proxy's abort (http.ErrAbortHandler) turned into an
+// error: the response broke off after its headers.
+var errAborted = errors.New("upstream response aborted")
+
+// proxy runs reverse_proxy into the buffer. reverse_proxy aborts a response
+// that breaks off after its headers by panicking with http.ErrAbortHandler;
+// since nothing has been written to the client yet, that is an error here.
+func (h *Handler) proxy(buf *bufferedResponse, r *http.Request) (err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec != http.ErrAbortHandler {
+				panic(rec)
+			}
+			err = errAborted
+		}
+	}()
+	return h.upstream.ServeHTTP(buf, r, noNext)
+}
+
+var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// writeTripError answers a failed trip: 504 for a timeout, 502 otherwise.
+func (h *Handler) writeTripError(w http.ResponseWriter, err error) error {
+	var he caddyhttp.HandlerError
+	status, code, msg := http.StatusBadGateway, profile.CodeUpstreamUnavailable, "The backend could not be reached."
+	switch {
+	case errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout, errors.Is(err, context.DeadlineExceeded):
+		status, code, msg = http.StatusGatewayTimeout, profile.CodeUpstreamTimeout, "The backend did not answer in time."
+	case errors.Is(err, errAborted):
+		code, msg = profile.CodeUpstreamInvalidResponse, "The backend's answer broke off."
+	}
+	if ce := h.logger.Check(zapcore.WarnLevel, "upstream trip failed"); ce != nil {
+		ce.Write(zap.Error(err), zap.Int("status", status))
+	}
+	return writeEnvelope(w, status, profile.Failed(profile.NewError(code, msg, "", profile.TypeSystem, nil)))
+}
+
+// Response headers that are the edge's to set, or hop-by-hop.
+var notPassed = map[string]bool{
+	"Content-Length": true, "Content-Type": true, "Content-Encoding": true, "Transfer-Encoding": true,
+	"Cache-Control": true, "X-Content-Type-Options": true, "Www-Authenticate": true, "Connection": true,
+	"Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Upgrade": true,
+}
+
+// copyEndToEndHeaders passes the backend's end-to-end headers (Set-Cookie,
+// ETag, Location...) to the client.
+func copyEndToEndHeaders(dst, src http.Header) {
+	for name, values := range src {
+		if notPassed[name] {
+			continue
+		}
+		dst[name] = append([]string(nil), values...)
+	}
+}
+
+// bufferedResponse holds the backend's answer until it is normalized: the
+// client never sees a half-normalized stream. Past limit, Write fails, which
+// makes reverse_proxy stop reading the backend.
+type bufferedResponse struct {
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	limit    int64
+	overflow bool
+}
+
+var errTooLarge = errors.New("upstream response over the size limit")
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if status >= 200 && b.status == 0 { // 1xx informational answers are not the answer
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	if int64(b.body.Len()+len(p)) > b.limit {
+		b.overflow = true
+		return 0, errTooLarge
+	}
+	return b.body.Write(p)
+}
+
+// Flush is a no-op: nothing goes to the client before the end.
+func (b *bufferedResponse) Flush() {}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func httpBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

@@ -1,0 +1,326 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+// legacyBackend is a real HTTP server standing in for the legacy API: each
+// test sets how it answers and reads back exactly what it received.
+type legacyBackend struct {
+	*httptest.Server
+	mu      sync.Mutex
+	respond http.HandlerFunc
+	seen    []seenRequest
+}
+
+type seenRequest struct {
+	Method, RawQuery string
+	Header           http.Header
+	Body             []byte
+}
+
+func newLegacyBackend(t *testing.T) *legacyBackend {
+	b := &legacyBackend{}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.seen = append(b.seen, seenRequest{r.Method, r.URL.RawQuery, r.Header.Clone(), body})
+		respond := b.respond
+		b.mu.Unlock()
+		respond(w, r)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *legacyBackend) answer(f http.HandlerFunc) {
+	b.mu.Lock()
+	b.respond = f
+	b.mu.Unlock()
+}
+
+func (b *legacyBackend) requests() []seenRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]seenRequest(nil), b.seen...)
+}
+
+// replay answers with a raw HTTP response from testdata/legacy.
+func replay(t *testing.T, raw []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(body)
+	}
+}
+
+func upstreamCaddyfile(key testKey, t *testing.T, to, extra string) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+}
+
+http://localhost:9080 {
+	workspace_profile {
+		jwks_file %s
+		issuer %s
+		audience %s
+		max_upstream_body 64KiB
+		upstream %s {
+			transport http {
+				response_header_timeout 400ms
+			}
+		}
+		%s
+	}
+}
+`, writeFile(t, "jwks.json", jwksOf(t, key)), testIssuer, testAudience, to, extra)
+}
+
+func startUpstreamCaddy(t *testing.T, key testKey, to string) *caddytest.Tester {
+	tc := caddytest.NewTester(t)
+	tc.InitServer(upstreamCaddyfile(key, t, to, ""), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tc
+}
+
+// TestUpstreamFixtures: every legacy response shape, replayed by a real
+// backend behind a real Caddy, reaches the client exactly as its golden
+// normalization says.
+func TestUpstreamFixtures(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	backend := newLegacyBackend(t)
+	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
+	tok := k.mint(t, claimsFor("u-1"), nil)
+
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "legacy", "*.http"))
+	if len(files) < 20 {
+		t.Fatalf("%d fixtures", len(files))
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".http")
+		t.Run(name, func(t *testing.T) {
+			raw, _ := os.ReadFile(f)
+			goldenRaw, err := os.ReadFile(filepath.Join("..", "testdata", "legacy", name+".golden.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want profile.Normalized
+			if err := json.Unmarshal(goldenRaw, &want); err != nil {
+				t.Fatal(err)
+			}
+			backend.answer(replay(t, raw))
+			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
+			if r.status != want.Status {
+				t.Fatalf("status %d, want %d: %s", r.status, want.Status, r.body)
+			}
+			if r.header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("Cache-Control %q", r.header.Get("Cache-Control"))
+			}
+			switch {
+			case want.Problem != nil:
+				var got profile.Problem
+				_ = json.Unmarshal(r.body, &got)
+				if got.Instance != profilePath || got.TraceID == "" {
+					t.Fatalf("problem without instance or traceId: %s", r.body)
+				}
+				got.Instance, got.TraceID = "", ""
+				if got != *want.Problem || r.header.Get("Content-Type") != "application/problem+json" {
+					t.Fatalf("problem %+v, want %+v", got, *want.Problem)
+				}
+			case want.Envelope != nil:
+				wantBody, _ := json.Marshal(want.Envelope)
+				if !bytes.Equal(r.body, wantBody) || r.header.Get("Content-Type") != "application/json; charset=utf-8" {
+					t.Fatalf("body\n got %s\nwant %s", r.body, wantBody)
+				}
+			default:
+				if len(r.body) != 0 {
+					t.Fatalf("304 with a body: %s", r.body)
+				}
+			}
+		})
+	}
+}
+
+// TestUpstreamRequestSeen checks the exact request the backend receives.
+func TestUpstreamRequestSeen(t *testing.T) {
+	k := newTestKey(t, jwa.ES256(), "k")
+	backend := newLegacyBackend(t)
+	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
+	c := claimsFor("u-42")
+	c["UserType"] = 1
+	tok := k.mint(t, c, nil)
+	backend.answer(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Set-Cookie", "legacy=1; Path=/")
+		w.Header().Set("ETag", `"legacy-7"`)
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Header().Set("X-Legacy-Node", "b2")
+		_, _ = io.WriteString(w, `{"userId":"u-42","userName":"alice"}`)
+	})
+
+	r := do(t, tc.Client, "GET", itBase+profilePath+"?x=1&access_token="+tok+"&y=a%20b&x=2", map[string]string{
+		"X-Workspace-User-Id": "forged", "x-workspace-role": "admin", "Accept-Encoding": "gzip",
+	}, "")
+	if r.status != 200 || r.header.Get("Set-Cookie") != "legacy=1; Path=/" || r.header.Get("ETag") != `"legacy-7"` ||
+		r.header.Get("X-Legacy-Node") != "b2" || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("client got %d %v %s", r.status, r.header, r.body)
+	}
+	seen := backend.requests()
+	if len(seen) != 1 {
+		t.Fatalf("%d requests reached the backend", len(seen))
+	}
+	got := seen[0]
+	if got.RawQuery != "x=1&y=a%20b&x=2" || got.Header.Get("Authorization") != "Bearer "+tok ||
+		got.Header.Get("X-Workspace-User-Id") != "u-42" || got.Header.Get("X-Workspace-User-Type") != "1" ||
+		got.Header.Get("X-Workspace-Role") != "" || strings.Contains(got.Header.Get("Accept-Encoding"), "br") {
+		t.Fatalf("backend saw query %q headers %v", got.RawQuery, got.Header)
+	}
+
+	// a PUT: validated at the edge, canonical body, warnings kept
+	r = do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"firstname":"  Al ","nick":"x","Email":null,"LASTNAME":""}`)
+	env := r.envelope(t)
+	if r.status != 200 || itemCodes(env.Warnings) != "UnknownField@nick" {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	seen = backend.requests()
+	put := seen[len(seen)-1]
+	if put.Method != "PUT" || string(put.Body) != `{"FirstName":"Al","LastName":""}` || put.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("backend saw %s %q %v", put.Method, put.Body, put.Header)
+	}
+}
+
+// TestUpstreamRefusedNeverReachBackend: what the edge refuses, the backend
+// never sees.
+func TestUpstreamRefusedNeverReachBackend(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	backend := newLegacyBackend(t)
+	backend.answer(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
+	svc := claimsFor("robot")
+	svc["UserType"] = 2
+	good := k.mint(t, claimsFor("u"), nil)
+	cases := []struct {
+		name   string
+		method string
+		hdr    map[string]string
+		body   string
+		status int
+	}{
+		{"no token", "GET", nil, "", 401},
+		{"forged token", "GET", bearer(newTestKey(t, jwa.RS256(), "k").mint(t, claimsFor("u"), nil)), "", 401},
+		{"service account", "GET", bearer(k.mint(t, svc, nil)), "", 403},
+		{"invalid PUT body", "PUT", jsonPut(good, ""), `{"UserName":"x"}`, 400},
+		{"PUT not JSON", "PUT", map[string]string{"Authorization": "Bearer " + good, "Content-Type": "text/plain"}, "hi", 415},
+		{"DELETE", "DELETE", bearer(good), "", 405},
+	}
+	for _, c := range cases {
+		if r := do(t, tc.Client, c.method, itBase+profilePath, c.hdr, c.body); r.status != c.status {
+			t.Errorf("%s: %d, want %d: %s", c.name, r.status, c.status, r.body)
+		}
+	}
+	if n := len(backend.requests()); n != 0 {
+		t.Fatalf("%d refused requests reached the backend", n)
+	}
+	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(good), ""); r.status != 200 || len(backend.requests()) != 1 {
+		t.Fatalf("a good request did not reach the backend: %d", r.status)
+	}
+}
+
+// TestUpstreamTripFailures: unreachable, slow, huge and truncated backends.
+func TestUpstreamTripFailures(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	tok := k.mint(t, claimsFor("u"), nil)
+
+	t.Run("unreachable", func(t *testing.T) {
+		dead := httptest.NewServer(http.NotFoundHandler())
+		addr := strings.TrimPrefix(dead.URL, "http://")
+		dead.Close()
+		tc := startUpstreamCaddy(t, k, addr)
+		r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
+		if r.status != 502 || itemCodes(r.envelope(t).Errors) != "UpstreamUnavailable" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+
+	backend := newLegacyBackend(t)
+	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
+	cases := []struct {
+		name   string
+		answer http.HandlerFunc
+		status int
+		code   string
+	}{
+		{"slow: the transport's response_header_timeout", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(200)
+		}, 504, "UpstreamTimeout"},
+		{"huge: over max_upstream_body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"userId":"` + strings.Repeat("x", 200<<10) + `"}`))
+		}, 502, "UpstreamResponseTooLarge"},
+		{"truncated: the connection drops mid-body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(`{"userId":`))
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}, 502, "UpstreamInvalidResponse"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			backend.answer(c.answer)
+			start := time.Now()
+			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
+			if r.status != c.status || itemCodes(r.envelope(t).Errors) != c.code {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("took %v", time.Since(start))
+			}
+		})
+	}
+
+	t.Run("a PUT is sent once", func(t *testing.T) {
+		before := len(backend.requests())
+		backend.answer(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+		r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"A"}`)
+		if r.status != 502 || len(backend.requests()) != before+1 {
+			t.Fatalf("%d, %d backend requests", r.status, len(backend.requests())-before)
+		}
+	})
+}
