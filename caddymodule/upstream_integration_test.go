@@ -324,3 +324,45 @@ func TestUpstreamTripFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestUpstreamClientHangsUp: a client that gives up during the trip is an
+// access-log 499, and neither this module nor reverse_proxy logs an error.
+func TestUpstreamClientHangsUp(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	backend := newLegacyBackend(t)
+	released := make(chan struct{})
+	backend.answer(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // hold the answer until the edge gives up on it
+		close(released)
+	})
+	logDir := t.TempDir()
+	cfg := strings.Replace(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "\tskip_install_trust\n",
+		fmt.Sprintf("\tskip_install_trust\n\tlog {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}\n", filepath.Join(logDir, "caddy.log")), 1)
+	cfg = strings.Replace(cfg, "http://localhost:9080 {\n", fmt.Sprintf("http://localhost:9080 {\n\tlog {\n\t\toutput file %s\n\t}\n", filepath.Join(logDir, "access.log")), 1)
+	cfg = strings.Replace(cfg, "response_header_timeout 400ms", "response_header_timeout 10s", 1)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(cfg, "caddyfile")
+
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	req, _ := http.NewRequest("GET", itBase+profilePath, nil)
+	req.Header.Set("Authorization", "Bearer "+k.mint(t, claimsFor("u"), nil))
+	if _, err := client.Do(req); err == nil {
+		t.Fatal("the request was answered; it should have timed out on the client side")
+	}
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend request was not cancelled when the client left")
+	}
+	var access, all []byte
+	waitFor(t, func() bool {
+		access, _ = os.ReadFile(filepath.Join(logDir, "access.log"))
+		return bytes.Contains(access, []byte(`"status":499`))
+	})
+	all, _ = os.ReadFile(filepath.Join(logDir, "caddy.log"))
+	for _, line := range bytes.Split(all, []byte("\n")) {
+		if bytes.Contains(line, []byte(`"level":"error"`)) || bytes.Contains(line, []byte("upstream trip failed")) {
+			t.Fatalf("logged as a failure, for a client that hung up: %s", line)
+		}
+	}
+}

@@ -70,18 +70,17 @@ func Normalize(r LegacyResponse) Normalized {
 		}
 		return genericClientError(r.Status)
 	}
+	// The shape is decided by the status first: a profile may well have a
+	// "title" or "type" of its own, and only a 4xx is read as a problem.
 	switch {
 	case isEnvelope(obj):
 		return fromEnvelope(r.Status, obj)
-	case isProblem(obj):
-		if r.Status < 300 {
-			return invalidResponse()
-		}
-		return failed(r.Status, problemItems(obj)...)
-	case isFlatProfile(obj) && r.Status < 300:
+	case r.Status < 300 && isFlatProfile(obj):
 		return Normalized{Status: r.Status, Envelope: &Envelope{Data: profileData(obj), Errors: Items{}, Warnings: Items{}, Success: true}}
 	case r.Status < 300:
 		return invalidResponse()
+	case isProblem(obj):
+		return failed(r.Status, problemItems(obj)...)
 	default:
 		return genericClientError(r.Status)
 	}
@@ -122,7 +121,17 @@ func genericClientError(status int) Normalized {
 type object map[string]any
 
 func foldKey(k string) string {
-	return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))
+	b := make([]byte, 0, len(k))
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c == '_' || c == '-':
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 func (o object) get(names ...string) (any, bool) {
@@ -165,12 +174,15 @@ func fold(raw map[string]any) object {
 	return o
 }
 
+// isEnvelope: the legacy envelope's own members. A "data" member alone
+// counts only when the object is not itself a profile that happens to
+// have a field called data.
 func isEnvelope(o object) bool {
 	_, data := o["data"]
 	_, success := o["success"]
-	_, warnings := o["warnings"]
+	_, warnings := o["warnings"].([]any)
 	_, errArray := o["errors"].([]any)
-	return data || success || warnings || errArray
+	return success || warnings || errArray || (data && !isFlatProfile(o))
 }
 
 func isProblem(o object) bool {

@@ -1,0 +1,127 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"go.uber.org/zap"
+)
+
+// BenchmarkUpstream measures the upstream path through a real Caddy (caddytest,
+// loopback HTTP with keep-alive) against Caddy's bare reverse_proxy to the
+// same httptest backend answering a 300-byte legacy profile, in one config.
+// The handler's own cost is (route - verification) / bare, where the token
+// verification is timed in-process on the same token in the same loop, so
+// that only rewriting, buffering and normalization count.
+//
+//	go test ./caddymodule -run '^$' -bench BenchmarkUpstream -benchmem
+func BenchmarkUpstream(b *testing.B) {
+	legacy := `{"userId":"u-42","userName":"alice","email":"alice@example.com","firstName":"Alice","lastName":"Liddell",` +
+		`"userType":0,"createdAt":"2019-03-01T10:00:00Z","updatedAt":"2024-11-02T08:30:00Z","locale":"en-GB","timeZone":"Europe/London",` +
+		`"avatar":"/avatars/u-42.png","department":"Engineering","title":"Developer"}`
+	if len(legacy) < 280 || len(legacy) > 320 {
+		b.Fatalf("legacy body is %d bytes, want about 300", len(legacy))
+	}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, legacy)
+	}))
+	defer backend.Close()
+	dial := strings.TrimPrefix(backend.URL, "http://")
+
+	k := newTestKey(b, jwa.RS256(), "k")
+	jwksPath := writeFile(b, "jwks.json", jwksOf(b, k))
+	tc := caddytest.NewTester(b)
+	tc.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+}
+
+http://localhost:9080 {
+	workspace_profile {
+		jwks_file %s
+		issuer %s
+		audience %s
+		upstream %s
+	}
+	handle /bare/* {
+		reverse_proxy %s
+	}
+}
+`, jwksPath, testIssuer, testAudience, dial, dial), "caddyfile")
+	if b.Failed() {
+		b.FailNow()
+	}
+	tok := k.mint(b, claimsFor("u-42"), nil)
+	v := &verifier{sources: []keySource{mustFileSource(b, jwksPath)}, algorithms: map[string]jwa.SignatureAlgorithm{"RS256": jwa.RS256()},
+		issuers: []string{testIssuer}, audiences: []string{testAudience}, subject: "sub", leeway: DefaultLeeway, now: time.Now}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	get := func(path string, auth bool) {
+		req, _ := http.NewRequest("GET", itBase+path, nil)
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(body) == 0 {
+			b.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	verify := func() {
+		if _, aerr := v.verify(context.Background(), tok); aerr != nil {
+			b.Fatal(aerr)
+		}
+	}
+	loop := func(f func()) func(*testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				f()
+			}
+		}
+	}
+	b.Run("route", loop(func() { get(profilePath, true) }))
+	b.Run("bare-reverse_proxy", loop(func() { get("/bare/x", false) }))
+	b.Run("verification", loop(verify))
+	b.Run("ratio", func(b *testing.B) {
+		var tr, tb, tv time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			get(profilePath, true)
+			t1 := time.Now()
+			get("/bare/x", false)
+			t2 := time.Now()
+			verify()
+			t3 := time.Now()
+			tr, tb, tv = tr+t1.Sub(t0), tb+t2.Sub(t1), tv+t3.Sub(t2)
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64(tr.Nanoseconds())/n, "route-ns/op")
+		b.ReportMetric(float64(tb.Nanoseconds())/n, "bare-ns/op")
+		b.ReportMetric(float64(tv.Nanoseconds())/n, "verify-ns/op")
+		b.ReportMetric(float64(tr-tv)/float64(tb), "x-bare-without-verification")
+	})
+}
+
+func mustFileSource(b *testing.B, path string) *fileSource {
+	s, err := loadFileSource(path, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
