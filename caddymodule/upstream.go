@@ -70,9 +70,9 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims
 		w.WriteHeader(n.Status)
 		return nil
 	}
-	if n.Envelope.Success && len(warnings) > 0 {
-		n.Envelope.Warnings = append(n.Envelope.Warnings, warnings...)
-	}
+	// the edge's own warnings (UnknownField) hold whatever the backend said,
+	// as they do in storage mode
+	n.Envelope.Warnings = append(n.Envelope.Warnings, warnings...)
 	return writeEnvelope(w, n.Status, *n.Envelope)
 }
 

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/zap"
 )
@@ -95,6 +99,67 @@ http://localhost:9080 {
 			}
 		}
 	}
+	allocs := func(f func(*testing.B)) func(*testing.B) {
+		return func(b *testing.B) { b.ReportAllocs(); f(b) }
+	}
+	// In-process: the running config's context provisions a handler and a
+	// bare reverse_proxy to the same backend; both are driven with
+	// recorders, and serveUpstream is called after one verification, so
+	// the difference is exactly rewriting, buffering and normalization.
+	ctx := caddy.ActiveContext()
+	h := &Handler{JWKSFiles: []string{jwksPath}, Issuers: []string{testIssuer}, Audiences: []string{testAudience},
+		UpstreamRaw: json.RawMessage(fmt.Sprintf(`{"handler":"reverse_proxy","upstreams":[{"dial":%q}]}`, dial))}
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Cleanup()
+	bare := new(reverseproxy.Handler)
+	_ = json.Unmarshal([]byte(fmt.Sprintf(`{"upstreams":[{"dial":%q}]}`, dial)), bare)
+	if err := bare.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer bare.Cleanup()
+	c, aerr := h.verifier.verify(context.Background(), tok)
+	if aerr != nil {
+		b.Fatal(aerr)
+	}
+	srv := &caddyhttp.Server{}
+	prepared := func() (*httptest.ResponseRecorder, *http.Request) {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", profilePath+"?x=1", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return rec, caddyhttp.PrepareRequest(r, caddy.NewReplacer(), rec, srv)
+	}
+	inHandler := func() {
+		rec, r := prepared()
+		if err := h.serveUpstream(rec, r, c, tok); err != nil || rec.Code != 200 {
+			b.Fatalf("%v %d %s", err, rec.Code, rec.Body)
+		}
+	}
+	inBare := func() {
+		rec, r := prepared()
+		if err := bare.ServeHTTP(rec, r, noNext); err != nil || rec.Code != 200 {
+			b.Fatalf("%v %d", err, rec.Code)
+		}
+	}
+	b.Run("in-process/handler", allocs(loop(inHandler)))
+	b.Run("in-process/bare-reverse_proxy", allocs(loop(inBare)))
+	b.Run("in-process/ratio", func(b *testing.B) {
+		var th, tb time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			inHandler()
+			t1 := time.Now()
+			inBare()
+			t2 := time.Now()
+			th, tb = th+t1.Sub(t0), tb+t2.Sub(t1)
+		}
+		b.ReportMetric(float64(th.Nanoseconds())/float64(b.N), "handler-ns/op")
+		b.ReportMetric(float64(tb.Nanoseconds())/float64(b.N), "bare-ns/op")
+		b.ReportMetric(float64(th)/float64(tb), "x-bare")
+	})
+
+	// End to end through the server, for reference.
 	b.Run("route", loop(func() { get(profilePath, true) }))
 	b.Run("bare-reverse_proxy", loop(func() { get("/bare/x", false) }))
 	b.Run("verification", loop(verify))

@@ -214,6 +214,12 @@ func TestUpstreamRequestSeen(t *testing.T) {
 	}
 	seen = backend.requests()
 	put := seen[len(seen)-1]
+	// a refusal by the backend keeps the edge's warnings too
+	backend.answer(replay(t, []byte("HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\r\n{\"title\":\"Conflict\",\"detail\":\"Locked.\"}")))
+	r = do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"B","nick":"x"}`)
+	if env = r.envelope(t); r.status != 409 || itemCodes(env.Errors) != "UpstreamError" || itemCodes(env.Warnings) != "UnknownField@nick" {
+		t.Fatalf("backend refusal: %d %s", r.status, r.body)
+	}
 	if put.Method != "PUT" || string(put.Body) != `{"FirstName":"Al","LastName":""}` || put.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 		t.Fatalf("backend saw %s %q %v", put.Method, put.Body, put.Header)
 	}
