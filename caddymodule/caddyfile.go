@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -33,6 +35,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	workspace_profile [<path>] {
 //	    jwks_url      <url>...
 //	    jwks_file     <path>...
+//	    discovery     <issuer>...
+//	    min_refresh   <duration>
+//	    max_refresh   <duration>
+//	    max_stale     <duration>
+//	    token_cache   <entries>
 //	    issuer        <iss>...
 //	    audience      <aud>...
 //	    algorithms    <alg>...
@@ -69,7 +76,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return nil
 		}
-		lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers, "audience": &h.Audiences}
+		lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers,
+			"audience": &h.Audiences, "discovery": &h.Discovery}
+		durations := map[string]*caddy.Duration{"min_refresh": &h.MinRefresh, "max_refresh": &h.MaxRefresh, "max_stale": &h.MaxStale}
+		if dst, ok := durations[opt]; ok {
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur <= 0 {
+				return d.Errf("workspace_profile: %s: %q is not a positive duration", opt, args[0])
+			}
+			*dst = caddy.Duration(dur)
+			continue
+		}
 		if dst, ok := lists[opt]; ok {
 			if err := needArgs(1, -1); err != nil {
 				return err
@@ -148,6 +168,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.StorageRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
+		case "token_cache":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 0 {
+				return d.Errf("workspace_profile: token_cache: %q is not a number of entries (0 disables)", args[0])
+			}
+			h.TokenCache = &n
 		case "max_upstream_body":
 			if err := needArgs(1, 1); err != nil {
 				return err

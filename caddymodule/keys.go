@@ -5,6 +5,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,9 +16,11 @@ import (
 
 // verifyKey is one public signing key of a configured source.
 type verifyKey struct {
-	kid string
-	alg string // the JWK's "alg", "" when it names none
-	key any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	kid        string
+	alg        string // the JWK's "alg", "" when it names none
+	kty        string
+	thumbprint string // RFC 7638, names the key in the token cache
+	key        any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
 // keySet is an immutable snapshot of one source's keys.
@@ -116,6 +119,12 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	if err := jwk.Export(pub, &vk.key); err != nil {
 		return vk, fmt.Errorf("exporting key: %w", err)
 	}
+	vk.kty = k.KeyType().String()
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return vk, fmt.Errorf("thumbprint: %w", err)
+	}
+	vk.thumbprint = string(tp)
 	return vk, nil
 }
 
@@ -134,6 +143,25 @@ func (ks *keySet) candidates(alg, kid string, dst []verifyKey) []verifyKey {
 		dst = append(dst, k)
 	}
 	return dst
+}
+
+// has reports whether the key with this thumbprint is in the set.
+func (ks *keySet) has(thumbprint string) bool {
+	for i := range ks.keys {
+		if ks.keys[i].thumbprint == thumbprint {
+			return true
+		}
+	}
+	return false
+}
+
+// status lists the keys for the admin endpoint: nothing secret.
+func (ks *keySet) status() []keyStatus {
+	out := make([]keyStatus, 0, len(ks.keys))
+	for _, k := range ks.keys {
+		out = append(out, keyStatus{Kid: k.kid, Alg: k.alg, Kty: k.kty})
+	}
+	return out
 }
 
 // kids lists the key IDs of the set, for logs.

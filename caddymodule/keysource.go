@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,7 +35,11 @@ type keySource interface {
 }
 
 // fileSource is a key set read once from a local file at provision.
-type fileSource struct{ set *keySet }
+type fileSource struct {
+	path     string
+	set      *keySet
+	loadedAt time.Time
+}
 
 func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
 	data, err := os.ReadFile(path)
@@ -42,7 +51,12 @@ func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileSource{set: ks}, nil
+	return &fileSource{path: path, set: ks, loadedAt: time.Now()}, nil
+}
+
+func (f *fileSource) status() sourceStatus {
+	t := f.loadedAt.UTC()
+	return sourceStatus{File: f.path, Keys: f.set.status(), LastGood: &t}
 }
 
 func (f *fileSource) current() *keySet                                  { return f.set }
@@ -59,48 +73,125 @@ func logSkipped(logger *zap.Logger, source string, skipped []skippedKey) {
 const (
 	defaultMinRefresh   = 30 * time.Second
 	defaultMaxRefresh   = 15 * time.Minute
+	defaultMaxStale     = 24 * time.Hour
 	defaultFetchTimeout = 10 * time.Second
 	maxKeySetBytes      = 1 << 20
+	maxKeysPerSet       = 100
 	firstBackoff        = time.Second
 	maxFirstBackoff     = 8 * time.Second
 )
 
-// urlSource is a key set fetched from a JWKS URL: first in the background
-// with a backoff from 1s (so Caddy starts while the provider is down and
-// the route answers KeysUnavailable until it is back), then refreshed every
-// maxRefresh, and on demand for an unknown kid at most once per minRefresh.
-// When a refresh fails, the last good set keeps serving.
-type urlSource struct {
-	url        string
-	client     *http.Client
-	logger     *zap.Logger
-	minRefresh time.Duration
-	maxRefresh time.Duration
-	now        func() time.Time
-
-	set atomic.Pointer[keySet]
-
-	mu          sync.Mutex // serializes fetches; guards lastAttempt
-	lastAttempt time.Time
-	generation  atomic.Uint64
+// remoteOptions tune a remote key source; zero values take the defaults.
+type remoteOptions struct {
+	minRefresh, maxRefresh, maxStale time.Duration
 }
 
-func newURLSource(rawURL string, logger *zap.Logger) *urlSource {
-	return &urlSource{
-		url:        rawURL,
-		client:     newKeySetClient(defaultFetchTimeout),
-		logger:     logger,
-		minRefresh: defaultMinRefresh,
-		maxRefresh: defaultMaxRefresh,
-		now:        time.Now,
+func (o remoteOptions) withDefaults() remoteOptions {
+	if o.minRefresh <= 0 {
+		o.minRefresh = defaultMinRefresh
 	}
+	if o.maxRefresh <= 0 {
+		o.maxRefresh = defaultMaxRefresh
+	}
+	if o.maxRefresh < o.minRefresh {
+		o.maxRefresh = o.minRefresh
+	}
+	if o.maxStale <= 0 {
+		o.maxStale = defaultMaxStale
+	}
+	return o
+}
+
+// urlSource is a key set fetched from a JWKS URL. One exists per URL in the
+// process, shared through keySourcePool by every handler and config
+// generation that names it, so a reload neither refetches nor loses it.
+//
+// The first fetch runs in the background with a backoff from 1s, so Caddy
+// starts while the provider is down and the route answers KeysUnavailable
+// until it is back. Then the set is refreshed when its Cache-Control
+// max-age says, kept within [minRefresh, maxRefresh]; a token naming an
+// unknown kid triggers at most one fetch per minRefresh. When fetches fail
+// the last good set keeps serving for at most maxStale.
+type urlSource struct {
+	url    string
+	issuer string // discovery mode: url is the issuer's discovery document
+	opts   remoteOptions
+	client *http.Client
+	logger *zap.Logger
+	now    func() time.Time
+
+	set      atomic.Pointer[keySet]
+	lastGood atomic.Int64 // unix nanoseconds of the last good fetch
+
+	mu          sync.Mutex // serializes fetches; guards the fields below
+	jwksURI     string     // discovery mode: read from the document
+	lastAttempt time.Time
+	nextRefresh time.Time
+	lastError   string
+	generation  atomic.Uint64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// keySourcePool shares one urlSource per URL across handlers and reloads.
+var keySourcePool = caddy.NewUsagePool()
+
+// loadURLSource takes the shared source for url, starting it if it is new.
+// The caller must release it with keySourcePool.Delete(url).
+// For discovery, issuer is set and url is its discovery document.
+func loadURLSource(url, issuer string, opts remoteOptions, logger *zap.Logger) (*urlSource, error) {
+	v, _, err := keySourcePool.LoadOrNew(url, func() (caddy.Destructor, error) {
+		s := newURLSource(url, opts, logger)
+		s.issuer = issuer
+		s.start()
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*urlSource), nil
+}
+
+func newURLSource(rawURL string, opts remoteOptions, logger *zap.Logger) *urlSource {
+	return &urlSource{
+		url:    rawURL,
+		opts:   opts.withDefaults(),
+		client: newKeySetClient(defaultFetchTimeout),
+		logger: logger,
+		now:    time.Now,
+	}
+}
+
+// start runs the source's goroutine. A shared source outlives the config
+// that created it, so its context is its own, ended by Destruct when the
+// last user releases it, never by one config's unload.
+func (s *urlSource) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.run(ctx)
+	}()
+}
+
+// Destruct stops the goroutine and waits for it; it implements
+// caddy.Destructor for the pool.
+func (s *urlSource) Destruct() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	s.client.CloseIdleConnections()
+	return nil
 }
 
 // newKeySetClient is an HTTP client with a timeout that follows at most
 // three redirects and never from https down to plain http.
 func newKeySetClient(timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: timeout,
+		Timeout:   timeout,
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
 				return errors.New("too many redirects")
@@ -129,23 +220,30 @@ func checkKeySetURL(u *url.URL) error {
 	return fmt.Errorf("scheme %q is not https", u.Scheme)
 }
 
-func (s *urlSource) current() *keySet { return s.set.Load() }
+// current returns the set in force, or nil when none was ever loaded or the
+// last good one is older than maxStale.
+func (s *urlSource) current() *keySet {
+	ks := s.set.Load()
+	if ks == nil {
+		return nil
+	}
+	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.opts.maxStale {
+		return nil
+	}
+	return ks
+}
 
 // run fetches until ctx ends; it is the source's only goroutine.
 func (s *urlSource) run(ctx context.Context) {
 	backoff := firstBackoff
 	for {
-		wait := s.maxRefresh
-		if err := s.fetch(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if s.current() == nil {
-				wait, backoff = backoff, min(backoff*2, maxFirstBackoff)
-			} else {
-				wait = s.minRefresh
-			}
-		} else {
+		wait, err := s.refresh(ctx)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		if err != nil && s.set.Load() == nil {
+			wait, backoff = backoff, min(backoff*2, maxFirstBackoff)
+		} else if err == nil {
 			backoff = firstBackoff
 		}
 		select {
@@ -154,6 +252,19 @@ func (s *urlSource) run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refresh fetches now and says how long to wait before the next fetch.
+func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maxAge, err := s.fetchLocked(ctx)
+	wait := s.opts.minRefresh // after a failure, try again soon
+	if err == nil {
+		wait = min(max(maxAge, s.opts.minRefresh), s.opts.maxRefresh)
+	}
+	s.nextRefresh = s.now().Add(wait)
+	return wait, err
 }
 
 // refreshForUnknownKid fetches at most once per minRefresh. Concurrent
@@ -165,59 +276,170 @@ func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	if s.generation.Load() != gen {
 		return true
 	}
-	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.minRefresh {
+	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.opts.minRefresh {
 		return false
 	}
 	if c := s.logger.Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
 		c.Write(zap.String("url", s.url), zap.String("kid", kid))
 	}
-	return s.fetchLocked(ctx) == nil
-}
-
-func (s *urlSource) fetch(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fetchLocked(ctx)
+	_, err := s.fetchLocked(ctx)
+	return err == nil
 }
 
 // fetchLocked downloads and parses the set; on success it replaces the set
-// in force. The caller holds mu, so only one fetch runs at a time.
-func (s *urlSource) fetchLocked(ctx context.Context) error {
+// in force and returns the document's max-age (0 when it gives none). The
+// caller holds mu, so only one fetch runs at a time.
+func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastAttempt = s.now()
-	ks, err := s.download(ctx)
+	ks, maxAge, err := s.download(ctx)
 	if err != nil {
+		s.lastError = err.Error()
+		metricKeySetFetches.WithLabelValues("error").Inc()
 		s.logger.Warn("fetching key set failed", zap.String("url", s.url), zap.Error(err),
 			zap.Bool("serving_previous_keys", s.current() != nil))
-		return err
+		return 0, err
 	}
+	s.lastError = ""
 	s.set.Store(ks)
+	s.lastGood.Store(s.now().UnixNano())
 	s.generation.Add(1)
+	metricKeySetFetches.WithLabelValues("ok").Inc()
 	s.logger.Info("key set loaded", zap.String("url", s.url), zap.Strings("kids", ks.kids()))
-	return nil
+	return maxAge, nil
 }
 
-func (s *urlSource) download(ctx context.Context) (*keySet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+func (s *urlSource) download(ctx context.Context) (*keySet, time.Duration, error) {
+	target := s.url
+	if s.issuer != "" {
+		if err := s.discover(ctx); err != nil {
+			return nil, 0, err
+		}
+		target = s.jwksURI
+	}
+	body, hdr, err := s.get(ctx, target, "application/jwk-set+json, application/json")
 	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySetBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > maxKeySetBytes {
-		return nil, fmt.Errorf("key set larger than %d bytes", maxKeySetBytes)
+		return nil, 0, err
 	}
 	ks, skipped, err := parseKeySet(body)
 	logSkipped(s.logger, s.url, skipped)
-	return ks, err
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ks.keys) > maxKeysPerSet {
+		return nil, 0, fmt.Errorf("key set has %d keys, more than %d", len(ks.keys), maxKeysPerSet)
+	}
+	return ks, cacheMaxAge(hdr.Get("Cache-Control")), nil
+}
+
+// get fetches one document with the source's client and size cap.
+func (s *urlSource) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("%s: status %d", target, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySetBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) > maxKeySetBytes {
+		return nil, nil, fmt.Errorf("%s: document larger than %d bytes", target, maxKeySetBytes)
+	}
+	return body, resp.Header, nil
+}
+
+// discover reads jwks_uri from the issuer's OpenID Connect discovery
+// document, and checks that the document speaks for that issuer and that
+// jwks_uri is https (or loopback http). It is read again on every fetch, so
+// a provider that moves its key set is followed.
+func (s *urlSource) discover(ctx context.Context) error {
+	body, _, err := s.get(ctx, s.url, "application/json")
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("discovery document is not JSON: %w", err)
+	}
+	if doc.Issuer != s.issuer {
+		return fmt.Errorf("discovery document names issuer %q, not %q", doc.Issuer, s.issuer)
+	}
+	u, err := url.Parse(doc.JWKSURI)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("discovery document has no usable jwks_uri")
+	}
+	if err := checkKeySetURL(u); err != nil {
+		return fmt.Errorf("discovery jwks_uri: %w", err)
+	}
+	s.jwksURI = doc.JWKSURI
+	return nil
+}
+
+// discoveryURL is where an issuer publishes its OpenID configuration.
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// cacheMaxAge reads max-age from a Cache-Control header; no-store and
+// no-cache mean "as soon as allowed" (0, which becomes minRefresh).
+func cacheMaxAge(cc string) time.Duration {
+	var age time.Duration
+	for part := range strings.SplitSeq(cc, ",") {
+		name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch strings.ToLower(name) {
+		case "no-store", "no-cache":
+			return 0
+		case "max-age", "s-maxage":
+			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && n > 0 {
+				age = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return age
+}
+
+// sourceStatus is what the admin endpoint shows of a remote source.
+type sourceStatus struct {
+	URL         string      `json:"url,omitempty"`
+	File        string      `json:"file,omitempty"`
+	JWKSURI     string      `json:"jwks_uri,omitempty"`
+	Keys        []keyStatus `json:"keys"`
+	LastGood    *time.Time  `json:"last_good_fetch"`
+	LastError   string      `json:"last_error,omitempty"`
+	NextRefresh *time.Time  `json:"next_refresh,omitempty"`
+	Stale       bool        `json:"stale"`
+}
+
+type keyStatus struct {
+	Kid string `json:"kid"`
+	Alg string `json:"alg,omitempty"`
+	Kty string `json:"kty"`
+}
+
+func (s *urlSource) status() sourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sourceStatus{URL: s.url, LastError: s.lastError, Keys: []keyStatus{}, JWKSURI: s.jwksURI}
+	if ks := s.set.Load(); ks != nil {
+		st.Keys = ks.status()
+		t := time.Unix(0, s.lastGood.Load()).UTC()
+		st.LastGood = &t
+		st.Stale = s.current() == nil
+	}
+	if !s.nextRefresh.IsZero() {
+		t := s.nextRefresh.UTC()
+		st.NextRefresh = &t
+	}
+	return st
 }

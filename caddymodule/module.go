@@ -5,8 +5,8 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -32,6 +32,7 @@ const (
 	DefaultSubjectClaim = "sub"
 	DefaultMaxBody      = 64 << 10
 	DefaultMaxUpstream  = 1 << 20
+	DefaultTokenCache   = 10000
 	DefaultServiceClaim = "UserType"
 	DefaultServiceValue = "2"
 )
@@ -60,6 +61,32 @@ type Handler struct {
 	// has ever loaded, the route answers 503 KeysUnavailable. Placeholders
 	// such as {env.JWKS_URL} are replaced at provision.
 	JWKSURLs []string `json:"jwks_urls,omitempty"`
+
+	// OpenID Connect issuers whose key sets are found through discovery:
+	// jwks_uri is read from <issuer>/.well-known/openid-configuration,
+	// whose issuer must match. Each is also an accepted issuer.
+	Discovery []string `json:"discovery,omitempty"`
+
+	// Remote key sets: the shortest time between two fetches of one set,
+	// also the least interval between fetches for unknown kids. A set's
+	// Cache-Control max-age is kept within [min_refresh, max_refresh].
+	// Default: 30s.
+	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
+
+	// Remote key sets: the longest time a set is kept without a fetch.
+	// Default: 15m.
+	MaxRefresh caddy.Duration `json:"max_refresh,omitempty"`
+
+	// Remote key sets: how long the last good set keeps serving while
+	// fetches fail; after that the route answers 503 KeysUnavailable.
+	// Default: 24h.
+	MaxStale caddy.Duration `json:"max_stale,omitempty"`
+
+	// How many verified tokens to remember, so that a token pays for its
+	// signature check once per lifetime rather than on every request. An
+	// entry never outlives the token's exp (plus leeway) nor the key that
+	// verified it. 0 disables the cache. Default: 10000.
+	TokenCache *int `json:"token_cache,omitempty"`
 
 	// Local files holding a JWKS, a single JWK, or PEM public keys. Read at
 	// provision; a file that cannot be read or holds no usable key fails
@@ -115,12 +142,12 @@ type Handler struct {
 	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
 	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
 
-	path     string
-	service  profile.Service
-	upstream *reverseproxy.Handler
-	verifier *verifier
-	logger   *zap.Logger
-	cancel   context.CancelFunc
+	path       string
+	service    profile.Service
+	upstream   *reverseproxy.Handler
+	sourceKeys []string // keySourcePool entries this handler holds
+	verifier   *verifier
+	logger     *zap.Logger
 }
 
 // ServiceAccount says which claim value marks a service account.
@@ -174,7 +201,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	v := &verifier{
-		issuers:    h.Issuers,
+		issuers:    append(append([]string(nil), h.Issuers...), h.Discovery...),
 		audiences:  h.Audiences,
 		leeway:     DefaultLeeway,
 		subject:    h.SubjectClaim,
@@ -201,17 +228,41 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("workspace_profile: jwks_file %s: %w", file, err)
 		}
 		v.sources = append(v.sources, src)
+		liveFiles.Store(src, struct{}{})
 	}
-	// The sources' goroutines stop with this config (or at Cleanup after
-	// a partial provision), never later.
-	srcCtx, cancel := context.WithCancel(ctx)
-	h.cancel = cancel
+	// Remote sets are shared by URL across handlers and reloads; Cleanup
+	// releases them, and the last release stops their goroutine.
+	opts := remoteOptions{minRefresh: time.Duration(h.MinRefresh), maxRefresh: time.Duration(h.MaxRefresh), maxStale: time.Duration(h.MaxStale)}
 	for _, u := range h.JWKSURLs {
-		s := newURLSource(repl.ReplaceKnown(u, ""), h.logger)
+		key := repl.ReplaceKnown(u, "")
+		s, err := loadURLSource(key, "", opts, h.logger)
+		if err != nil {
+			return fmt.Errorf("workspace_profile: jwks_url: %w", err)
+		}
+		h.sourceKeys = append(h.sourceKeys, key)
 		v.sources = append(v.sources, s)
-		go s.run(srcCtx)
+	}
+	for _, iss := range h.Discovery {
+		iss = repl.ReplaceKnown(iss, "")
+		key := discoveryURL(iss)
+		s, err := loadURLSource(key, iss, opts, h.logger)
+		if err != nil {
+			return fmt.Errorf("workspace_profile: discovery: %w", err)
+		}
+		h.sourceKeys = append(h.sourceKeys, key)
+		v.sources = append(v.sources, s)
+	}
+	size := DefaultTokenCache
+	if h.TokenCache != nil {
+		size = *h.TokenCache
+	}
+	if size > 0 {
+		v.cache = newTokenCache(size)
 	}
 	h.verifier = v
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("workspace_profile: metrics: %w", err)
+	}
 
 	if h.UpstreamRaw != nil {
 		mod, err := ctx.LoadModule(h, "UpstreamRaw")
@@ -248,13 +299,15 @@ func (h *Handler) validateConfig() error {
 		}
 	}
 	repl := caddy.NewReplacer()
-	for _, raw := range h.JWKSURLs {
-		u, err := url.Parse(repl.ReplaceKnown(raw, ""))
-		if err != nil || u.Host == "" {
-			return fmt.Errorf("workspace_profile: jwks_url: %q is not an absolute URL", raw)
-		}
-		if err := checkKeySetURL(u); err != nil {
-			return fmt.Errorf("workspace_profile: jwks_url: %w", err)
+	for opt, raws := range map[string][]string{"jwks_url": h.JWKSURLs, "discovery": h.Discovery} {
+		for _, raw := range raws {
+			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, raw)
+			}
+			if err := checkKeySetURL(u); err != nil {
+				return fmt.Errorf("workspace_profile: %s: %w", opt, err)
+			}
 		}
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
@@ -262,6 +315,12 @@ func (h *Handler) validateConfig() error {
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("workspace_profile: max_body: must not be negative")
+	}
+	if h.TokenCache != nil && *h.TokenCache < 0 {
+		return fmt.Errorf("workspace_profile: token_cache: must not be negative")
+	}
+	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
+		return fmt.Errorf("workspace_profile: min_refresh/max_refresh/max_stale: must not be negative")
 	}
 	if h.MaxUpstreamBody < 0 {
 		return fmt.Errorf("workspace_profile: max_upstream_body: must not be negative")
@@ -275,14 +334,14 @@ func (h *Handler) validateConfig() error {
 // checkRequired checks the options without which the handler cannot work;
 // the Caddyfile parser runs it too, to point at the directive's line.
 func (h *Handler) checkRequired() error {
-	if len(h.Issuers) == 0 {
+	if len(h.Issuers)+len(h.Discovery) == 0 {
 		return fmt.Errorf("workspace_profile: issuer: at least one issuer is required")
 	}
 	if len(h.Audiences) == 0 {
 		return fmt.Errorf("workspace_profile: audience: at least one audience is required")
 	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles) == 0 {
-		return fmt.Errorf("workspace_profile: jwks_url/jwks_file: at least one key source is required")
+	if len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) == 0 {
+		return fmt.Errorf("workspace_profile: jwks_url/jwks_file/discovery: at least one key source is required")
 	}
 	if h.UpstreamRaw != nil && h.StorageRaw != nil {
 		return fmt.Errorf("workspace_profile: storage/upstream: configure exactly one backend, not both")
@@ -293,13 +352,24 @@ func (h *Handler) checkRequired() error {
 	return nil
 }
 
-// Cleanup stops the key sources' goroutines. The storage guest module is
-// cleaned up by Caddy, which loaded it.
+// Cleanup releases the shared key sources this handler took; the storage
+// and upstream guest modules are cleaned up by Caddy, which loaded them.
 func (h *Handler) Cleanup() error {
-	if h.cancel != nil {
-		h.cancel()
+	var errs []error
+	for _, key := range h.sourceKeys {
+		if _, err := keySourcePool.Delete(key); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	h.sourceKeys = nil
+	if h.verifier != nil {
+		for _, s := range h.verifier.sources {
+			if f, ok := s.(*fileSource); ok {
+				liveFiles.Delete(f)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Interface guards

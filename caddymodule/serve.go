@@ -25,12 +25,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case http.MethodOptions:
 		return next.ServeHTTP(w, r) // CORS is someone else's job
 	default:
+		countOutcome(outcomeMethodNotAllowed)
 		w.Header().Set("Allow", "GET, PUT")
 		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
 	}
 
 	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {
+		countOutcome(authOutcome(aerr))
 		return writeAuthProblem(w, r, aerr)
 	}
 	if h.upstream != nil {
@@ -141,10 +143,12 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) err
 	etag := p.ETag()
 	w.Header().Set("ETag", etag)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && profile.MatchETag(inm, etag, true) {
+		countOutcome(outcomeNotModified)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	countOutcome(outcomeOK)
 	return writeEnvelope(w, http.StatusOK, profile.OK(p))
 }
 
@@ -160,6 +164,7 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) err
 	if !res.Changed {
 		warnings = append(warnings, profile.NewWarning(profile.CodeNoChanges, "The request changes nothing; the profile is as it was.", ""))
 	}
+	countOutcome(outcomeOK)
 	w.Header().Set("ETag", res.Profile.ETag())
 	return writeEnvelope(w, http.StatusOK, profile.OK(res.Profile, warnings...))
 }
@@ -168,6 +173,14 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) err
 // modes. When the body is refused it writes the answer and returns ok=false.
 func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profile.UpdateRequest, warnings []profile.Item, ok bool) {
 	refuse := func(status int, env profile.Envelope) (profile.UpdateRequest, []profile.Item, bool) {
+		switch status {
+		case http.StatusUnsupportedMediaType:
+			countOutcome(outcomeUnsupportedMedia)
+		case http.StatusRequestEntityTooLarge:
+			countOutcome(outcomePayloadTooLarge)
+		default:
+			countOutcome(outcomeValidationError)
+		}
 		_ = writeEnvelope(w, status, env)
 		return profile.UpdateRequest{}, nil, false
 	}
@@ -211,6 +224,16 @@ func isJSONContentType(ct string) bool {
 
 func (h *Handler) writeServiceError(w http.ResponseWriter, err error) error {
 	status, item := statusOf(err)
+	switch item.Code {
+	case profile.CodeProfileNotFound:
+		countOutcome(outcomeNotFound)
+	case profile.CodePreconditionFailed:
+		countOutcome(outcomePrecondition)
+	case profile.CodeUserNameTaken:
+		countOutcome(outcomeUserNameTaken)
+	default:
+		countOutcome(outcomeStorageError)
+	}
 	if status == http.StatusServiceUnavailable {
 		// the error text is for operators; the client gets a generic item
 		if c := h.logger.Check(zapcore.ErrorLevel, "profile store failed"); c != nil {

@@ -39,12 +39,14 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims
 	switch {
 	case r.Context().Err() != nil:
 		// the client hung up: nobody reads the answer, and it is no error
+		countOutcome(outcomeClientClosed)
 		if ce := h.logger.Check(zapcore.DebugLevel, "client closed the request during the upstream trip"); ce != nil {
 			ce.Write()
 		}
 		w.WriteHeader(499)
 		return nil
 	case buf.overflow:
+		countOutcome(outcomeUpstreamError)
 		return writeEnvelope(w, http.StatusBadGateway, profile.Failed(profile.NewError(profile.CodeUpstreamResponseTooLarge,
 			"The backend's answer is larger than this API accepts.", "", profile.TypeSystem,
 			map[string]string{"MaxBytes": itoa(h.MaxUpstreamBody)})))
@@ -58,6 +60,14 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims
 		n = profile.Normalize(profile.LegacyResponse{Status: buf.status, ContentType: "application/octet-stream"})
 	}
 	copyEndToEndHeaders(w.Header(), buf.header)
+	switch {
+	case n.Status < 400:
+		countOutcome(outcomeOK)
+	case n.Status >= 500:
+		countOutcome(outcomeUpstreamError)
+	default:
+		countOutcome(outcomeUpstreamRejected)
+	}
 	switch {
 	case n.Problem != nil:
 		challenge := ""
@@ -170,6 +180,7 @@ func (h *Handler) writeTripError(w http.ResponseWriter, err error) error {
 	case errors.Is(err, errAborted):
 		code, msg = profile.CodeUpstreamInvalidResponse, "The backend's answer broke off."
 	}
+	countOutcome(outcomeUpstreamError)
 	if ce := h.logger.Check(zapcore.WarnLevel, "upstream trip failed"); ce != nil {
 		ce.Write(zap.Error(err), zap.Int("status", status))
 	}

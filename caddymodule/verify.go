@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ type verifier struct {
 	leeway     time.Duration
 	subject    string
 	now        func() time.Time
+	cache      *tokenCache // nil when disabled
 }
 
 // claims is the verified payload of a token, each claim kept as raw JSON
@@ -100,6 +102,17 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 	if !precheckToken(tok) {
 		return nil, errInvalidToken("The token is not a compact JWS.")
 	}
+	var cacheKey [sha256.Size]byte
+	if v.cache != nil {
+		cacheKey = sha256.Sum256([]byte(tok))
+		if payload, ok := v.cache.lookup(cacheKey, v.now(), v.leeway, v.sources); ok {
+			if c, err := decodeClaims(payload); err == nil {
+				metricTokenCache.WithLabelValues("hit").Inc()
+				return c, nil
+			}
+		}
+		metricTokenCache.WithLabelValues("miss").Inc()
+	}
 	hdrPart, rest, _ := strings.Cut(tok, ".")
 	payloadPart, _, _ := strings.Cut(rest, ".")
 	var h header
@@ -113,7 +126,7 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 	if !ok {
 		return nil, errInvalidToken("The token algorithm is not accepted.")
 	}
-	payload, found, aerr := v.checkSignature(tok, alg, h)
+	payload, signer, found, aerr := v.checkSignature(tok, alg, h)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -126,7 +139,7 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 				refreshed = s.refreshForUnknownKid(ctx, h.Kid) || refreshed
 			}
 			if refreshed {
-				payload, found, aerr = v.checkSignature(tok, alg, h)
+				payload, signer, found, aerr = v.checkSignature(tok, alg, h)
 				if aerr != nil {
 					return nil, aerr
 				}
@@ -146,12 +159,17 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 	if aerr := v.checkClaims(c); aerr != nil {
 		return nil, aerr
 	}
+	if v.cache != nil {
+		exp, _ := numericDate(c["exp"]) // checkClaims made sure it is there
+		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, thumbprint: signer.thumbprint})
+	}
 	return c, nil
 }
 
 // checkSignature tries the candidate keys. found reports whether any key
-// could have signed the token; payload is nil when none verified it.
-func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h header) (payload []byte, found bool, aerr *authError) {
+// could have signed the token; payload is nil when none verified it, else
+// signer is the key that did.
+func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h header) (payload []byte, signer verifyKey, found bool, aerr *authError) {
 	var buf [maxCandidateKeys]verifyKey
 	cands := buf[:0]
 	loaded := false
@@ -162,17 +180,17 @@ func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h head
 		}
 	}
 	if !loaded {
-		return nil, false, errKeysUnavailable
+		return nil, verifyKey{}, false, errKeysUnavailable
 	}
 	if len(cands) > maxCandidateKeys {
 		cands = cands[:maxCandidateKeys]
 	}
 	for _, k := range cands {
 		if p, err := jws.VerifyCompactFast(k.key, []byte(tok), alg); err == nil {
-			return p, true, nil
+			return p, k, true, nil
 		}
 	}
-	return nil, len(cands) > 0, nil
+	return nil, verifyKey{}, len(cands) > 0, nil
 }
 
 func decodeSegment(seg string, dst any) error {

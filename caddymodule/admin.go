@@ -1,0 +1,63 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI adds the module's view to Caddy's admin endpoint:
+//
+//	GET /workspace-profile/keys   every key source in use: its URL or file,
+//	                              the kids with their algorithms, the last
+//	                              good fetch, the last error, the next refresh.
+//
+// Nothing secret is shown: key IDs and types, never key material or tokens.
+// Caddy loads admin.api modules by itself; no config is needed.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.workspace_profile",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/workspace-profile/keys", Handler: caddy.AdminHandlerFunc(serveKeys)}}
+}
+
+func serveKeys(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET only"}
+	}
+	out := struct {
+		Sources []sourceStatus `json:"sources"`
+	}{Sources: []sourceStatus{}}
+	rangeURLSources(func(s *urlSource) { out.Sources = append(out.Sources, s.status()) })
+	liveFiles.Range(func(k, _ any) bool {
+		out.Sources = append(out.Sources, k.(*fileSource).status())
+		return true
+	})
+	sort.Slice(out.Sources, func(i, j int) bool {
+		return out.Sources[i].URL+out.Sources[i].File < out.Sources[j].URL+out.Sources[j].File
+	})
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(out)
+}
+
+// liveFiles are the file sources of the handlers provisioned now, for the
+// admin view; Provision adds, Cleanup removes.
+var liveFiles sync.Map // *fileSource -> struct{}
+
+// Interface guards
+var _ caddy.AdminRouter = (*AdminAPI)(nil)
