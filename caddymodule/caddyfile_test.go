@@ -66,6 +66,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"upstream":{"handler":"reverse_proxy",` +
 			`"load_balancing":{"selection_policy":{"policy":"first"}},"transport":{"protocol":"http","response_header_timeout":5000000000},` +
 			`"upstreams":[{"dial":"10.0.0.1:8080"},{"dial":"legacy.internal:8080"}]},"max_upstream_body":2097152}`},
+		{"key-set tuning, discovery and token cache", `workspace_profile {
+			discovery https://login.example.com
+			audience a
+			min_refresh 1m
+			max_refresh 1h
+			max_stale 2h
+			token_cache 0
+		}`, `{"discovery":["https://login.example.com"],"min_refresh":60000000000,"max_refresh":3600000000000,` +
+			`"max_stale":7200000000000,"token_cache":0,"audiences":["a"]}`},
 		{"bolt default file", `workspace_profile {
 			jwks_file k
 			issuer i
@@ -147,6 +156,9 @@ func TestProvisionErrors(t *testing.T) {
 	for name, tt := range bad {
 		t.Run(name, func(t *testing.T) {
 			h := tt.h
+			if name == "negative token cache" {
+				*h.TokenCache = -1
+			}
 			if name == "unknown storage" {
 				h.JWKSFiles = []string{writeFile(t, "k.json", jwksOf(t, newTestKey(t, jwa.RS256(), "k")))}
 			}

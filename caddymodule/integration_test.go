@@ -295,6 +295,23 @@ func TestIntegrationAuthAndStorage(t *testing.T) {
 	if r.status != 200 || *r.envelope(t).Data.FirstName != "Alice" {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
+	// operators see the key sources and the counters on Caddy's admin endpoint
+	admin := do(t, tc.Client, "GET", itAdmin+"/workspace-profile/keys", nil, "")
+	if admin.status != 200 || !bytes.Contains(admin.body, []byte(`"url":"`+idp.URL+`"`)) || !bytes.Contains(admin.body, []byte(`"kid":"es-1"`)) ||
+		!bytes.Contains(admin.body, []byte(`"url":"`+down.URL+`"`)) || !bytes.Contains(admin.body, []byte(`status 502"`)) {
+		t.Fatalf("admin keys view: %d %s", admin.status, admin.body)
+	}
+	metrics := do(t, tc.Client, "GET", itAdmin+"/metrics", nil, "")
+	for _, want := range []string{`caddy_workspace_profile_requests_total{outcome="ok"}`, `caddy_workspace_profile_requests_total{outcome="service_account"}`,
+		`caddy_workspace_profile_keyset_fetches_total{result="error"}`, `caddy_workspace_profile_token_cache_total{result="miss"}`, "caddy_workspace_profile_keys_loaded"} {
+		if !bytes.Contains(metrics.body, []byte(want)) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+	if bytes.Contains(metrics.body, []byte("alice")) || bytes.Contains(metrics.body, []byte(tok[:40])) {
+		t.Fatal("a subject or token is in the metrics")
+	}
+
 	// the rest of the site is untouched, even under handle /api/*
 	if r := do(t, tc.Client, "GET", itBase+"/api/other", nil, ""); r.status != 299 {
 		t.Fatalf("other API route: %d %s", r.status, r.body)

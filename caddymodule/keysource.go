@@ -243,6 +243,9 @@ func (s *urlSource) run(ctx context.Context) {
 		}
 		if err != nil && s.set.Load() == nil {
 			wait, backoff = backoff, min(backoff*2, maxFirstBackoff)
+			s.mu.Lock()
+			s.nextRefresh = s.now().Add(wait) // what the admin view shows
+			s.mu.Unlock()
 		} else if err == nil {
 			backoff = firstBackoff
 		}
@@ -260,7 +263,10 @@ func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
 	defer s.mu.Unlock()
 	maxAge, err := s.fetchLocked(ctx)
 	wait := s.opts.minRefresh // after a failure, try again soon
-	if err == nil {
+	switch {
+	case err == nil && maxAge < 0: // the provider says nothing: max_refresh
+		wait = s.opts.maxRefresh
+	case err == nil:
 		wait = min(max(maxAge, s.opts.minRefresh), s.opts.maxRefresh)
 	}
 	s.nextRefresh = s.now().Add(wait)
@@ -287,7 +293,7 @@ func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 }
 
 // fetchLocked downloads and parses the set; on success it replaces the set
-// in force and returns the document's max-age (0 when it gives none). The
+// in force and returns the document's max-age (-1 when it gives none). The
 // caller holds mu, so only one fetch runs at a time.
 func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastAttempt = s.now()
@@ -391,17 +397,18 @@ func discoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// cacheMaxAge reads max-age from a Cache-Control header; no-store and
-// no-cache mean "as soon as allowed" (0, which becomes minRefresh).
+// cacheMaxAge reads max-age from a Cache-Control header: -1 when it gives
+// none; no-store and no-cache mean "as soon as allowed" (0, which becomes
+// min_refresh).
 func cacheMaxAge(cc string) time.Duration {
-	var age time.Duration
+	age := time.Duration(-1)
 	for part := range strings.SplitSeq(cc, ",") {
 		name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
 		switch strings.ToLower(name) {
 		case "no-store", "no-cache":
 			return 0
 		case "max-age", "s-maxage":
-			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && n > 0 {
+			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && n >= 0 {
 				age = time.Duration(n) * time.Second
 			}
 		}

@@ -1,0 +1,398 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"go.uber.org/zap"
+)
+
+// fakeClock is the injected time of a source and a verifier.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeIdP is an identity provider whose every answer the test decides.
+type fakeIdP struct {
+	*httptest.Server
+	fetches atomic.Int64
+	mu      sync.Mutex
+	answer  http.HandlerFunc
+}
+
+func newFakeIdP(t *testing.T) *fakeIdP {
+	p := &fakeIdP{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.fetches.Add(1)
+		p.mu.Lock()
+		a := p.answer
+		p.mu.Unlock()
+		a(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *fakeIdP) serve(f http.HandlerFunc) {
+	p.mu.Lock()
+	p.answer = f
+	p.mu.Unlock()
+}
+
+func (p *fakeIdP) serveKeys(t *testing.T, cacheControl string, keys ...testKey) {
+	doc := jwksOf(t, keys...)
+	p.serve(func(w http.ResponseWriter, r *http.Request) {
+		if cacheControl != "" {
+			w.Header().Set("Cache-Control", cacheControl)
+		}
+		_, _ = w.Write(doc)
+	})
+}
+
+// newTestSource is an unstarted source on the fake clock: the test drives
+// its fetches.
+func newTestSource(url string, clock *fakeClock, opts remoteOptions) *urlSource {
+	s := newURLSource(url, opts, zap.NewNop())
+	s.now = clock.now
+	return s
+}
+
+func newTestVerifier(clock *fakeClock, sources ...keySource) *verifier {
+	algs := map[string]jwa.SignatureAlgorithm{}
+	for _, a := range DefaultAlgorithms {
+		algs[a], _ = jwa.LookupSignatureAlgorithm(a)
+	}
+	return &verifier{sources: sources, algorithms: algs, issuers: []string{testIssuer}, audiences: []string{testAudience},
+		leeway: DefaultLeeway, subject: "sub", now: clock.now}
+}
+
+// claimsAt are valid claims relative to the fake clock.
+func claimsAt(clock *fakeClock, sub string, ttl time.Duration) map[string]any {
+	c := claimsFor(sub)
+	c["iat"] = clock.now().Unix()
+	c["exp"] = clock.now().Add(ttl).Unix()
+	return c
+}
+
+func code(aerr *authError) string {
+	if aerr == nil {
+		return "ok"
+	}
+	return aerr.code
+}
+
+func TestKeyRotation(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k1, k2 := newTestKey(t, jwa.RS256(), "k1"), newTestKey(t, jwa.ES256(), "k2")
+	idp.serveKeys(t, "", k1)
+	s := newTestSource(idp.URL, clock, remoteOptions{})
+	ctx := context.Background()
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(clock, s)
+	if _, aerr := v.verify(ctx, k1.mint(t, claimsAt(clock, "u", time.Hour), nil)); aerr != nil {
+		t.Fatalf("k1 before rotation: %v", aerr)
+	}
+
+	// the provider rotates: k2 in, k1 out
+	idp.serveKeys(t, "", k2)
+	clock.advance(defaultMinRefresh)
+	before := idp.fetches.Load()
+	if _, aerr := v.verify(ctx, k2.mint(t, claimsAt(clock, "u", time.Hour), nil)); aerr != nil {
+		t.Fatalf("new kid k2 not accepted after one refresh: %v", aerr)
+	}
+	if idp.fetches.Load() != before+1 {
+		t.Fatalf("%d fetches for one unknown kid", idp.fetches.Load()-before)
+	}
+	if _, aerr := v.verify(ctx, k1.mint(t, claimsAt(clock, "u", time.Hour), nil)); code(aerr) != codeInvalidToken {
+		t.Fatalf("removed kid k1: %s, want InvalidToken", code(aerr))
+	}
+}
+
+func TestStaleKeysServeThenExpire(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k := newTestKey(t, jwa.RS256(), "k")
+	idp.serveKeys(t, "", k)
+	s := newTestSource(idp.URL, clock, remoteOptions{maxStale: time.Hour})
+	ctx := context.Background()
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(clock, s)
+
+	for name, answer := range map[string]http.HandlerFunc{
+		"5xx":       func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) },
+		"HTML":      func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>maintenance</html>")) },
+		"truncated": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwksOf(t, k)[:40]) },
+		"oversized": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(strings.Repeat(" ", maxKeySetBytes+10)))
+		},
+		"only HMAC": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`))
+		},
+		"empty set":  func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":[]}`)) },
+		"not a JWKS": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"hello":"world"}`)) },
+		"too many keys": func(w http.ResponseWriter, r *http.Request) {
+			one := string(jwksOf(t, k))
+			one = one[strings.Index(one, "[")+1 : strings.LastIndex(one, "]")]
+			_, _ = w.Write([]byte(`{"keys":[` + strings.TrimSuffix(strings.Repeat(one+",", maxKeysPerSet+1), ",") + `]}`))
+		},
+	} {
+		idp.serve(answer)
+		clock.advance(time.Minute)
+		if _, err := s.refresh(ctx); err == nil {
+			t.Fatalf("%s: refresh succeeded", name)
+		}
+		if _, aerr := v.verify(ctx, k.mint(t, claimsAt(clock, "u", time.Hour), nil)); aerr != nil {
+			t.Fatalf("%s: the last good set stopped serving: %v", name, aerr)
+		}
+		if st := s.status(); st.LastError == "" || len(st.Keys) != 1 {
+			t.Fatalf("%s: status %+v", name, st)
+		}
+	}
+	// past max_stale since the last good fetch: refuse
+	clock.advance(time.Hour)
+	if _, aerr := v.verify(ctx, k.mint(t, claimsAt(clock, "u", time.Hour), nil)); code(aerr) != codeKeysUnavailable {
+		t.Fatalf("after max_stale: %s, want KeysUnavailable", code(aerr))
+	}
+	// the provider comes back: serving again
+	idp.serveKeys(t, "", k)
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, aerr := v.verify(ctx, k.mint(t, claimsAt(clock, "u", time.Hour), nil)); aerr != nil {
+		t.Fatalf("after recovery: %v", aerr)
+	}
+}
+
+func TestUnsupportedKeysSkipped(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k := newTestKey(t, jwa.EdDSA(), "ed")
+	good := string(jwksOf(t, k))
+	idp.serve(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(strings.Replace(good, `"keys":[`, `"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hmac"},{"kty":"PQC","kid":"future"},`, 1)))
+	})
+	s := newTestSource(idp.URL, clock, remoteOptions{})
+	if _, err := s.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.current().kids(); len(got) != 1 || got[0] != "ed" {
+		t.Fatalf("kids %v", got)
+	}
+}
+
+func TestRefreshHonoursCacheControl(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k := newTestKey(t, jwa.RS256(), "k")
+	s := newTestSource(idp.URL, clock, remoteOptions{minRefresh: time.Minute, maxRefresh: time.Hour})
+	for cc, want := range map[string]time.Duration{
+		"":                               time.Hour, // none: max_refresh
+		"public, max-age=600":            10 * time.Minute,
+		"max-age=5":                      time.Minute, // below min_refresh
+		"max-age=86400":                  time.Hour,   // above max_refresh
+		"no-cache":                       time.Minute,
+		"s-maxage=1200, public":          20 * time.Minute,
+		`max-age="900", must-revalidate`: 15 * time.Minute,
+	} {
+		idp.serveKeys(t, cc, k)
+		wait, err := s.refresh(context.Background())
+		if err != nil || wait != want {
+			t.Errorf("Cache-Control %q: next refresh in %v (%v), want %v", cc, wait, err, want)
+		}
+	}
+	// after a failure the next try is min_refresh away
+	idp.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+	if wait, err := s.refresh(context.Background()); err == nil || wait != time.Minute {
+		t.Errorf("after a failure: %v %v", wait, err)
+	}
+}
+
+// TestUnknownKidStorm: 1000 tokens with random kids, sequential and then
+// concurrent, cost at most one fetch per min_refresh; and a token whose
+// claims fail never causes a fetch at all.
+func TestUnknownKidStorm(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k := newTestKey(t, jwa.RS256(), "k")
+	idp.serveKeys(t, "", k)
+	s := newTestSource(idp.URL, clock, remoteOptions{})
+	ctx := context.Background()
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(clock, s)
+	clock.advance(defaultMinRefresh)
+	before := idp.fetches.Load()
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := k.mint(t, claimsAt(clock, "u", time.Hour), map[string]any{"kid": fmt.Sprintf("random-%d", i)})
+			if _, aerr := v.verify(ctx, tok); code(aerr) != codeInvalidToken {
+				t.Errorf("random kid: %s", code(aerr))
+			}
+		}()
+	}
+	wg.Wait()
+	if n := idp.fetches.Load() - before; n != 1 {
+		t.Fatalf("%d fetches for 1000 unknown kids within min_refresh, want 1", n)
+	}
+
+	// expired, foreign or malformed: no fetch whatever kid they name
+	clock.advance(defaultMinRefresh)
+	before = idp.fetches.Load()
+	expired := claimsAt(clock, "u", -time.Hour)
+	foreign := claimsAt(clock, "u", time.Hour)
+	foreign["iss"] = "https://evil.invalid"
+	for _, c := range []map[string]any{expired, foreign} {
+		_, _ = v.verify(ctx, k.mint(t, c, map[string]any{"kid": "nope"}))
+	}
+	_, _ = v.verify(ctx, "x.y.z")
+	if n := idp.fetches.Load() - before; n != 0 {
+		t.Fatalf("%d fetches caused by tokens whose claims fail", n)
+	}
+}
+
+// TestConcurrentMissesShareOneFetch: a key rotated in, then 100 requests
+// with it at once: one fetch, and all of them verified.
+func TestConcurrentMissesShareOneFetch(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	old, fresh := newTestKey(t, jwa.RS256(), "old"), newTestKey(t, jwa.RS256(), "fresh")
+	idp.serveKeys(t, "", old)
+	s := newTestSource(idp.URL, clock, remoteOptions{})
+	ctx := context.Background()
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(clock, s)
+	// the provider is slow, so the 100 requests really overlap the fetch
+	doc := jwksOf(t, old, fresh)
+	idp.serve(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = w.Write(doc)
+	})
+	clock.advance(defaultMinRefresh)
+	before := idp.fetches.Load()
+	tok := fresh.mint(t, claimsAt(clock, "u", time.Hour), nil)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, aerr := v.verify(ctx, tok); aerr != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := idp.fetches.Load() - before; n != 1 || failed.Load() != 0 {
+		t.Fatalf("%d fetches, %d failures; want 1 fetch and none", n, failed.Load())
+	}
+}
+
+// TestSlowProviderDoesNotBlockKnownKeys: while a background refresh waits
+// on a provider that does not answer, requests with known keys go on.
+func TestSlowProviderDoesNotBlockKnownKeys(t *testing.T) {
+	clock := newFakeClock()
+	idp := newFakeIdP(t)
+	k := newTestKey(t, jwa.ES256(), "k")
+	idp.serveKeys(t, "", k)
+	s := newTestSource(idp.URL, clock, remoteOptions{})
+	ctx := context.Background()
+	if _, err := s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(clock, s)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	idp.serve(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		_, _ = w.Write(jwksOf(t, k))
+	})
+	done := make(chan struct{})
+	go func() { _, _ = s.refresh(ctx); close(done) }()
+	<-entered // the refresh is now stuck in the provider
+	tok := k.mint(t, claimsAt(clock, "u", time.Hour), nil)
+	start := time.Now()
+	for range 50 {
+		if _, aerr := v.verify(ctx, tok); aerr != nil {
+			t.Fatal(aerr)
+		}
+	}
+	took := time.Since(start)
+	close(release)
+	<-done
+	if took > time.Second {
+		t.Fatalf("50 verifications took %v while the provider hung", took)
+	}
+	t.Logf("50 verifications took %v during a hung fetch", took.Round(time.Millisecond))
+}
+
+func TestDiscovery(t *testing.T) {
+	clock := newFakeClock()
+	k := newTestKey(t, jwa.RS256(), "k")
+	var issuer string
+	var doc string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(doc)) })
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwksOf(t, k)) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	issuer = srv.URL
+
+	for name, c := range map[string]struct {
+		doc string
+		ok  bool
+	}{
+		"good":              {fmt.Sprintf(`{"issuer":%q,"jwks_uri":%q}`, issuer, srv.URL+"/keys"), true},
+		"issuer mismatch":   {fmt.Sprintf(`{"issuer":"https://evil.invalid","jwks_uri":%q}`, srv.URL+"/keys"), false},
+		"no jwks_uri":       {fmt.Sprintf(`{"issuer":%q}`, issuer), false},
+		"plain http remote": {fmt.Sprintf(`{"issuer":%q,"jwks_uri":"http://keys.example.com/jwks"}`, issuer), false},
+		"not JSON":          {`<html>`, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc = c.doc
+			s := newTestSource(discoveryURL(issuer), clock, remoteOptions{})
+			s.issuer = issuer
+			_, err := s.refresh(context.Background())
+			if (err == nil) != c.ok {
+				t.Fatalf("refresh: %v", err)
+			}
+			if c.ok && (s.current() == nil || s.status().JWKSURI != srv.URL+"/keys") {
+				t.Fatalf("status %+v", s.status())
+			}
+		})
+	}
+}
