@@ -57,6 +57,7 @@ http://localhost:9080 {
 		jwks_file %s
 		issuer %s
 		audience %s
+		token_cache 0
 		upstream %s
 	}
 	handle /bare/* {
