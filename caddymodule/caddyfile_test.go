@@ -75,6 +75,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			token_cache 0
 		}`, `{"discovery":["https://login.example.com"],"min_refresh":60000000000,"max_refresh":3600000000000,` +
 			`"max_stale":7200000000000,"token_cache":0,"audiences":["a"]}`},
+		{"postgres with options", `workspace_profile {
+			jwks_file k
+			issuer i
+			audience a
+			storage postgres {env.PROFILE_PG_DSN} schema profiles_eu max_conns 20 timeout 2s statement_timeout 3s
+		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"storage":{"backend":"postgres","dsn":"{env.PROFILE_PG_DSN}",` +
+			`"max_conns":20,"schema":"profiles_eu","statement_timeout":3000000000,"timeout":2000000000}}`},
 		{"bolt default file", `workspace_profile {
 			jwks_file k
 			issuer i

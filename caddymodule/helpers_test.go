@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/jackc/pgx/v5"
 	// the standard modules, as in cmd/caddy: log filters, reverse_proxy...
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -233,3 +234,13 @@ func caddyReplacerKey() any        { return caddy.ReplacerCtxKey }
 func newReplacer() *caddy.Replacer { return caddy.NewReplacer() }
 
 func jwkExport(k testKey, dst *any) error { return jwk.Export(k.pub, dst) }
+
+// dropSchema removes a test's PostgreSQL schema.
+func dropSchema(dsn, schema string) {
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+}

@@ -35,6 +35,7 @@ type itConfig struct {
 	logPath   string // access log file, "" for none
 	extra     string // extra lines inside workspace_profile
 	site      string // extra directives in the site block
+	storage   string // the storage line; default: storage bolt <dbPath>
 }
 
 func (c itConfig) caddyfile() string {
@@ -84,7 +85,7 @@ http://localhost:9080 {
 		%s
 		issuer %s
 		audience %s
-		storage bolt %s
+		%s
 		create_missing
 		%s
 	}
@@ -94,7 +95,27 @@ http://localhost:9080 {
 		respond "legacy api" 299
 	}
 }
-`, logBlock, src.String(), c.issuers, c.audiences, c.dbPath, c.extra, c.site)
+`, logBlock, src.String(), c.issuers, c.audiences, c.storageLine(), c.extra, c.site)
+}
+
+func (c itConfig) storageLine() string {
+	if c.storage != "" {
+		return c.storage
+	}
+	return "storage bolt " + c.dbPath
+}
+
+// pgStorage is the storage line for PostgreSQL in a schema of this test's
+// own, dropped after; without PROFILE_TEST_PG_DSN the test is skipped with
+// the way to run it.
+func pgStorage(t *testing.T) string {
+	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN, e.g. PROFILE_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/test (.ci/run sets it)")
+	}
+	schema := fmt.Sprintf("wp_it_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
+	t.Cleanup(func() { dropSchema(dsn, schema) })
+	return fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 2s", schema)
 }
 
 func startCaddy(t *testing.T, cfg itConfig) *caddytest.Tester {
@@ -323,10 +344,15 @@ func TestIntegrationAuthAndStorage(t *testing.T) {
 
 // TestIntegrationConcurrentPuts: 24 users claim one user name at once and
 // exactly one wins; three writers of different fields of one profile lose
-// nothing.
+// nothing. On bolt and on PostgreSQL.
 func TestIntegrationConcurrentPuts(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { testConcurrentPuts(t, "") })
+	t.Run("postgres", func(t *testing.T) { testConcurrentPuts(t, pgStorage(t)) })
+}
+
+func testConcurrentPuts(t *testing.T, storage string) {
 	k := newTestKey(t, jwa.RS256(), "rs-1")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}})
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: storage})
 	url := itBase + profilePath
 	const n = 24
 	statuses := make([]int, n)

@@ -1,0 +1,151 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
+)
+
+func init() {
+	caddy.RegisterModule(PostgresStorage{})
+}
+
+// PostgresStorage keeps profiles in PostgreSQL, for several Caddy nodes
+// that share one database. The connection pool is opened once per DSN and
+// schema in the process and shared across config reloads; the schema is
+// created and migrated at provision (safe when nodes start at once).
+type PostgresStorage struct {
+	// The connection string, a URL or key=value DSN as pgx reads it.
+	// Placeholders such as {env.PROFILE_PG_DSN} are replaced. Required.
+	// It is never logged.
+	DSN string `json:"dsn,omitempty"`
+
+	// The schema holding the tables. Default: workspace_profile.
+	Schema string `json:"schema,omitempty"`
+
+	// The most connections the pool opens. Default: pgx's (the larger of
+	// 4 and the number of CPUs).
+	MaxConns int32 `json:"max_conns,omitempty"`
+
+	// Bounds every operation, waiting for a connection included, so that
+	// a database that is down gives 503 StorageUnavailable quickly.
+	// Default: 5s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// The sessions' statement_timeout. Default: 5s.
+	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
+
+	key   string
+	store *pgstore.Store
+}
+
+// CaddyModule returns the Caddy module information.
+func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.workspace_profile.storage.postgres",
+		New: func() caddy.Module { return new(PostgresStorage) },
+	}
+}
+
+var pgPool = caddy.NewUsagePool()
+
+type pgCloser struct{ *pgstore.Store }
+
+func (p pgCloser) Destruct() error { return p.Close() }
+
+// Provision opens the pool, or takes the already open one.
+func (p *PostgresStorage) Provision(ctx caddy.Context) error {
+	dsn := caddy.NewReplacer().ReplaceKnown(p.DSN, "")
+	if dsn == "" {
+		return fmt.Errorf("postgres storage: dsn: required")
+	}
+	// the pool's key names the DSN by hash, so it cannot leak through it
+	sum := sha256.Sum256([]byte(dsn + "\x00" + p.Schema))
+	key := hex.EncodeToString(sum[:])
+	val, _, err := pgPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := pgstore.Open(openCtx, dsn, pgstore.Options{Schema: p.Schema, MaxConns: p.MaxConns,
+			Timeout: time.Duration(p.Timeout), StatementTimeout: time.Duration(p.StatementTimeout)})
+		if err != nil {
+			return nil, err
+		}
+		ctx.Logger().Info("opened PostgreSQL profile store", zap.String("schema", p.Schema))
+		return pgCloser{s}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres storage: %w", err)
+	}
+	p.key, p.store = key, val.(pgCloser).Store
+	return nil
+}
+
+// Cleanup releases this config's use of the pool; the last user closes it.
+func (p *PostgresStorage) Cleanup() error {
+	if p.key == "" {
+		return nil
+	}
+	_, err := pgPool.Delete(p.key)
+	return err
+}
+
+// ProfileStore implements StorageBackend.
+func (p *PostgresStorage) ProfileStore() profile.Store { return p.store }
+
+// UnmarshalCaddyfile reads `storage postgres <dsn> [schema <name>]
+// [max_conns <n>] [timeout <duration>] [statement_timeout <duration>]`.
+func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // backend name
+	if !d.NextArg() {
+		return d.Err("storage postgres: the DSN is required")
+	}
+	p.DSN = d.Val()
+	for d.NextArg() {
+		opt := d.Val()
+		if !d.NextArg() {
+			return d.Errf("storage postgres: %s needs a value", opt)
+		}
+		val := d.Val()
+		switch opt {
+		case "schema":
+			p.Schema = val
+		case "max_conns":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 || n > 1000 {
+				return d.Errf("storage postgres: max_conns: %q is not a number from 1 to 1000", val)
+			}
+			p.MaxConns = int32(n)
+		case "timeout", "statement_timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("storage postgres: %s: %q is not a positive duration", opt, val)
+			}
+			if opt == "timeout" {
+				p.Timeout = caddy.Duration(dur)
+			} else {
+				p.StatementTimeout = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("storage postgres: unknown option %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ StorageBackend        = (*PostgresStorage)(nil)
+	_ caddy.Provisioner     = (*PostgresStorage)(nil)
+	_ caddy.CleanerUpper    = (*PostgresStorage)(nil)
+	_ caddyfile.Unmarshaler = (*PostgresStorage)(nil)
+)
