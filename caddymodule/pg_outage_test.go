@@ -1,0 +1,211 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+)
+
+// tcpProxy stands between Caddy and PostgreSQL so that a test can cut the
+// database off (a real network fault: connections reset, new ones refused)
+// and bring it back, without touching the server other tests use.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection: the database is gone.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// restore listens again on the same address: the database is back.
+func (p *tcpProxy) restore(t *testing.T) {
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was just released
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// TestIntegrationPostgresOutage: PostgreSQL becomes unreachable mid-load.
+// Requests answer 503 StorageUnavailable quickly during the outage, no row
+// is ever half written, and service comes back without restarting Caddy.
+func TestIntegrationPostgresOutage(t *testing.T) {
+	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
+	pgStorage(t) // skips without PROFILE_TEST_PG_DSN
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startTCPProxy(t, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
+	schema := fmt.Sprintf("wp_outage_%d", time.Now().UnixNano()%1e12)
+	t.Cleanup(func() { dropSchema(dsn, schema) })
+	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, proxy.addr, cfg.Database)
+
+	k := newTestKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))},
+		storage: fmt.Sprintf("storage postgres %q schema %s timeout 1s", proxied, schema)})
+	url := itBase + profilePath
+	tokens := make([]string, 8)
+	for i := range tokens {
+		tokens[i] = k.mint(t, claimsFor(fmt.Sprintf("outage-%d", i)), nil)
+		if r := do(t, tc.Client, "GET", url, bearer(tokens[i]), ""); r.status != 200 {
+			t.Fatalf("before the outage: %d %s", r.status, r.body)
+		}
+	}
+
+	type result struct {
+		status int
+		code   string
+		took   time.Duration
+	}
+	var mu sync.Mutex
+	var results []result
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// FirstName and LastName are written together: a row with
+				// one and not the other would be a half-written update
+				body := fmt.Sprintf(`{"FirstName":"F%d","LastName":"L%d"}`, n, n)
+				start := time.Now()
+				r := do(t, tc.Client, "PUT", url, jsonPut(tokens[w], ""), body)
+				res := result{status: r.status, took: time.Since(start)}
+				if r.status != 200 {
+					res.code = itemCodes(r.envelope(t).Errors)
+				}
+				mu.Lock()
+				results = append(results, res)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	proxy.cut()
+	time.Sleep(1500 * time.Millisecond)
+	proxy.restore(t)
+	// service returns without a Caddy restart
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := do(t, tc.Client, "PUT", url, jsonPut(tokens[0], ""), `{"FirstName":"Back","LastName":"Again"}`)
+		if r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not back 10s after the database returned: %d %s", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+
+	var ok, unavailable int
+	for _, r := range results {
+		switch {
+		case r.status == 200:
+			ok++
+		case r.status == 503 && r.code == "StorageUnavailable":
+			unavailable++
+			if r.took > 3*time.Second {
+				t.Errorf("a 503 took %v: the timeout must bound it", r.took)
+			}
+		default:
+			t.Errorf("during the outage: %d %s", r.status, r.code)
+		}
+	}
+	if unavailable == 0 || ok == 0 {
+		t.Fatalf("%d ok, %d unavailable: the outage was not observed", ok, unavailable)
+	}
+	t.Logf("%d requests: %d ok, %d StorageUnavailable", len(results), ok, unavailable)
+
+	// no half-written row
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), "SELECT user_id, first_name, last_name FROM "+pgx.Identifier{schema}.Sanitize()+".profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, first, last string
+		_ = rows.Scan(&id, &first, &last)
+		if strings.TrimPrefix(first, "F") != strings.TrimPrefix(last, "L") && !(first == "Back" && last == "Again") {
+			t.Errorf("half-written row %s: %q %q", id, first, last)
+		}
+	}
+}
