@@ -182,8 +182,78 @@ func (s *Store) Update(_ context.Context, userID string, fn profile.UpdateFunc) 
 	}
 }
 
+// Export implements profile.Exporter, from one read transaction.
+func (s *Store) Export(_ context.Context, fn func(profile.Profile) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
+			p, err := decode(string(k), v)
+			if err != nil {
+				return err
+			}
+			return fn(p)
+		})
+	})
+}
+
+// Import implements profile.Importer in one write transaction: the names
+// of the profiles being replaced are released first, so renames within one
+// import never collide; any conflict rolls everything back.
+func (s *Store) Import(_ context.Context, profiles []profile.Profile) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bp, names := tx.Bucket(bucketProfiles), tx.Bucket(bucketUserNames)
+		versions := make([]uint64, len(profiles))
+		for i, p := range profiles {
+			if v := bp.Get([]byte(p.UserID)); v != nil {
+				cur, err := decode(p.UserID, v)
+				if err != nil {
+					return err
+				}
+				versions[i] = cur.Version
+				if cur.UserName != "" {
+					if err := names.Delete([]byte(profile.NormalizeUserName(cur.UserName))); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for i, p := range profiles {
+			if p.UserName != "" {
+				key := []byte(profile.NormalizeUserName(p.UserName))
+				if owner := names.Get(key); owner != nil && string(owner) != p.UserID {
+					return errDomain{&profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}}
+				}
+				if err := names.Put(key, []byte(p.UserID)); err != nil {
+					return err
+				}
+			}
+			buf, err := json.Marshal(record{UserName: p.UserName, Email: p.Email, FirstName: p.FirstName,
+				LastName: p.LastName, UserType: p.UserType, Version: versions[i] + 1})
+			if err != nil {
+				return err
+			}
+			if err := bp.Put([]byte(p.UserID), buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var de errDomain
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return de.err
+	default:
+		return unavailable(err)
+	}
+}
+
 // Close implements profile.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
 // Interface guards
-var _ profile.Store = (*Store)(nil)
+var (
+	_ profile.Store    = (*Store)(nil)
+	_ profile.Exporter = (*Store)(nil)
+	_ profile.Importer = (*Store)(nil)
+)

@@ -5,6 +5,7 @@ package memstore
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
@@ -71,6 +72,66 @@ func (s *Store) Update(_ context.Context, userID string, fn profile.UpdateFunc) 
 	return next, nil
 }
 
+// Export implements profile.Exporter.
+func (s *Store) Export(_ context.Context, fn func(profile.Profile) error) error {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.profiles))
+	for id := range s.profiles {
+		ids = append(ids, id)
+	}
+	snapshot := make([]profile.Profile, 0, len(ids))
+	slices.Sort(ids)
+	for _, id := range ids {
+		snapshot = append(snapshot, s.profiles[id])
+	}
+	s.mu.Unlock()
+	for _, p := range snapshot {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Import implements profile.Importer: checked whole under the lock, then
+// written, so nothing is written when any profile conflicts.
+func (s *Store) Import(_ context.Context, profiles []profile.Profile) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return profile.ErrUnavailable
+	}
+	incoming := map[string]bool{}
+	for _, p := range profiles {
+		incoming[p.UserID] = true
+	}
+	for i, p := range profiles {
+		if p.UserName == "" {
+			continue
+		}
+		if owner, ok := s.userNames[profile.NormalizeUserName(p.UserName)]; ok && owner != p.UserID && !incoming[owner] {
+			return &profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}
+		}
+	}
+	for _, p := range profiles {
+		if cur, ok := s.profiles[p.UserID]; ok {
+			if cur.UserName != "" {
+				delete(s.userNames, profile.NormalizeUserName(cur.UserName))
+			}
+			p.Version = cur.Version + 1
+		} else {
+			p.Version = 1
+		}
+		s.profiles[p.UserID] = p
+	}
+	for _, p := range profiles {
+		if p.UserName != "" {
+			s.userNames[profile.NormalizeUserName(p.UserName)] = p.UserID
+		}
+	}
+	return nil
+}
+
 // Close implements profile.Store; later calls fail with ErrUnavailable.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -80,4 +141,8 @@ func (s *Store) Close() error {
 }
 
 // Interface guards
-var _ profile.Store = (*Store)(nil)
+var (
+	_ profile.Store    = (*Store)(nil)
+	_ profile.Exporter = (*Store)(nil)
+	_ profile.Importer = (*Store)(nil)
+)

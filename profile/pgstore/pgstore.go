@@ -264,6 +264,77 @@ func (s *Store) updateTx(ctx context.Context, tx pgx.Tx, userID string, fn profi
 	return next, nil
 }
 
+// Export implements profile.Exporter, streaming rows in user-ID order.
+func (s *Store) Export(ctx context.Context, fn func(profile.Profile) error) error {
+	rows, err := s.pool.Query(ctx, "SELECT user_id, "+columns+" FROM "+s.schema+".profiles ORDER BY user_id")
+	if err != nil {
+		return unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		p := profile.Profile{}
+		var ut int16
+		var version int64
+		if err := rows.Scan(&id, &p.UserName, &p.Email, &p.FirstName, &p.LastName, &ut, &version); err != nil {
+			return unavailable(err)
+		}
+		p.UserID, p.UserType, p.Version = id, profile.UserType(ut), uint64(version)
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Import implements profile.Importer in one transaction: the user names of
+// the profiles being replaced are cleared first, so renames within one
+// import never collide on the unique index whatever their order, then
+// every profile is upserted in one batch. A unique violation names the
+// profile that caused it; any error rolls everything back.
+func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
+	ids := make([]string, len(profiles))
+	for i, p := range profiles {
+		ids[i] = p.UserID
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE "+s.schema+".profiles SET user_name = '' WHERE user_id = ANY($1)", ids); err != nil {
+			return err
+		}
+		batch := &pgx.Batch{}
+		for _, p := range profiles {
+			batch.Queue("INSERT INTO "+s.schema+".profiles (user_id, "+columns+") VALUES ($1,$2,$3,$4,$5,$6,1) "+
+				"ON CONFLICT (user_id) DO UPDATE SET user_name=EXCLUDED.user_name, email=EXCLUDED.email, first_name=EXCLUDED.first_name, "+
+				"last_name=EXCLUDED.last_name, user_type=EXCLUDED.user_type, version="+s.schema+".profiles.version+1",
+				p.UserID, p.UserName, p.Email, p.FirstName, p.LastName, int16(p.UserType))
+		}
+		results := tx.SendBatch(ctx, batch)
+		for i := range profiles {
+			if _, err := results.Exec(); err != nil {
+				results.Close()
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					return errDomain{&profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}}
+				}
+				return err
+			}
+		}
+		return results.Close()
+	})
+	var de errDomain
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return de.err
+	default:
+		return unavailable(err)
+	}
+}
+
 // retryable: serialization failure, deadlock.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
@@ -275,4 +346,8 @@ func unavailable(err error) error {
 }
 
 // Interface guards
-var _ profile.Store = (*Store)(nil)
+var (
+	_ profile.Store    = (*Store)(nil)
+	_ profile.Exporter = (*Store)(nil)
+	_ profile.Importer = (*Store)(nil)
+)

@@ -172,4 +172,52 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 			t.Fatalf("version %d, want %d", p.Version, 1+3*rounds)
 		}
 	})
+
+	t.Run("export and import", func(t *testing.T) {
+		s := open(t)
+		ex, okEx := s.(profile.Exporter)
+		im, okIm := s.(profile.Importer)
+		if !okEx || !okIm {
+			t.Fatal("the store cannot export and import")
+		}
+		for i, name := range []string{"ann", "ben", ""} {
+			if _, err := s.Update(ctx, fmt.Sprintf("u%d", i), set(profile.Profile{UserName: name, Email: fmt.Sprintf("u%d@example.com", i)})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var all []profile.Profile
+		if err := ex.Export(ctx, func(p profile.Profile) error { all = append(all, p); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 3 || all[0].UserID != "u0" || all[2].UserID != "u2" {
+			t.Fatalf("export: %+v", all)
+		}
+
+		// ann and ben swap names in one import: no collision whatever the order
+		swap := []profile.Profile{{UserID: "u0", UserName: "Ben"}, {UserID: "u1", UserName: "ann"}, {UserID: "u9", UserName: "new"}}
+		if err := im.Import(ctx, swap); err != nil {
+			t.Fatalf("swap import: %v", err)
+		}
+		p0, _ := s.Get(ctx, "u0")
+		if p0.UserName != "Ben" || p0.Email != "" || p0.Version != 2 {
+			t.Fatalf("after import: %+v", p0)
+		}
+		if _, err := s.Update(ctx, "u2", set(profile.Profile{UserName: "BEN"})); !errors.Is(err, profile.ErrUserNameTaken) {
+			t.Fatalf("imported name not indexed: %v", err)
+		}
+
+		// a name held by a profile outside the import: nothing is written
+		bad := []profile.Profile{{UserID: "u7", UserName: "fresh"}, {UserID: "u8", UserName: "NEW"}}
+		err := im.Import(ctx, bad)
+		var conflict *profile.ImportConflict
+		if !errors.As(err, &conflict) || conflict.Index != 1 || !errors.Is(err, profile.ErrUserNameTaken) {
+			t.Fatalf("conflicting import: %v", err)
+		}
+		if _, err := s.Get(ctx, "u7"); !errors.Is(err, profile.ErrNotFound) {
+			t.Fatalf("a refused import wrote a profile: %v", err)
+		}
+		if _, err := s.Update(ctx, "u3", set(profile.Profile{UserName: "fresh"})); err != nil {
+			t.Fatalf("a refused import reserved a name: %v", err)
+		}
+	})
 }
