@@ -19,6 +19,9 @@ func init() {
 //	                              the kids with their algorithms, the last
 //	                              good fetch, the last error, the next refresh.
 //
+//	GET  /workspace-profile/profiles  export, JSON lines (see admin_profiles.go)
+//	POST /workspace-profile/profiles  import, all or nothing, with a report
+//
 // Nothing secret is shown: key IDs and types, never key material or tokens.
 // Caddy loads admin.api modules by itself; no config is needed.
 type AdminAPI struct{}
@@ -33,7 +36,10 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes implements caddy.AdminRouter.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/workspace-profile/keys", Handler: caddy.AdminHandlerFunc(serveKeys)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/workspace-profile/keys", Handler: caddy.AdminHandlerFunc(serveKeys)},
+		{Pattern: "/workspace-profile/profiles", Handler: caddy.AdminHandlerFunc(serveProfiles)},
+	}
 }
 
 func serveKeys(w http.ResponseWriter, r *http.Request) error {

@@ -146,6 +146,7 @@ type Handler struct {
 	service    profile.Service
 	upstream   *reverseproxy.Handler
 	sourceKeys []string // keySourcePool entries this handler holds
+	storeName  string   // the liveStores entry this handler holds
 	verifier   *verifier
 	logger     *zap.Logger
 }
@@ -163,6 +164,8 @@ type ServiceAccount struct {
 // http.workspace_profile.storage.
 type StorageBackend interface {
 	ProfileStore() profile.Store
+	// StoreName names the store on the admin endpoint (never a secret).
+	StoreName() string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -283,7 +286,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("workspace_profile: storage: %w", err)
 	}
-	h.service = profile.Service{Store: mod.(StorageBackend).ProfileStore(), CreateMissing: h.CreateMissing}
+	backend := mod.(StorageBackend)
+	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
+	h.storeName = backend.StoreName()
+	liveStores.add(h.storeName, h.service.Store)
 	return nil
 }
 
@@ -362,6 +368,10 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	h.sourceKeys = nil
+	if h.storeName != "" {
+		liveStores.remove(h.storeName)
+		h.storeName = ""
+	}
 	if h.verifier != nil {
 		for _, s := range h.verifier.sources {
 			if f, ok := s.(*fileSource); ok {

@@ -43,6 +43,9 @@ func (m *MemoryStorage) Provision(caddy.Context) error {
 // ProfileStore implements StorageBackend.
 func (m *MemoryStorage) ProfileStore() profile.Store { return m.store }
 
+// StoreName implements StorageBackend.
+func (m *MemoryStorage) StoreName() string { return fmt.Sprintf("memory:%p", m.store) }
+
 // boltPool shares each open bolt file between every handler and config
 // generation that names it: bbolt locks its file, so opening it again in
 // the new config of a reload would wait for the old one and time out.
@@ -124,6 +127,9 @@ func (b *BoltStorage) Cleanup() error {
 
 // ProfileStore implements StorageBackend.
 func (b *BoltStorage) ProfileStore() profile.Store { return b.store }
+
+// StoreName implements StorageBackend.
+func (b *BoltStorage) StoreName() string { return "bolt:" + b.key }
 
 // UnmarshalCaddyfile sets up the bolt storage from `storage bolt [<file>]`.
 func (b *BoltStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {

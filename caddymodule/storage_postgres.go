@@ -102,6 +102,16 @@ func (p *PostgresStorage) Cleanup() error {
 // ProfileStore implements StorageBackend.
 func (p *PostgresStorage) ProfileStore() profile.Store { return p.store }
 
+// StoreName implements StorageBackend: the schema and a short hash of the
+// DSN, never the DSN.
+func (p *PostgresStorage) StoreName() string {
+	schema := p.Schema
+	if schema == "" {
+		schema = "workspace_profile"
+	}
+	return "postgres:" + schema + "@" + p.key[:8]
+}
+
 // UnmarshalCaddyfile reads `storage postgres <dsn> [schema <name>]
 // [max_conns <n>] [timeout <duration>] [statement_timeout <duration>]`.
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {

@@ -1,0 +1,177 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+// maxImportBytes caps one import's body.
+const maxImportBytes = 256 << 20
+
+// liveStores are the stores of the handlers provisioned now, by name, so
+// that the admin endpoint can reach them; a reload's overlap holds a store
+// twice, hence the counts.
+var liveStores = &storeRegistry{stores: map[string]*liveStore{}}
+
+type storeRegistry struct {
+	mu     sync.Mutex
+	stores map[string]*liveStore
+}
+
+type liveStore struct {
+	store profile.Store
+	refs  int
+}
+
+func (r *storeRegistry) add(name string, s profile.Store) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.stores[name]; ok {
+		e.refs++
+		return
+	}
+	r.stores[name] = &liveStore{store: s, refs: 1}
+}
+
+func (r *storeRegistry) remove(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.stores[name]; ok {
+		if e.refs--; e.refs <= 0 {
+			delete(r.stores, name)
+		}
+	}
+}
+
+// pick returns the store named, or the only one when name is empty.
+func (r *storeRegistry) pick(name string) (profile.Store, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name != "" {
+		if e, ok := r.stores[name]; ok {
+			return e.store, nil
+		}
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no store " + name + "; stores: " + r.namesLocked()}
+	}
+	switch len(r.stores) {
+	case 0:
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no workspace_profile store is in use (upstream mode has none)"}
+	case 1:
+		for _, e := range r.stores {
+			return e.store, nil
+		}
+	}
+	return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Message: "several stores are in use; name one with ?store=: " + r.namesLocked()}
+}
+
+func (r *storeRegistry) namesLocked() string {
+	names := make([]string, 0, len(r.stores))
+	for n := range r.stores {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	b, _ := json.Marshal(names)
+	return string(b)
+}
+
+// serveProfiles is /workspace-profile/profiles on the admin endpoint:
+//
+//	GET   every profile as JSON lines (the envelope's Data form), streamed
+//	POST  JSON lines in the same form: each line checked with the rules of
+//	      a PUT, then all written in one transaction, or none; the answer
+//	      reports every refused line
+func serveProfiles(w http.ResponseWriter, r *http.Request) error {
+	store, err := liveStores.pick(r.URL.Query().Get("store"))
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet:
+		return exportProfiles(w, r, store)
+	case http.MethodPost:
+		return importProfiles(w, r, store)
+	}
+	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET or POST"}
+}
+
+func exportProfiles(w http.ResponseWriter, r *http.Request, store profile.Store) error {
+	ex, ok := store.(profile.Exporter)
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotImplemented, Message: "this store cannot export"}
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	return ex.Export(r.Context(), func(p profile.Profile) error { return enc.Encode(p.Data()) })
+}
+
+// importReport is the answer to an import.
+type importReport struct {
+	Imported int                  `json:"imported"`
+	Errors   []profile.LineReport `json:"errors"`
+	Success  bool                 `json:"success"`
+}
+
+func importProfiles(w http.ResponseWriter, r *http.Request, store profile.Store) error {
+	im, ok := store.(profile.Importer)
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotImplemented, Message: "this store cannot import"}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxImportBytes+1))
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	if len(body) > maxImportBytes {
+		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: profile.ErrImportTooLarge}
+	}
+	var profiles []profile.Profile
+	var lines []int // the file's line number of each profile
+	report := importReport{Errors: []profile.LineReport{}}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		p, errs := profile.ParseImportLine(line)
+		if len(errs) > 0 {
+			report.Errors = append(report.Errors, profile.LineReport{Line: n, Errors: errs})
+			continue
+		}
+		profiles, lines = append(profiles, p), append(lines, n)
+	}
+	if err := sc.Err(); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	for i, errs := range profile.CheckImportSet(profiles) {
+		report.Errors = append(report.Errors, profile.LineReport{Line: lines[i], Errors: errs})
+	}
+	if len(report.Errors) == 0 {
+		err := im.Import(r.Context(), profiles)
+		var conflict *profile.ImportConflict
+		switch {
+		case errors.As(err, &conflict):
+			report.Errors = append(report.Errors, profile.LineReport{Line: lines[conflict.Index], Errors: profile.Items{profile.UserNameTakenItem()}})
+		case err != nil:
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Message: "the store failed; nothing was written"}
+		default:
+			report.Imported, report.Success = len(profiles), true
+		}
+	}
+	slices.SortFunc(report.Errors, func(a, b profile.LineReport) int { return a.Line - b.Line })
+	w.Header().Set("Content-Type", "application/json")
+	if !report.Success {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	return json.NewEncoder(w).Encode(report)
+}
