@@ -22,17 +22,28 @@ import (
 
 var repoRoot = filepath.Join("..", "..")
 
-func buildCaddy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "caddy")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+// caddyBin is this command, built once for all the tests of the package.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-bin-")
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return bin
+	caddyBin = filepath.Join(dir, "caddy")
+	if out, err := exec.Command("go", "build", "-o", caddyBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
+func buildCaddy(*testing.T) string { return caddyBin }
+
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +59,7 @@ type process struct {
 
 // start runs `caddy run` on config with XDG_DATA_HOME=dataHome and waits
 // until the admin endpoint answers.
-func start(t *testing.T, bin, config, dataHome string, adminPort int) *process {
+func start(t testing.TB, bin, config, dataHome string, adminPort int) *process {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
@@ -78,7 +89,7 @@ func start(t *testing.T, bin, config, dataHome string, adminPort int) *process {
 	}
 }
 
-func (p *process) stop(t *testing.T) {
+func (p *process) stop(t testing.TB) {
 	if p.cmd.ProcessState != nil {
 		return
 	}

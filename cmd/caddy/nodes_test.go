@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// signer mints tokens with a key made for this test run.
+type signer struct {
+	key  jwk.Key
+	jwks string // path of the public key set
+}
+
+func newSigner(t testing.TB) *signer {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := jwk.Import(priv)
+	_ = key.Set(jwk.KeyIDKey, "nodes")
+	_ = key.Set(jwk.AlgorithmKey, jwa.ES256())
+	pub, _ := jwk.PublicKeyOf(key)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	buf, _ := json.Marshal(set)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &signer{key: key, jwks: path}
+}
+
+func (s *signer) token(t testing.TB, sub string) string {
+	payload, _ := json.Marshal(map[string]any{"iss": "https://nodes.test.invalid", "aud": "workspace-api", "sub": sub,
+		"exp": time.Now().Add(time.Hour).Unix()})
+	tok, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), s.key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
+}
+
+type node struct {
+	url  string
+	proc *process
+}
+
+// startNode runs one Caddy process on storage (a Caddyfile storage line).
+func startNode(t testing.TB, s *signer, storage string) node {
+	httpPort, adminPort := freePort(t), freePort(t)
+	config := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	http_port %d
+}
+http://127.0.0.1:%d {
+	workspace_profile {
+		jwks_file %s
+		issuer https://nodes.test.invalid
+		audience workspace-api
+		%s
+		create_missing
+	}
+}
+`, adminPort, httpPort, httpPort, s.jwks, storage)
+	p := start(t, caddyBin, config, t.TempDir(), adminPort)
+	return node{url: fmt.Sprintf("http://127.0.0.1:%d/api/workspace/account/profile", httpPort), proc: p}
+}
+
+func pgDSN(t testing.TB) string {
+	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN, e.g. PROFILE_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/test (.ci/run sets it)")
+	}
+	return dsn
+}
+
+// pgSchema is a schema of this test's own, dropped after it.
+func pgSchema(t testing.TB, dsn string) string {
+	schema := fmt.Sprintf("wp_nodes_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	return schema
+}
+
+var client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+func put(t testing.TB, url, tok, body string) (int, string) {
+	req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTwoNodesOneDatabase: two Caddy processes built from this command share
+// one PostgreSQL database. They start (and migrate) at the same moment; 200
+// concurrent PUTs spread over both lose no update and let exactly one of
+// many users win a contested user name.
+func TestTwoNodesOneDatabase(t *testing.T) {
+	dsn := pgDSN(t)
+	schema := pgSchema(t, dsn)
+	s := newSigner(t)
+	storage := fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema)
+	nodes := make([]node, 2)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); nodes[i] = startNode(t, s, storage) }()
+	}
+	wg.Wait()
+
+	// 200 PUTs at once through both nodes: 100 users claim one user name
+	// (exactly one may win) while 100 updates of different fields hit one
+	// profile (every one must be counted in its version)
+	tok := s.token(t, "shared-writer")
+	if st, body := put(t, nodes[0].url, tok, `{"UserName":"writer"}`); st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	const claimants = 100
+	statuses := make([]int, claimants)
+	fields := []string{"Email", "FirstName", "LastName"}
+	written := map[string]map[string]bool{}
+	for _, f := range fields {
+		written[f] = map[string]bool{}
+	}
+	var mu sync.Mutex
+	ok := 0
+	for i := range claimants {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = put(t, nodes[i%2].url, s.token(t, fmt.Sprintf("claimant-%d", i)), `{"UserName":"Contested"}`)
+		}()
+		go func() {
+			defer wg.Done()
+			f := fields[i%3]
+			v := fmt.Sprintf("v%d", i)
+			if f == "Email" {
+				v += "@example.com"
+			}
+			if st, _ := put(t, nodes[(i+1)%2].url, tok, fmt.Sprintf(`{%q:%q}`, f, v)); st == 200 {
+				mu.Lock()
+				ok++
+				written[f][v] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, st := range statuses {
+		switch st {
+		case 200:
+			wins++
+		case 400:
+		default:
+			t.Errorf("claim answered %d", st)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d winners of one user name across two nodes, want 1", wins)
+	}
+	if ok != 100 {
+		t.Fatalf("%d of 100 field updates succeeded", ok)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var version int64
+	var email, first, last string
+	if err := conn.QueryRow(context.Background(), "SELECT version, email, first_name, last_name FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'shared-writer'").
+		Scan(&version, &email, &first, &last); err != nil {
+		t.Fatal(err)
+	}
+	// created by the first PUT (version 1), then one version per update
+	if version != 1+100 || !written["Email"][email] || !written["FirstName"][first] || !written["LastName"][last] {
+		t.Fatalf("version %d (want 101), final %q %q %q", version, email, first, last)
+	}
+}
