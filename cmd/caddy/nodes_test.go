@@ -205,8 +205,10 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 	if version != 1+100 || !written["Email"][email] || !written["FirstName"][first] || !written["LastName"][last] {
 		t.Fatalf("version %d (want 101), final %q %q %q", version, email, first, last)
 	}
-	// the DSN is in no line either node wrote
+	// the DSN is in no line either node wrote (stopped first: their output
+	// is complete, and no longer being written while it is read)
 	for i, n := range nodes {
+		n.proc.stop(t)
 		if out := n.proc.out.String(); strings.Contains(out, dsn) || !strings.Contains(out, "opened PostgreSQL profile store") {
 			t.Fatalf("node %d log: DSN present or store not opened:\n%s", i, out)
 		}
