@@ -49,7 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>
-//	    storage       memory | bolt [<file>]
+//	    storage       memory | bolt [<file>] | postgres <dsn> [<option> <value>]...
 //	    upstream      <to>... { <reverse_proxy subdirectives> }
 //	    max_upstream_body <size>
 //	}

@@ -24,6 +24,14 @@ import (
 const (
 	itBase  = "http://localhost:9080"
 	itAdmin = "http://localhost:2999"
+	// itGlobal is the global options block of every test Caddyfile.
+	itGlobal = `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+}
+`
 )
 
 type itConfig struct {
@@ -72,13 +80,7 @@ func (c itConfig) caddyfile() string {
 	for _, f := range c.jwksFiles {
 		src.WriteString("jwks_file " + f + "\n")
 	}
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-
+	return fmt.Sprintf(itGlobal+`
 http://localhost:9080 {
 	%s
 	workspace_profile {

@@ -80,6 +80,16 @@ func newTestSource(url string, clock *fakeClock, opts remoteOptions) *urlSource 
 	return s
 }
 
+// loadedSource is a source on the fake clock whose first fetch is done.
+func loadedSource(t *testing.T, idp *fakeIdP, clock *fakeClock, opts remoteOptions) *urlSource {
+	t.Helper()
+	s := newTestSource(idp.URL, clock, opts)
+	if _, err := s.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func newTestVerifier(clock *fakeClock, sources ...keySource) *verifier {
 	algs := map[string]jwa.SignatureAlgorithm{}
 	for _, a := range DefaultAlgorithms {
@@ -109,11 +119,8 @@ func TestKeyRotation(t *testing.T) {
 	idp := newFakeIdP(t)
 	k1, k2 := newTestKey(t, jwa.RS256(), "k1"), newTestKey(t, jwa.ES256(), "k2")
 	idp.serveKeys(t, "", k1)
-	s := newTestSource(idp.URL, clock, remoteOptions{})
+	s := loadedSource(t, idp, clock, remoteOptions{})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 	if _, aerr := v.verify(ctx, k1.mint(t, claimsAt(clock, "u", time.Hour), nil)); aerr != nil {
 		t.Fatalf("k1 before rotation: %v", aerr)
@@ -139,11 +146,8 @@ func TestStaleKeysServeThenExpire(t *testing.T) {
 	idp := newFakeIdP(t)
 	k := newTestKey(t, jwa.RS256(), "k")
 	idp.serveKeys(t, "", k)
-	s := newTestSource(idp.URL, clock, remoteOptions{maxStale: time.Hour})
+	s := loadedSource(t, idp, clock, remoteOptions{maxStale: time.Hour})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 
 	for name, answer := range map[string]http.HandlerFunc{
@@ -243,11 +247,8 @@ func TestUnknownKidStorm(t *testing.T) {
 	idp := newFakeIdP(t)
 	k := newTestKey(t, jwa.RS256(), "k")
 	idp.serveKeys(t, "", k)
-	s := newTestSource(idp.URL, clock, remoteOptions{})
+	s := loadedSource(t, idp, clock, remoteOptions{})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 	clock.advance(defaultMinRefresh)
 	before := idp.fetches.Load()
@@ -289,11 +290,8 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 	idp := newFakeIdP(t)
 	old, fresh := newTestKey(t, jwa.RS256(), "old"), newTestKey(t, jwa.RS256(), "fresh")
 	idp.serveKeys(t, "", old)
-	s := newTestSource(idp.URL, clock, remoteOptions{})
+	s := loadedSource(t, idp, clock, remoteOptions{})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 	// the provider is slow, so the 100 requests really overlap the fetch
 	doc := jwksOf(t, old, fresh)
@@ -328,11 +326,8 @@ func TestSlowProviderDoesNotBlockKnownKeys(t *testing.T) {
 	idp := newFakeIdP(t)
 	k := newTestKey(t, jwa.ES256(), "k")
 	idp.serveKeys(t, "", k)
-	s := newTestSource(idp.URL, clock, remoteOptions{})
+	s := loadedSource(t, idp, clock, remoteOptions{})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)

@@ -127,9 +127,9 @@ type Handler struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	// The storage backend, a module of namespace
-	// http.workspace_profile.storage named by its "backend" key: memory or
-	// bolt. Default, when upstream is not set either: bolt in Caddy's data
-	// directory.
+	// http.workspace_profile.storage named by its "backend" key: memory,
+	// bolt or postgres. Default, when upstream is not set either: bolt in
+	// Caddy's data directory.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=http.workspace_profile.storage inline_key=backend"`
 
 	// Upstream mode: the legacy backend, as a reverse_proxy handler

@@ -26,11 +26,8 @@ func TestTokenCache(t *testing.T) {
 	idp := newFakeIdP(t)
 	k1, k2 := newTestKey(t, jwa.RS256(), "k1"), newTestKey(t, jwa.RS256(), "k2")
 	idp.serveKeys(t, "", k1, k2)
-	s := newTestSource(idp.URL, clock, remoteOptions{})
+	s := loadedSource(t, idp, clock, remoteOptions{})
 	ctx := context.Background()
-	if _, err := s.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v := newTestVerifier(clock, s)
 	v.cache = newTokenCache(100)
 	tok := k1.mint(t, claimsAt(clock, "u", time.Minute), nil)

@@ -45,13 +45,7 @@ func BenchmarkUpstream(b *testing.B) {
 	k := newTestKey(b, jwa.RS256(), "k")
 	jwksPath := writeFile(b, "jwks.json", jwksOf(b, k))
 	tc := caddytest.NewTester(b)
-	tc.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-
+	tc.InitServer(fmt.Sprintf(itGlobal+`
 http://localhost:9080 {
 	workspace_profile {
 		jwks_file %s

@@ -80,13 +80,7 @@ func replay(t *testing.T, raw []byte) http.HandlerFunc {
 }
 
 func upstreamCaddyfile(key testKey, t *testing.T, to, extra string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-
+	return fmt.Sprintf(itGlobal+`
 http://localhost:9080 {
 	workspace_profile {
 		jwks_file %s
