@@ -137,7 +137,8 @@ func TestBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range []string{"http.handlers.workspace_profile", "http.workspace_profile.storage.bolt", "http.workspace_profile.storage.memory"} {
+		for _, m := range []string{"admin.api.workspace_profile", "http.handlers.workspace_profile", "http.workspace_profile.storage.bolt",
+			"http.workspace_profile.storage.memory", "http.workspace_profile.storage.postgres"} {
 			if !bytes.Contains(out, []byte(m+"\n")) {
 				t.Errorf("%s not listed", m)
 			}
