@@ -54,11 +54,12 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims
 		return h.writeTripError(w, err)
 	}
 
-	n := profile.Normalize(profile.LegacyResponse{Status: buf.status, ContentType: buf.header.Get("Content-Type"), Body: buf.body.Bytes()})
-	if buf.header.Get("Content-Encoding") != "" && buf.header.Get("Content-Encoding") != "identity" {
-		// the transport asked for identity; an encoded body cannot be read
-		n = profile.Normalize(profile.LegacyResponse{Status: buf.status, ContentType: "application/octet-stream"})
+	legacy := profile.LegacyResponse{Status: buf.status, ContentType: buf.header.Get("Content-Type"), Body: buf.body.Bytes()}
+	if ce := buf.header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		// the request asked for identity; an encoded body cannot be read
+		legacy.ContentType, legacy.Body = "application/octet-stream", nil
 	}
+	n := profile.Normalize(legacy)
 	copyEndToEndHeaders(w.Header(), buf.header)
 	switch {
 	case n.Status < 400:
