@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,33 +143,76 @@ func hs256WithPublicKey(t testing.TB, pub jwk.Key, claims map[string]any) string
 	return input + "." + b64(mac.Sum(nil))
 }
 
-// jwksServer serves a key set over HTTP and counts the fetches.
-type jwksServer struct {
+// testServer is a real HTTP server whose answer each test scripts: an
+// identity provider, a legacy backend. It counts and records every request.
+type testServer struct {
 	*httptest.Server
-	mu      sync.Mutex
-	body    []byte
-	status  int
 	fetches atomic.Int64
+	mu      sync.Mutex
+	answer  http.HandlerFunc
+	seen    []seenRequest
 }
 
-func newJWKSServer(t testing.TB, body []byte) *jwksServer {
-	s := &jwksServer{body: body, status: http.StatusOK}
+type seenRequest struct {
+	Method, RawQuery string
+	Header           http.Header
+	Body             []byte
+}
+
+func newTestServer(t testing.TB) *testServer {
+	s := &testServer{answer: http.NotFound}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fetches.Add(1)
+		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(s.status)
-		_, _ = w.Write(s.body)
+		s.seen = append(s.seen, seenRequest{r.Method, r.URL.RawQuery, r.Header.Clone(), body})
+		answer := s.answer
+		s.mu.Unlock()
+		answer(w, r)
 	}))
 	t.Cleanup(s.Close)
 	return s
 }
 
-func (s *jwksServer) set(status int, body []byte) {
+// serve sets how the server answers from now on.
+func (s *testServer) serve(f http.HandlerFunc) {
 	s.mu.Lock()
-	s.status, s.body = status, body
+	s.answer = f
 	s.mu.Unlock()
+}
+
+// set answers every request with status and a JSON body.
+func (s *testServer) set(status int, body []byte) {
+	s.serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	})
+}
+
+// serveKeys answers with the key set of keys, and Cache-Control if given.
+func (s *testServer) serveKeys(t testing.TB, cacheControl string, keys ...testKey) {
+	doc := jwksOf(t, keys...)
+	s.serve(func(w http.ResponseWriter, r *http.Request) {
+		if cacheControl != "" {
+			w.Header().Set("Cache-Control", cacheControl)
+		}
+		_, _ = w.Write(doc)
+	})
+}
+
+// requests returns what the server received so far.
+func (s *testServer) requests() []seenRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]seenRequest(nil), s.seen...)
+}
+
+// newJWKSServer is an identity provider serving body as its key set.
+func newJWKSServer(t testing.TB, body []byte) *testServer {
+	s := newTestServer(t)
+	s.set(http.StatusOK, body)
+	return s
 }
 
 func writeFile(t testing.TB, name string, data []byte) string {

@@ -35,7 +35,7 @@ const (
 )
 
 type itConfig struct {
-	jwksURL   string   // served by a jwksServer
+	jwksURL   string   // served by a testServer
 	jwksFiles []string // local key sets
 	issuers   string
 	audiences string

@@ -35,43 +35,6 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fakeIdP is an identity provider whose every answer the test decides.
-type fakeIdP struct {
-	*httptest.Server
-	fetches atomic.Int64
-	mu      sync.Mutex
-	answer  http.HandlerFunc
-}
-
-func newFakeIdP(t *testing.T) *fakeIdP {
-	p := &fakeIdP{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.fetches.Add(1)
-		p.mu.Lock()
-		a := p.answer
-		p.mu.Unlock()
-		a(w, r)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *fakeIdP) serve(f http.HandlerFunc) {
-	p.mu.Lock()
-	p.answer = f
-	p.mu.Unlock()
-}
-
-func (p *fakeIdP) serveKeys(t *testing.T, cacheControl string, keys ...testKey) {
-	doc := jwksOf(t, keys...)
-	p.serve(func(w http.ResponseWriter, r *http.Request) {
-		if cacheControl != "" {
-			w.Header().Set("Cache-Control", cacheControl)
-		}
-		_, _ = w.Write(doc)
-	})
-}
-
 // newTestSource is an unstarted source on the fake clock: the test drives
 // its fetches.
 func newTestSource(url string, clock *fakeClock, opts remoteOptions) *urlSource {
@@ -81,7 +44,7 @@ func newTestSource(url string, clock *fakeClock, opts remoteOptions) *urlSource 
 }
 
 // loadedSource is a source on the fake clock whose first fetch is done.
-func loadedSource(t *testing.T, idp *fakeIdP, clock *fakeClock, opts remoteOptions) *urlSource {
+func loadedSource(t *testing.T, idp *testServer, clock *fakeClock, opts remoteOptions) *urlSource {
 	t.Helper()
 	s := newTestSource(idp.URL, clock, opts)
 	if _, err := s.refresh(context.Background()); err != nil {
@@ -116,7 +79,7 @@ func code(aerr *authError) string {
 
 func TestKeyRotation(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k1, k2 := newTestKey(t, jwa.RS256(), "k1"), newTestKey(t, jwa.ES256(), "k2")
 	idp.serveKeys(t, "", k1)
 	s := loadedSource(t, idp, clock, remoteOptions{})
@@ -143,7 +106,7 @@ func TestKeyRotation(t *testing.T) {
 
 func TestStaleKeysServeThenExpire(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k := newTestKey(t, jwa.RS256(), "k")
 	idp.serveKeys(t, "", k)
 	s := loadedSource(t, idp, clock, remoteOptions{maxStale: time.Hour})
@@ -197,7 +160,7 @@ func TestStaleKeysServeThenExpire(t *testing.T) {
 
 func TestUnsupportedKeysSkipped(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k := newTestKey(t, jwa.EdDSA(), "ed")
 	good := string(jwksOf(t, k))
 	idp.serve(func(w http.ResponseWriter, r *http.Request) {
@@ -214,7 +177,7 @@ func TestUnsupportedKeysSkipped(t *testing.T) {
 
 func TestRefreshHonoursCacheControl(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k := newTestKey(t, jwa.RS256(), "k")
 	s := newTestSource(idp.URL, clock, remoteOptions{minRefresh: time.Minute, maxRefresh: time.Hour})
 	for cc, want := range map[string]time.Duration{
@@ -244,7 +207,7 @@ func TestRefreshHonoursCacheControl(t *testing.T) {
 // claims fail never causes a fetch at all.
 func TestUnknownKidStorm(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k := newTestKey(t, jwa.RS256(), "k")
 	idp.serveKeys(t, "", k)
 	s := loadedSource(t, idp, clock, remoteOptions{})
@@ -287,7 +250,7 @@ func TestUnknownKidStorm(t *testing.T) {
 // with it at once: one fetch, and all of them verified.
 func TestConcurrentMissesShareOneFetch(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	old, fresh := newTestKey(t, jwa.RS256(), "old"), newTestKey(t, jwa.RS256(), "fresh")
 	idp.serveKeys(t, "", old)
 	s := loadedSource(t, idp, clock, remoteOptions{})
@@ -323,7 +286,7 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 // on a provider that does not answer, requests with known keys go on.
 func TestSlowProviderDoesNotBlockKnownKeys(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k := newTestKey(t, jwa.ES256(), "k")
 	idp.serveKeys(t, "", k)
 	s := loadedSource(t, idp, clock, remoteOptions{})

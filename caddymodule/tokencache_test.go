@@ -23,7 +23,7 @@ func cacheCount(result string) float64 {
 
 func TestTokenCache(t *testing.T) {
 	clock := newFakeClock()
-	idp := newFakeIdP(t)
+	idp := newTestServer(t)
 	k1, k2 := newTestKey(t, jwa.RS256(), "k1"), newTestKey(t, jwa.RS256(), "k2")
 	idp.serveKeys(t, "", k1, k2)
 	s := loadedSource(t, idp, clock, remoteOptions{})

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,47 +19,6 @@ import (
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
-
-// legacyBackend is a real HTTP server standing in for the legacy API: each
-// test sets how it answers and reads back exactly what it received.
-type legacyBackend struct {
-	*httptest.Server
-	mu      sync.Mutex
-	respond http.HandlerFunc
-	seen    []seenRequest
-}
-
-type seenRequest struct {
-	Method, RawQuery string
-	Header           http.Header
-	Body             []byte
-}
-
-func newLegacyBackend(t *testing.T) *legacyBackend {
-	b := &legacyBackend{}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		b.mu.Lock()
-		b.seen = append(b.seen, seenRequest{r.Method, r.URL.RawQuery, r.Header.Clone(), body})
-		respond := b.respond
-		b.mu.Unlock()
-		respond(w, r)
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *legacyBackend) answer(f http.HandlerFunc) {
-	b.mu.Lock()
-	b.respond = f
-	b.mu.Unlock()
-}
-
-func (b *legacyBackend) requests() []seenRequest {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]seenRequest(nil), b.seen...)
-}
 
 // replay answers with a raw HTTP response from testdata/legacy.
 func replay(t *testing.T, raw []byte) http.HandlerFunc {
@@ -112,7 +70,7 @@ func startUpstreamCaddy(t *testing.T, key testKey, to string) *caddytest.Tester 
 // normalization says.
 func TestUpstreamFixtures(t *testing.T) {
 	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newLegacyBackend(t)
+	backend := newTestServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
 	tok := k.mint(t, claimsFor("u-1"), nil)
 
@@ -132,7 +90,7 @@ func TestUpstreamFixtures(t *testing.T) {
 			if err := json.Unmarshal(goldenRaw, &want); err != nil {
 				t.Fatal(err)
 			}
-			backend.answer(replay(t, raw))
+			backend.serve(replay(t, raw))
 			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
 			if r.status != want.Status {
 				t.Fatalf("status %d, want %d: %s", r.status, want.Status, r.body)
@@ -168,12 +126,12 @@ func TestUpstreamFixtures(t *testing.T) {
 // TestUpstreamRequestSeen checks the exact request the backend receives.
 func TestUpstreamRequestSeen(t *testing.T) {
 	k := newTestKey(t, jwa.ES256(), "k")
-	backend := newLegacyBackend(t)
+	backend := newTestServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
 	c := claimsFor("u-42")
 	c["UserType"] = 1
 	tok := k.mint(t, c, nil)
-	backend.answer(func(w http.ResponseWriter, r *http.Request) {
+	backend.serve(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Set-Cookie", "legacy=1; Path=/")
 		w.Header().Set("ETag", `"legacy-7"`)
@@ -209,7 +167,7 @@ func TestUpstreamRequestSeen(t *testing.T) {
 	seen = backend.requests()
 	put := seen[len(seen)-1]
 	// a refusal by the backend keeps the edge's warnings too
-	backend.answer(replay(t, []byte("HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\r\n{\"title\":\"Conflict\",\"detail\":\"Locked.\"}")))
+	backend.serve(replay(t, []byte("HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\r\n{\"title\":\"Conflict\",\"detail\":\"Locked.\"}")))
 	r = do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"B","nick":"x"}`)
 	if env = r.envelope(t); r.status != 409 || itemCodes(env.Errors) != "UpstreamError" || itemCodes(env.Warnings) != "UnknownField@nick" {
 		t.Fatalf("backend refusal: %d %s", r.status, r.body)
@@ -223,8 +181,8 @@ func TestUpstreamRequestSeen(t *testing.T) {
 // never sees.
 func TestUpstreamRefusedNeverReachBackend(t *testing.T) {
 	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newLegacyBackend(t)
-	backend.answer(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	backend := newTestServer(t)
+	backend.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
 	svc := claimsFor("robot")
 	svc["UserType"] = 2
@@ -272,7 +230,7 @@ func TestUpstreamTripFailures(t *testing.T) {
 		}
 	})
 
-	backend := newLegacyBackend(t)
+	backend := newTestServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
 	cases := []struct {
 		name   string
@@ -303,7 +261,7 @@ func TestUpstreamTripFailures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			backend.answer(c.answer)
+			backend.serve(c.answer)
 			start := time.Now()
 			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
 			if r.status != c.status || itemCodes(r.envelope(t).Errors) != c.code {
@@ -317,7 +275,7 @@ func TestUpstreamTripFailures(t *testing.T) {
 
 	t.Run("a PUT is sent once", func(t *testing.T) {
 		before := len(backend.requests())
-		backend.answer(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+		backend.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
 		r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"A"}`)
 		if r.status != 502 || len(backend.requests()) != before+1 {
 			t.Fatalf("%d, %d backend requests", r.status, len(backend.requests())-before)
@@ -329,9 +287,9 @@ func TestUpstreamTripFailures(t *testing.T) {
 // access-log 499, and neither this module nor reverse_proxy logs an error.
 func TestUpstreamClientHangsUp(t *testing.T) {
 	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newLegacyBackend(t)
+	backend := newTestServer(t)
 	released := make(chan struct{})
-	backend.answer(func(w http.ResponseWriter, r *http.Request) {
+	backend.serve(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // hold the answer until the edge gives up on it
 		close(released)
 	})
