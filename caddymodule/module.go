@@ -93,7 +93,8 @@ type Handler struct {
 	// the config load. Placeholders are replaced at provision.
 	JWKSFiles []string `json:"jwks_files,omitempty"`
 
-	// Accepted values of the token's iss claim. Required.
+	// Accepted values of the token's iss claim. Required, unless discovery
+	// names the issuer (each discovery issuer is accepted too).
 	Issuers []string `json:"issuers,omitempty"`
 
 	// Accepted values of the token's aud claim (one must match). Required.
