@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -34,14 +35,59 @@ func (r *UpdateRequest) field(canonical string) **string {
 }
 
 // canonicalField maps a property name, matched case-insensitively as
-// ASP.NET Core's System.Text.Json binding does, to its canonical spelling.
+// ASP.NET Core's System.Text.Json binding does, to its canonical spelling:
+// a name that strings.EqualFold (Unicode simple folding) equates with a
+// property is that property, so "U\u017ferName" (LONG S) is UserName.
 func canonicalField(name string) string {
+	return knownFields[propertyKey(name)]
+}
+
+// knownFields are the canonical property names by their fold key.
+var knownFields = func() map[string]string {
+	m := map[string]string{}
 	for _, f := range [...]string{FieldUserName, FieldEmail, FieldFirstName, FieldLastName} {
-		if strings.EqualFold(name, f) {
-			return f
-		}
+		m[propertyKey(f)] = f
 	}
-	return ""
+	return m
+}()
+
+// propertyKey returns a key such that propertyKey(a) == propertyKey(b)
+// exactly when strings.EqualFold(a, b): every rune is replaced by the
+// smallest rune of its simple-folding orbit (as encoding/json folds names).
+// Property matching and duplicate detection both use it, so a name that
+// binds to a property is also a duplicate of it. s must be valid UTF-8.
+func propertyKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		b.WriteRune(simpleFoldMin(r))
+	}
+	return b.String()
+}
+
+// simpleFoldMin is the smallest rune of r's simple-folding orbit.
+func simpleFoldMin(r rune) rune {
+	lo := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		lo = min(lo, f)
+	}
+	return lo
+}
+
+// maxQuoted is the most bytes of a caller's input that a message quotes.
+const maxQuoted = 64
+
+// quote returns s for a message, cut to maxQuoted bytes on a rune boundary
+// with "..." when longer, so that no answer echoes an attacker-sized name.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // BindUpdate parses a PUT body. It reports every problem it can find at
@@ -74,17 +120,17 @@ func BindUpdate(body []byte) (req UpdateRequest, warnings, errs []Item) {
 		if err := dec.Decode(&raw); err != nil {
 			return invalid("The request body is not valid JSON.")
 		}
-		folded := strings.ToLower(name)
-		canonical := canonicalField(name)
+		folded := propertyKey(name)
+		canonical := knownFields[folded]
 		if seen[folded] {
 			errs = append(errs, NewError(CodeDuplicateProperty,
-				"The property '"+name+"' appears more than once.", orName(canonical, name), TypeValidation, nil))
+				"The property '"+quote(name)+"' appears more than once.", orName(canonical, name), TypeValidation, nil))
 			continue
 		}
 		seen[folded] = true
 		if canonical == "" {
 			warnings = append(warnings, NewWarning(CodeUnknownField,
-				"The property '"+name+"' is not part of the profile and was ignored.", name))
+				"The property '"+quote(name)+"' is not part of the profile and was ignored.", name))
 			continue
 		}
 		switch raw[0] {

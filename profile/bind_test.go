@@ -3,6 +3,8 @@ package profile
 import (
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func ptr(s string) *string { return &s }
@@ -37,6 +39,22 @@ func TestBindUpdate(t *testing.T) {
 		{name: "duplicate exact", body: `{"Email":"a@x.io","Email":"b@x.io"}`, errs: "DuplicateProperty@Email"},
 		{name: "duplicate by case", body: `{"Email":"a@x.io","email":"b@x.io"}`, errs: "DuplicateProperty@Email"},
 		{name: "duplicate unknown", body: `{"x":1,"X":2}`, errs: "DuplicateProperty@X", warnings: "UnknownField@x"},
+		// Names match by Unicode simple folding (strings.EqualFold), for
+		// binding and for duplicates alike: U+017F LONG S folds to s, U+212A
+		// KELVIN SIGN to k, U+03C2 FINAL SIGMA to σ. Rows with \u in a raw
+		// string test JSON escapes; the others, raw UTF-8 in the body.
+		{name: "long s binds", body: `{"U\u017ferName":"alice","FirstName":"A"}`, want: UpdateRequest{UserName: ptr("alice"), FirstName: ptr("A")}},
+		{name: "long s binds, raw UTF-8", body: "{\"U\u017ferName\":\"alice\"}", want: UpdateRequest{UserName: ptr("alice")}},
+		{name: "duplicate by long s", body: `{"UserName":"a","U\u017ferName":"b"}`, errs: "DuplicateProperty@UserName"},
+		{name: "duplicate by long s, raw UTF-8", body: "{\"UserName\":\"a\",\"U\u017ferName\":\"b\"}", errs: "DuplicateProperty@UserName"},
+		{name: "duplicate by long s first", body: "{\"U\u017ferName\":\"b\",\"username\":\"a\"}", errs: "DuplicateProperty@UserName"},
+		{name: "duplicate unknown by kelvin sign", body: "{\"Kind\":1,\"\u212aind\":2}", errs: "DuplicateProperty@\u212aind", warnings: "UnknownField@Kind"},
+		{name: "duplicate unknown by kelvin sign, escaped", body: `{"kind":1,"\u212AIND":2}`, errs: "DuplicateProperty@\u212aIND", warnings: "UnknownField@kind"},
+		{name: "duplicate unknown by long s", body: "{\"size\":1,\"\u017fize\":2}", errs: "DuplicateProperty@\u017fize", warnings: "UnknownField@size"},
+		{name: "duplicate unknown by final sigma", body: "{\"\u03c3\":1,\"\u03c2\":2}", errs: "DuplicateProperty@\u03c2", warnings: "UnknownField@\u03c3"},
+		// U+0130 has no simple folding: EqualFold("\u0130d", "id") is false, so
+		// these are two different (unknown) properties, not a duplicate.
+		{name: "dotted I is not i", body: "{\"\u0130d\":1,\"id\":2}", warnings: "UnknownField@\u0130d,UnknownField@id"},
 		{name: "wrong types all reported", body: `{"FirstName":12,"LastName":true,"Email":{},"UserName":[]}`,
 			errs: "InvalidType@FirstName,InvalidType@LastName,InvalidType@Email,InvalidType@UserName"},
 		{name: "empty body", body: ``, errs: "InvalidJson"},
@@ -109,4 +127,62 @@ func FuzzBindUpdate(f *testing.F) {
 			t.Fatalf("validation not idempotent: %s -> %s (%v)", show(v), show(again), verrs)
 		}
 	})
+}
+
+// FuzzPropertyKey: two names have the same key exactly when
+// strings.EqualFold says they are equal, so that binding (which matches
+// known properties by key) and duplicate detection never disagree.
+func FuzzPropertyKey(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"UserName", "U\u017ferName"}, {"kind", "\u212aIND"}, {"\u03c3", "\u03c2"}, {"\u0130d", "id"},
+		{"Email", "email"}, {"a", "ab"}, {"\u00df", "ss"}, {"\u1e9e", "\u00df"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) {
+			return // BindUpdate refuses invalid UTF-8 before any name is read
+		}
+		if same, fold := propertyKey(a) == propertyKey(b), strings.EqualFold(a, b); same != fold {
+			t.Fatalf("propertyKey(%q) == propertyKey(%q) is %v, EqualFold is %v", a, b, same, fold)
+		}
+	})
+}
+
+// TestPropertyKeyEveryRune: for every rune, each member of its folding
+// orbit has the same key, and the key folds equal to the rune.
+func TestPropertyKeyEveryRune(t *testing.T) {
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		k := propertyKey(string(r))
+		if !strings.EqualFold(k, string(r)) {
+			t.Fatalf("key of %U is %q, which does not fold equal", r, k)
+		}
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if propertyKey(string(f)) != k {
+				t.Fatalf("%U and %U fold equal but have keys %q and %q", r, f, k, propertyKey(string(f)))
+			}
+		}
+	}
+}
+
+// TestBindUpdateMessagesQuoteBoundedNames: a message quotes at most
+// maxQuoted bytes of a property name, cut on a rune boundary, so a body of
+// long names is not echoed back twice (Field still names it whole).
+func TestBindUpdateMessagesQuoteBoundedNames(t *testing.T) {
+	long := strings.Repeat("\u00e9", 200) // 400 bytes, 2 per rune
+	_, warnings, errs := BindUpdate([]byte(`{"` + long + `":1,"` + long + `":2}`))
+	if len(warnings) != 1 || len(errs) != 1 {
+		t.Fatalf("warnings %v, errors %v", warnings, errs)
+	}
+	for _, it := range []Item{warnings[0], errs[0]} {
+		if len(it.Message) > maxQuoted+100 || !utf8.ValidString(it.Message) || !strings.Contains(it.Message, "...") {
+			t.Fatalf("message of %d bytes: %q", len(it.Message), it.Message)
+		}
+		if it.Field == nil || *it.Field != long {
+			t.Fatalf("field %v", it.Field)
+		}
+	}
 }
