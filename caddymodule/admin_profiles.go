@@ -1,11 +1,8 @@
 package caddymodule
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -15,7 +12,7 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
-// maxImportBytes caps one import's body.
+// maxImportBytes caps one import's body: 256 MiB.
 const maxImportBytes = 256 << 20
 
 // liveStores are the stores of the handlers provisioned now, by name, so
@@ -89,7 +86,8 @@ func (r *storeRegistry) namesLocked() string {
 //	GET   every profile as JSON lines (the envelope's Data form), streamed
 //	POST  JSON lines in the same form: each line checked with the rules of
 //	      a PUT, then all written in one transaction, or none; the answer
-//	      reports every refused line
+//	      reports the refused lines, at most profile.MaxImportLineReports
+//	      of them, then says it stopped checking
 func serveProfiles(w http.ResponseWriter, r *http.Request) error {
 	store, err := liveStores.pick(r.URL.Query().Get("store"))
 	if err != nil {
@@ -114,61 +112,46 @@ func exportProfiles(w http.ResponseWriter, r *http.Request, store profile.Store)
 	return ex.Export(r.Context(), func(p profile.Profile) error { return enc.Encode(p.Data()) })
 }
 
-// importReport is the answer to an import.
+// importReport is the answer to an import. Truncated and Unchecked are
+// left out of a report that has all refused lines.
 type importReport struct {
 	Imported int                  `json:"imported"`
 	Errors   []profile.LineReport `json:"errors"`
 	Success  bool                 `json:"success"`
+	// Truncated: checking stopped at the profile.MaxImportLineReports-th
+	// refused line; Unchecked lines (not blank) came after it.
+	Truncated bool `json:"truncated,omitempty"`
+	Unchecked int  `json:"unchecked,omitempty"`
 }
 
+// importProfiles reads the body line by line (profile.ReadImport), so that
+// memory and the answer stay small whatever the file holds: only the
+// accepted profiles of a file without a refused line are kept.
 func importProfiles(w http.ResponseWriter, r *http.Request, store profile.Store) error {
 	im, ok := store.(profile.Importer)
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotImplemented, Message: "this store cannot import"}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxImportBytes+1))
-	if err != nil {
+	file, err := profile.ReadImport(r.Body, maxImportBytes)
+	switch {
+	case errors.Is(err, profile.ErrImportTooLarge):
+		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
+	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	if len(body) > maxImportBytes {
-		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: profile.ErrImportTooLarge}
-	}
-	var profiles []profile.Profile
-	var lines []int // the file's line number of each profile
-	report := importReport{Errors: []profile.LineReport{}}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		p, errs := profile.ParseImportLine(line)
-		if len(errs) > 0 {
-			report.Errors = append(report.Errors, profile.LineReport{Line: n, Errors: errs})
-			continue
-		}
-		profiles, lines = append(profiles, p), append(lines, n)
-	}
-	if err := sc.Err(); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
-	}
-	for i, errs := range profile.CheckImportSet(profiles) {
-		report.Errors = append(report.Errors, profile.LineReport{Line: lines[i], Errors: errs})
-	}
+	report := importReport{Errors: file.Refused, Truncated: file.Truncated, Unchecked: file.Unchecked}
 	if len(report.Errors) == 0 {
-		err := im.Import(r.Context(), profiles)
+		err := im.Import(r.Context(), file.Profiles)
 		var conflict *profile.ImportConflict
 		switch {
 		case errors.As(err, &conflict):
-			report.Errors = append(report.Errors, profile.LineReport{Line: lines[conflict.Index], Errors: profile.Items{profile.UserNameTakenItem()}})
+			report.Errors = append(report.Errors, profile.LineReport{Line: file.Lines[conflict.Index], Errors: profile.Items{profile.UserNameTakenItem()}})
 		case err != nil:
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Message: "the store failed; nothing was written"}
 		default:
-			report.Imported, report.Success = len(profiles), true
+			report.Imported, report.Success = len(file.Profiles), true
 		}
 	}
-	slices.SortFunc(report.Errors, func(a, b profile.LineReport) int { return a.Line - b.Line })
 	w.Header().Set("Content-Type", "application/json")
 	if !report.Success {
 		w.WriteHeader(http.StatusBadRequest)
