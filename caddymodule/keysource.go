@@ -82,6 +82,8 @@ const (
 )
 
 // remoteOptions tune a remote key source; zero values take the defaults.
+// Handler.validateConfig makes sure that minRefresh <= maxRefresh <=
+// maxStale once the defaults are in; nothing here adjusts them.
 type remoteOptions struct {
 	minRefresh, maxRefresh, maxStale time.Duration
 }
@@ -93,13 +95,46 @@ func (o remoteOptions) withDefaults() remoteOptions {
 	if o.maxRefresh <= 0 {
 		o.maxRefresh = defaultMaxRefresh
 	}
-	if o.maxRefresh < o.minRefresh {
-		o.maxRefresh = o.minRefresh
-	}
 	if o.maxStale <= 0 {
 		o.maxStale = defaultMaxStale
 	}
 	return o
+}
+
+// checkRefreshOrder refuses options that contradict each other once the
+// defaults fill the unset ones: max_refresh shorter than min_refresh, or
+// max_stale shorter than max_refresh (the set would go stale between two
+// scheduled fetches). The error names both options and says which value is
+// a default.
+func checkRefreshOrder(minRefresh, maxRefresh, maxStale time.Duration) error {
+	show := func(set, def time.Duration) string {
+		if set > 0 {
+			return shortDuration(set)
+		}
+		return shortDuration(def) + " (the default)"
+	}
+	o := remoteOptions{minRefresh: minRefresh, maxRefresh: maxRefresh, maxStale: maxStale}.withDefaults()
+	if o.maxRefresh < o.minRefresh {
+		return fmt.Errorf("max_refresh: %s is shorter than min_refresh %s",
+			show(maxRefresh, defaultMaxRefresh), show(minRefresh, defaultMinRefresh))
+	}
+	if o.maxStale < o.maxRefresh {
+		return fmt.Errorf("max_stale: %s is shorter than max_refresh %s",
+			show(maxStale, defaultMaxStale), show(maxRefresh, defaultMaxRefresh))
+	}
+	return nil
+}
+
+// shortDuration writes d as in a config: 15m, 1h, 1h30m, not 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // urlSource is a key set fetched from a JWKS URL. One exists per URL in the

@@ -329,6 +329,9 @@ func (h *Handler) validateConfig() error {
 	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
 		return fmt.Errorf("workspace_profile: min_refresh/max_refresh/max_stale: must not be negative")
 	}
+	if err := checkRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
+		return fmt.Errorf("workspace_profile: %w", err)
+	}
 	if h.MaxUpstreamBody < 0 {
 		return fmt.Errorf("workspace_profile: max_upstream_body: must not be negative")
 	}
