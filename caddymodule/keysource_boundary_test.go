@@ -1,13 +1,70 @@
 package caddymodule
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 )
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDiscoveryIssuerPlaceholder: discovery {env.X} accepts the issuer the
+// placeholder names, not the placeholder's text.
+func TestDiscoveryIssuerPlaceholder(t *testing.T) {
+	k := newTestKey(t, jwa.ES256(), "k")
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	issuer := srv.URL + "/tenant"
+	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, issuer, srv.URL+"/keys")
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwksOf(t, k)) })
+	t.Setenv("WSP_BOUNDARY_TEST_ISSUER", issuer)
+
+	h := &Handler{
+		Discovery:  []string{"{env.WSP_BOUNDARY_TEST_ISSUER}"},
+		Audiences:  []string{testAudience},
+		StorageRaw: json.RawMessage(`{"backend":"memory"}`),
+	}
+	provisionHandler(t, h)
+	eventually(t, 5*time.Second, "discovery key set loaded", func() bool {
+		for _, s := range h.verifier.sources {
+			if s.current() != nil {
+				return true
+			}
+		}
+		return false
+	})
+	claims := claimsFor("u")
+	claims["iss"] = issuer
+	if _, aerr := h.verifier.verify(context.Background(), k.mint(t, claims, nil)); aerr != nil {
+		t.Fatalf("token from the discovered issuer: %s %v", aerr.code, aerr)
+	}
+	claims["iss"] = "{env.WSP_BOUNDARY_TEST_ISSUER}"
+	if _, aerr := h.verifier.verify(context.Background(), k.mint(t, claims, nil)); code(aerr) != codeInvalidIssuer {
+		t.Fatalf("token naming the placeholder as issuer: %s, want InvalidIssuer", code(aerr))
+	}
+}
 
 // TestRefreshOptionsConflict: max_refresh below min_refresh, or max_stale
 // below max_refresh, once the defaults fill the unset ones, is a config

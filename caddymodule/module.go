@@ -204,8 +204,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	// each discovery issuer, placeholders replaced, is an accepted issuer
+	// and names the shared source of its keys
+	discovery := make([]string, len(h.Discovery))
+	for i, iss := range h.Discovery {
+		discovery[i] = repl.ReplaceKnown(iss, "")
+	}
 	v := &verifier{
-		issuers:    append(append([]string(nil), h.Issuers...), h.Discovery...),
+		issuers:    append(append([]string(nil), h.Issuers...), discovery...),
 		audiences:  h.Audiences,
 		leeway:     DefaultLeeway,
 		subject:    h.SubjectClaim,
@@ -246,8 +252,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.sourceKeys = append(h.sourceKeys, key)
 		v.sources = append(v.sources, s)
 	}
-	for _, iss := range h.Discovery {
-		iss = repl.ReplaceKnown(iss, "")
+	for _, iss := range discovery {
 		key := discoveryURL(iss)
 		s, err := loadURLSource(key, iss, opts, h.logger)
 		if err != nil {
