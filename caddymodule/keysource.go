@@ -147,12 +147,17 @@ func shortDuration(d time.Duration) string {
 // max-age says, kept within [minRefresh, maxRefresh]; a token naming an
 // unknown kid triggers at most one fetch per minRefresh. When fetches fail
 // the last good set keeps serving for at most maxStale.
+//
+// The options and the logger are those of the config that loaded the source
+// last (see loadURLSource), so they are atomic: a reload swaps them while
+// the source runs.
 type urlSource struct {
 	url    string
 	issuer string // discovery mode: url is the issuer's discovery document
-	opts   remoteOptions
+	opts   atomic.Pointer[remoteOptions]
+	logger atomic.Pointer[zap.Logger]
+	wake   chan struct{} // the options changed: run recomputes its wait
 	client *http.Client
-	logger *zap.Logger
 	now    func() time.Time
 
 	set      atomic.Pointer[keySet]
@@ -165,6 +170,7 @@ type urlSource struct {
 	lastError   string
 	generation  atomic.Uint64
 
+	life   context.Context // ends when the source is destroyed; nil until start
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -175,8 +181,14 @@ var keySourcePool = caddy.NewUsagePool()
 // loadURLSource takes the shared source for url, starting it if it is new.
 // The caller must release it with keySourcePool.Delete(url).
 // For discovery, issuer is set and url is its discovery document.
+//
+// A source already running takes opts and logger: the newest config's
+// options win. On a reload the new config is provisioned before the old one
+// is cleaned up, so a changed min_refresh, max_refresh or max_stale takes
+// effect with the reload. When two handlers of one config name the same URL
+// with different options, the one provisioned last wins.
 func loadURLSource(url, issuer string, opts remoteOptions, logger *zap.Logger) (*urlSource, error) {
-	v, _, err := keySourcePool.LoadOrNew(url, func() (caddy.Destructor, error) {
+	v, loaded, err := keySourcePool.LoadOrNew(url, func() (caddy.Destructor, error) {
 		s := newURLSource(url, opts, logger)
 		s.issuer = issuer
 		s.start()
@@ -185,16 +197,40 @@ func loadURLSource(url, issuer string, opts remoteOptions, logger *zap.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return v.(*urlSource), nil
+	s := v.(*urlSource)
+	if loaded {
+		s.logger.Store(logger)
+		s.setOptions(opts)
+	}
+	return s, nil
 }
 
 func newURLSource(rawURL string, opts remoteOptions, logger *zap.Logger) *urlSource {
-	return &urlSource{
+	s := &urlSource{
 		url:    rawURL,
-		opts:   opts.withDefaults(),
+		wake:   make(chan struct{}, 1),
 		client: newKeySetClient(defaultFetchTimeout),
-		logger: logger,
 		now:    time.Now,
+	}
+	s.logger.Store(logger)
+	s.opts.Store(new(opts.withDefaults()))
+	return s
+}
+
+// options are the source's options in force, defaults applied.
+func (s *urlSource) options() remoteOptions { return *s.opts.Load() }
+
+// log is the logger of the config that loaded the source last.
+func (s *urlSource) log() *zap.Logger { return s.logger.Load() }
+
+// setOptions replaces the options and wakes the run loop, so that a shorter
+// max_refresh cuts the wait in progress. max_stale and min_refresh are read
+// on every use and need no wake.
+func (s *urlSource) setOptions(opts remoteOptions) {
+	s.opts.Store(new(opts.withDefaults()))
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -203,7 +239,7 @@ func newURLSource(rawURL string, opts remoteOptions, logger *zap.Logger) *urlSou
 // last user releases it, never by one config's unload.
 func (s *urlSource) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.done = cancel, make(chan struct{})
+	s.life, s.cancel, s.done = ctx, cancel, make(chan struct{})
 	go func() {
 		defer close(s.done)
 		s.run(ctx)
@@ -262,7 +298,7 @@ func (s *urlSource) current() *keySet {
 	if ks == nil {
 		return nil
 	}
-	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.opts.maxStale {
+	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.options().maxStale {
 		return nil
 	}
 	return ks
@@ -284,10 +320,40 @@ func (s *urlSource) run(ctx context.Context) {
 		} else if err == nil {
 			backoff = firstBackoff
 		}
+		if !s.sleep(ctx, wait, err == nil) {
+			return
+		}
+	}
+}
+
+// sleep waits before the next fetch, and reports false when ctx ended. When
+// a reload changes the options meanwhile, a wait longer than the new bound
+// (max_refresh after a good fetch, min_refresh after a failed one) is cut to
+// it, counted from when the wait began.
+func (s *urlSource) sleep(ctx context.Context, wait time.Duration, fetched bool) bool {
+	start := time.Now()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(wait):
+			return false
+		case <-timer.C:
+			return true
+		case <-s.wake:
+			o := s.options()
+			bound := o.maxRefresh
+			if !fetched {
+				bound = o.minRefresh
+			}
+			if bound < wait {
+				wait = bound
+				left := max(wait-time.Since(start), 0)
+				timer.Reset(left)
+				s.mu.Lock()
+				s.nextRefresh = s.now().Add(left)
+				s.mu.Unlock()
+			}
 		}
 	}
 }
@@ -297,12 +363,13 @@ func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	maxAge, err := s.fetchLocked(ctx)
-	wait := s.opts.minRefresh // after a failure, try again soon
+	o := s.options()
+	wait := o.minRefresh // after a failure, try again soon
 	switch {
 	case err == nil && maxAge < 0: // the provider says nothing: max_refresh
-		wait = s.opts.maxRefresh
+		wait = o.maxRefresh
 	case err == nil:
-		wait = min(max(maxAge, s.opts.minRefresh), s.opts.maxRefresh)
+		wait = min(max(maxAge, o.minRefresh), o.maxRefresh)
 	}
 	s.nextRefresh = s.now().Add(wait)
 	return wait, err
@@ -310,6 +377,12 @@ func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
 
 // refreshForUnknownKid fetches at most once per minRefresh. Concurrent
 // callers queue on the lock and share the fetch that ran while they waited.
+//
+// The fetch is everyone's, not the triggering request's: it runs detached
+// from ctx (keeping its values, not its cancellation) with its own timeout,
+// so a client that hangs up neither aborts it for the callers queued behind
+// nor spends the min_refresh allowance on a failed attempt. It ends early
+// only when the source itself is destroyed.
 func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	gen := s.generation.Load()
 	s.mu.Lock()
@@ -317,13 +390,18 @@ func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	if s.generation.Load() != gen {
 		return true
 	}
-	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.opts.minRefresh {
+	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.options().minRefresh {
 		return false
 	}
-	if c := s.logger.Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
+	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
 		c.Write(zap.String("url", s.url), zap.String("kid", kid))
 	}
-	_, err := s.fetchLocked(ctx)
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFetchTimeout)
+	defer cancel()
+	if s.life != nil {
+		defer context.AfterFunc(s.life, cancel)()
+	}
+	_, err := s.fetchLocked(fetchCtx)
 	return err == nil
 }
 
@@ -336,7 +414,7 @@ func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		s.lastError = err.Error()
 		metricKeySetFetches.WithLabelValues("error").Inc()
-		s.logger.Warn("fetching key set failed", zap.String("url", s.url), zap.Error(err),
+		s.log().Warn("fetching key set failed", zap.String("url", s.url), zap.Error(err),
 			zap.Bool("serving_previous_keys", s.current() != nil))
 		return 0, err
 	}
@@ -345,7 +423,7 @@ func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastGood.Store(s.now().UnixNano())
 	s.generation.Add(1)
 	metricKeySetFetches.WithLabelValues("ok").Inc()
-	s.logger.Info("key set loaded", zap.String("url", s.url), zap.Strings("kids", ks.kids()))
+	s.log().Info("key set loaded", zap.String("url", s.url), zap.Strings("kids", ks.kids()))
 	return maxAge, nil
 }
 
@@ -362,7 +440,7 @@ func (s *urlSource) download(ctx context.Context) (*keySet, time.Duration, error
 		return nil, 0, err
 	}
 	ks, skipped, err := parseKeySet(body)
-	logSkipped(s.logger, s.url, skipped)
+	logSkipped(s.log(), s.url, skipped)
 	if err != nil {
 		return nil, 0, err
 	}

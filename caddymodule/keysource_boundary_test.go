@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"go.uber.org/zap"
 )
 
 // eventually polls cond until it holds or the deadline passes.
@@ -24,6 +26,103 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 			t.Fatalf("not within %v: %s", within, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUnknownKidFetchSurvivesCallerCancel: the request that triggers the
+// shared unknown-kid fetch hangs up while the provider is slow. The fetch
+// still completes for everyone, the new key is in force, and the next
+// caller within min_refresh needs no fetch of its own.
+func TestUnknownKidFetchSurvivesCallerCancel(t *testing.T) {
+	clock := newFakeClock()
+	idp := newTestServer(t)
+	old, fresh := newTestKey(t, jwa.ES256(), "old"), newTestKey(t, jwa.ES256(), "fresh")
+	idp.serveKeys(t, "", old)
+	s := loadedSource(t, idp, clock, remoteOptions{})
+	v := newTestVerifier(clock, s)
+
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	doc := jwksOf(t, old, fresh)
+	idp.serve(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		_, _ = w.Write(doc)
+	})
+	clock.advance(defaultMinRefresh)
+	before := idp.fetches.Load()
+
+	tok := fresh.mint(t, claimsAt(clock, "u", time.Hour), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = v.verify(ctx, tok)
+	}()
+	<-entered // the fetch is in the slow provider
+	cancel()  // the client hangs up
+	select {
+	case <-done: // a fetch tied to the request gives up here
+	case <-time.After(200 * time.Millisecond):
+	}
+	unblock()
+	<-done
+
+	if ks := s.current(); ks == nil || len(ks.candidates("ES256", "fresh", nil)) != 1 {
+		t.Fatalf("the fetch was cancelled with its caller: the new key is not in force (last error %q)", s.status().LastError)
+	}
+	if _, aerr := v.verify(context.Background(), tok); aerr != nil {
+		t.Fatalf("second caller: %v", aerr)
+	}
+	if n := idp.fetches.Load() - before; n != 1 {
+		t.Fatalf("%d fetches, want the one shared fetch", n)
+	}
+}
+
+// TestReloadUpdatesRemoteOptions: a reload that names a key-set URL
+// already in the pool with new min_refresh/max_refresh/max_stale gets
+// them; the newest config's options win, and the running source uses them
+// without waiting out the old max_refresh.
+func TestReloadUpdatesRemoteOptions(t *testing.T) {
+	idp := newTestServer(t)
+	k := newTestKey(t, jwa.ES256(), "k")
+	idp.serveKeys(t, "", k)
+	key := idp.URL + "/reload-options"
+	load := func(opts remoteOptions) *urlSource {
+		s, err := loadURLSource(key, "", opts, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = keySourcePool.Delete(key) })
+		return s
+	}
+
+	// the first config: refresh hourly
+	s := load(remoteOptions{maxRefresh: time.Hour})
+	eventually(t, 5*time.Second, "first fetch", func() bool { return s.current() != nil })
+	fetched := idp.fetches.Load()
+
+	// a reload shortens max_refresh: the source refetches soon, not in an hour
+	if s2 := load(remoteOptions{minRefresh: 20 * time.Millisecond, maxRefresh: 50 * time.Millisecond}); s2 != s {
+		t.Fatal("a reload made a second source for the same URL")
+	}
+	eventually(t, 3*time.Second, "a refetch after max_refresh was shortened", func() bool {
+		return idp.fetches.Load() >= fetched+2
+	})
+
+	// the provider goes down, and a reload shortens max_stale: the set
+	// stops serving once it is older than the new max_stale
+	idp.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	load(remoteOptions{minRefresh: 20 * time.Millisecond, maxRefresh: 50 * time.Millisecond, maxStale: 200 * time.Millisecond})
+	eventually(t, 3*time.Second, "keys stale after max_stale was shortened", func() bool { return s.current() == nil })
+	if !s.status().Stale {
+		t.Fatalf("status %+v, want stale", s.status())
 	}
 }
 
