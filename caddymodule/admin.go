@@ -22,7 +22,8 @@ func init() {
 //	GET  /workspace-profile/profiles  export, JSON lines (see admin_profiles.go)
 //	POST /workspace-profile/profiles  import, all or nothing, with a report
 //
-// Nothing secret is shown: key IDs and types, never key material or tokens.
+// Nothing secret is shown: key IDs and types, never key material or tokens;
+// a key-set URL is shown redacted (redactURL: no userinfo, no query values).
 // Caddy loads admin.api modules by itself; no config is needed.
 type AdminAPI struct{}
 

@@ -173,6 +173,33 @@ func (ks *keySet) kids() []string {
 	return out
 }
 
+// duplicateKid is a kid that several keys of one set share.
+type duplicateKid struct {
+	kid   string
+	count int
+}
+
+// duplicateKids lists, in order of first appearance, the non-empty kids
+// that name more than one key of the set. Such keys all stay in the set
+// (candidates tries each); this is for a warning.
+func (ks *keySet) duplicateKids() []duplicateKid {
+	counts := make(map[string]int, len(ks.keys))
+	var order []string
+	for _, k := range ks.keys {
+		if k.kid == "" {
+			continue
+		}
+		if counts[k.kid]++; counts[k.kid] == 2 {
+			order = append(order, k.kid)
+		}
+	}
+	out := make([]duplicateKid, 0, len(order))
+	for _, kid := range order {
+		out = append(out, duplicateKid{kid: kid, count: counts[kid]})
+	}
+	return out
+}
+
 // supportedAlgorithm reports whether jwx knows alg and it is an asymmetric
 // signature algorithm; HMAC is refused outright so that a public key can
 // never be used as an HMAC secret.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -51,6 +52,7 @@ func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	logDuplicateKids(logger, path, ks)
 	return &fileSource{path: path, set: ks, loadedAt: time.Now()}, nil
 }
 
@@ -62,10 +64,31 @@ func (f *fileSource) status() sourceStatus {
 func (f *fileSource) current() *keySet                                  { return f.set }
 func (f *fileSource) refreshForUnknownKid(context.Context, string) bool { return false }
 
+// maxSkippedLogged bounds the warnings one document's skipped keys cause;
+// the rest are counted in one more line.
+const maxSkippedLogged = 10
+
+// logSkipped warns about the keys a document had that were left out. The
+// source is a file path or an already redacted URL; kids and reasons come
+// from the document, so they are escaped and bounded.
 func logSkipped(logger *zap.Logger, source string, skipped []skippedKey) {
-	for _, s := range skipped {
+	for i, s := range skipped {
+		if i == maxSkippedLogged {
+			logger.Warn("skipping more keys of unsupported type", zap.String("source", source),
+				zap.Int("count", len(skipped)-i))
+			return
+		}
 		logger.Warn("skipping key of unsupported type", zap.String("source", source),
-			zap.Int("index", s.index), zap.String("kid", s.kid), zap.String("reason", s.why))
+			zap.Int("index", s.index), zap.String("kid", logKid(s.kid)), zap.String("reason", logText(s.why, maxLoggedText)))
+	}
+}
+
+// logDuplicateKids warns once per kid that several keys of the set share.
+// They all stay in force: a token naming that kid is tried against each.
+func logDuplicateKids(logger *zap.Logger, source string, ks *keySet) {
+	for _, d := range ks.duplicateKids() {
+		logger.Warn("duplicate kid: several keys of the set share it", zap.String("source", source),
+			zap.String("kid", logKid(d.kid)), zap.Int("keys", d.count))
 	}
 }
 
@@ -394,7 +417,7 @@ func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 		return false
 	}
 	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
-		c.Write(zap.String("url", s.url), zap.String("kid", kid))
+		c.Write(zap.String("url", redactURL(s.url)), zap.String("kid", logKid(kid)))
 	}
 	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFetchTimeout)
 	defer cancel()
@@ -412,9 +435,11 @@ func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastAttempt = s.now()
 	ks, maxAge, err := s.download(ctx)
 	if err != nil {
-		s.lastError = err.Error()
+		// URLs in errors are redacted where they are made (get); the rest
+		// may quote the provider's document, so it is bounded
+		s.lastError = logText(err.Error(), maxLoggedText)
 		metricKeySetFetches.WithLabelValues("error").Inc()
-		s.log().Warn("fetching key set failed", zap.String("url", s.url), zap.Error(err),
+		s.log().Warn("fetching key set failed", zap.String("url", redactURL(s.url)), zap.String("error", s.lastError),
 			zap.Bool("serving_previous_keys", s.current() != nil))
 		return 0, err
 	}
@@ -423,7 +448,7 @@ func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastGood.Store(s.now().UnixNano())
 	s.generation.Add(1)
 	metricKeySetFetches.WithLabelValues("ok").Inc()
-	s.log().Info("key set loaded", zap.String("url", s.url), zap.Strings("kids", ks.kids()))
+	s.log().Info("key set loaded", zap.String("url", redactURL(s.url)), zap.Strings("kids", logKids(ks.kids())))
 	return maxAge, nil
 }
 
@@ -440,37 +465,39 @@ func (s *urlSource) download(ctx context.Context) (*keySet, time.Duration, error
 		return nil, 0, err
 	}
 	ks, skipped, err := parseKeySet(body)
-	logSkipped(s.log(), s.url, skipped)
+	logSkipped(s.log(), redactURL(s.url), skipped)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(ks.keys) > maxKeysPerSet {
 		return nil, 0, fmt.Errorf("key set has %d keys, more than %d", len(ks.keys), maxKeysPerSet)
 	}
+	logDuplicateKids(s.log(), redactURL(s.url), ks)
 	return ks, cacheMaxAge(hdr.Get("Cache-Control")), nil
 }
 
-// get fetches one document with the source's client and size cap.
+// get fetches one document with the source's client and size cap. Its
+// errors name target redacted (see redactURL), never in clear.
 func (s *urlSource) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, redactURLError(err)
 	}
 	req.Header.Set("Accept", accept)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, redactURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("%s: status %d", target, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s: status %d", redactURL(target), resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySetBytes+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(body) > maxKeySetBytes {
-		return nil, nil, fmt.Errorf("%s: document larger than %d bytes", target, maxKeySetBytes)
+		return nil, nil, fmt.Errorf("%s: document larger than %d bytes", redactURL(target), maxKeySetBytes)
 	}
 	return body, resp.Header, nil
 }
@@ -550,7 +577,10 @@ type keyStatus struct {
 func (s *urlSource) status() sourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sourceStatus{URL: s.url, LastError: s.lastError, Keys: []keyStatus{}, JWKSURI: s.jwksURI}
+	st := sourceStatus{URL: redactURL(s.url), LastError: s.lastError, Keys: []keyStatus{}}
+	if s.jwksURI != "" {
+		st.JWKSURI = redactURL(s.jwksURI)
+	}
 	if ks := s.set.Load(); ks != nil {
 		st.Keys = ks.status()
 		t := time.Unix(0, s.lastGood.Load()).UTC()
@@ -562,4 +592,98 @@ func (s *urlSource) status() sourceStatus {
 		st.NextRefresh = &t
 	}
 	return st
+}
+
+// redactURL is how a key-set URL is shown in logs, errors and on the admin
+// endpoint: userinfo becomes "xxxxx", every query value "REDACTED" (names
+// stay, so the shape is recognisable), the fragment goes. A URL that does
+// not parse is not shown at all.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.Opaque != "" {
+		return u.Scheme + ":REDACTED"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			if name, _, ok := strings.Cut(p, "="); ok {
+				parts[i] = name + "=REDACTED"
+			} else if p != "" {
+				parts[i] = "REDACTED"
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
+// redactURLError redacts the URL a net/http error names (the request's, or
+// a redirect's); net/http itself only masks the password.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redactURL(ue.URL)
+	}
+	return err
+}
+
+// Bounds of attacker-sized strings in log lines and on the admin endpoint.
+const (
+	maxLoggedKid  = 64  // a kid, from a token header or a key set
+	maxLoggedText = 512 // an error or reason that may quote a document
+)
+
+// logKid is how a kid is logged: it comes from a token header or a key set,
+// so it is escaped as strconv.QuoteToASCII does (without the quotes) and
+// cut to at most maxLoggedKid bytes, a cut marked with "…".
+func logKid(kid string) string { return boundText(kid, maxLoggedKid, true) }
+
+// logKids applies logKid to each kid.
+func logKids(kids []string) []string {
+	out := make([]string, len(kids))
+	for i, k := range kids {
+		out[i] = logKid(k)
+	}
+	return out
+}
+
+// logText bounds a message that may quote a provider's document to limit
+// bytes, escaping control and non-ASCII characters as logKid does but
+// leaving quotes and backslashes as they are.
+func logText(s string, limit int) string { return boundText(s, limit, false) }
+
+func boundText(s string, limit int, quoteAll bool) string {
+	const mark = "…"
+	printable := func(c rune) bool {
+		return c >= 0x20 && c < 0x7f && (!quoteAll || (c != '"' && c != '\\'))
+	}
+	if len(s) <= limit && !strings.ContainsFunc(s, func(c rune) bool { return !printable(c) }) {
+		return s
+	}
+	buf := make([]byte, 0, limit+8)
+	cut := 0 // the longest prefix of whole characters that leaves room for mark
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if printable(r) {
+			buf = append(buf, byte(r))
+		} else {
+			q := strconv.QuoteToASCII(s[i : i+size])
+			buf = append(buf, q[1:len(q)-1]...)
+		}
+		i += size
+		if len(buf) > limit {
+			return string(buf[:cut]) + mark
+		}
+		if len(buf) <= limit-len(mark) {
+			cut = len(buf)
+		}
+	}
+	return string(buf)
 }

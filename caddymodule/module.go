@@ -315,7 +315,7 @@ func (h *Handler) validateConfig() error {
 		for _, raw := range raws {
 			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
 			if err != nil || u.Host == "" {
-				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, raw)
+				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, redactURL(raw))
 			}
 			if err := checkKeySetURL(u); err != nil {
 				return fmt.Errorf("workspace_profile: %s: %w", opt, err)
