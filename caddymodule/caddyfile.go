@@ -141,6 +141,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
+		case "keep_client_identity_headers":
+			if err := needArgs(0, 0); err != nil {
+				return err
+			}
+			h.KeepClientIdentityHeaders = true
 		case "create_missing":
 			if err := needArgs(0, 0); err != nil {
 				return err

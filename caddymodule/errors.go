@@ -29,6 +29,9 @@ const (
 	codeInvalidRequest          = "InvalidRequest"
 	codeServiceAccountForbidden = "ServiceAccountForbidden"
 	codeKeysUnavailable         = "KeysUnavailable"
+	// codeInvalidPath: the path names the route only through an encoded
+	// slash, a backslash or a control character.
+	codeInvalidPath = "InvalidPath"
 )
 
 // serviceAccountDetail is the legacy API's own words for the refusal.

@@ -139,6 +139,14 @@ type Handler struct {
 	// reverse_proxy's. Mutually exclusive with storage.
 	UpstreamRaw json.RawMessage `json:"upstream,omitempty" caddy:"namespace=http.handlers inline_key=handler"`
 
+	// Keep X-Workspace-* request headers that clients send. By default the
+	// handler deletes them from every request it sees, on any path of the
+	// site, so that the module is the only source of identity headers;
+	// turn this on only for a site whose other routes really take such a
+	// header from clients. On the route itself they are always replaced.
+	// Default: false.
+	KeepClientIdentityHeaders bool `json:"keep_client_identity_headers,omitempty"`
+
 	// Upstream mode: the largest backend response read, in bytes; a larger
 	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
 	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
@@ -274,6 +282,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if h.UpstreamRaw != nil {
+		raw, err := withDefaultTimeouts(h.UpstreamRaw)
+		if err != nil {
+			return fmt.Errorf("workspace_profile: upstream: %w", err)
+		}
+		h.UpstreamRaw = raw
 		mod, err := ctx.LoadModule(h, "UpstreamRaw")
 		if err != nil {
 			return fmt.Errorf("workspace_profile: upstream: %w", err)

@@ -3,8 +3,10 @@ package caddymodule
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,8 +19,16 @@ import (
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !h.ownsPath(r.URL.Path) {
+	if !h.KeepClientIdentityHeaders {
+		scrubIdentityHeaders(r.Header)
+	}
+	switch matchRoute(r.URL.EscapedPath(), h.path) {
+	case routeOther:
 		return next.ServeHTTP(w, r)
+	case routeRefused:
+		countOutcome(outcomeInvalidPath)
+		return writeProblem(w, r, h.path, profile.NewProblem(http.StatusBadRequest, codeInvalidPath,
+			"The request path names this route through an encoded slash, a backslash or a control character.", "", ""), "")
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodPut:
@@ -33,7 +43,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {
 		countOutcome(authOutcome(aerr))
-		return writeAuthProblem(w, r, aerr)
+		return writeAuthProblem(w, r, h.path, aerr)
 	}
 	if h.upstream != nil {
 		return h.serveUpstream(w, r, c, tok)
@@ -42,12 +52,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveGet(w, r, c)
 	}
 	return h.servePut(w, r, c)
-}
-
-// ownsPath matches the route's path exactly, with one trailing slash
-// tolerated.
-func (h *Handler) ownsPath(p string) bool {
-	return p == h.path || len(p) == len(h.path)+1 && p[len(p)-1] == '/' && p[:len(h.path)] == h.path
 }
 
 // authenticate extracts and verifies the token, sets the user
@@ -91,27 +95,66 @@ func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
 	})
 }
 
-// isServiceAccount: the claim (or, for an array claim, any element) has
-// one of the configured values in its string form.
+// isServiceAccount reads the claim as ASP.NET does: every member whose name
+// equals the configured claim ignoring case, every element of an array,
+// and numbers by value, so that 2, 2.0, 2e0 and "2" all match a configured
+// "2". Any match refuses the token.
 func (h *Handler) isServiceAccount(c claims) bool {
-	raw, ok := c[h.ServiceAccount.Claim]
-	if !ok {
-		return false
-	}
-	values := []json.RawMessage{raw}
-	if raw[0] == '[' {
-		values = nil
-		_ = json.Unmarshal(raw, &values)
-	}
-	for _, x := range values {
-		s := rawText(x)
-		for _, want := range h.ServiceAccount.Values {
-			if s == want {
-				return true
+	for _, raw := range c.folded(h.ServiceAccount.Claim) {
+		values := []json.RawMessage{raw}
+		if raw[0] == '[' {
+			values = nil
+			_ = json.Unmarshal(raw, &values)
+		}
+		for _, x := range values {
+			for _, want := range h.ServiceAccount.Values {
+				if claimValueIs(x, want) {
+					return true
+				}
 			}
 		}
 	}
 	return false
+}
+
+// claimValueIs compares a claim value (a JSON string or number) with a
+// configured value: as strings, or as numbers when both are JSON numbers.
+func claimValueIs(raw json.RawMessage, want string) bool {
+	s := rawText(raw)
+	if s == want {
+		return true
+	}
+	a, okA := jsonNumber(s)
+	b, okB := jsonNumber(want)
+	return okA && okB && a == b
+}
+
+// jsonNumber parses s when it is a JSON number literal, and only then: not
+// the hex, Inf, NaN or underscore forms strconv also reads.
+func jsonNumber(s string) (float64, bool) {
+	if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') || !json.Valid([]byte(s)) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+// userTypeClaim is the claim that says what kind of user the caller is.
+const userTypeClaim = "UserType"
+
+// userType is the UserType claim (its name compared ignoring case, the
+// exact spelling first), numbers in their canonical integer form: a token
+// saying 1.0 is an admin as one saying 1 is.
+func userType(c claims) (string, bool) {
+	vals := c.folded(userTypeClaim)
+	if len(vals) == 0 {
+		return "", false
+	}
+	s := rawText(vals[0])
+	if f, ok := jsonNumber(s); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatFloat(f, 'f', -1, 64), true
+	}
+	return s, true
 }
 
 // identity is what the profile service needs to know of the caller.
@@ -124,7 +167,7 @@ func (h *Handler) identity(c claims) profile.Identity {
 		GivenName:         str("given_name"),
 		FamilyName:        str("family_name"),
 	}
-	if v, ok := c.text("UserType"); ok {
+	if v, ok := userType(c); ok {
 		switch v {
 		case "1":
 			id.UserType = profile.UserTypeAdmin
@@ -235,6 +278,7 @@ func (h *Handler) writeServiceError(w http.ResponseWriter, err error) error {
 		countOutcome(outcomeStorageError)
 	}
 	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
 		// the error text is for operators; the client gets a generic item
 		if c := h.logger.Check(zapcore.ErrorLevel, "profile store failed"); c != nil {
 			c.Write(zap.Error(err))
@@ -261,17 +305,20 @@ func writeEnvelope(w http.ResponseWriter, status int, env profile.Envelope) erro
 }
 
 // writeAuthProblem answers an authentication failure with problem details.
-func writeAuthProblem(w http.ResponseWriter, r *http.Request, e *authError) error {
+func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *authError) error {
 	if e.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	return writeProblem(w, r, profile.NewProblem(e.status, e.code, e.desc, "", ""), e.wwwAuthenticate())
+	return writeProblem(w, r, instance, profile.NewProblem(e.status, e.code, e.desc, "", ""), e.wwwAuthenticate())
 }
 
-// writeProblem writes p with the request's path as its instance and
-// Caddy's request ID as its traceId.
-func writeProblem(w http.ResponseWriter, r *http.Request, p profile.Problem, wwwAuthenticate string) error {
-	p.Instance = r.URL.Path
+// retryAfterSeconds is the Retry-After of every 503 the route answers.
+const retryAfterSeconds = "5"
+
+// writeProblem writes p with the route's own path as its instance (never
+// the client's spelling of it) and Caddy's request ID as its traceId.
+func writeProblem(w http.ResponseWriter, r *http.Request, instance string, p profile.Problem, wwwAuthenticate string) error {
+	p.Instance = instance
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		p.TraceID, _ = repl.GetString("http.request.uuid")
 	}
