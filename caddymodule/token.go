@@ -16,9 +16,16 @@ const tokenParam = "access_token"
 
 // extractToken finds the bearer token of r: the Authorization header
 // (scheme case-insensitive) or, when allowQuery is set, the access_token
-// query parameter. Both at once, the parameter twice or percent-encoded in
-// its name are invalid_request: a token must be unambiguous, and the
-// access-log filter must be able to find it by its literal name.
+// query parameter. Both at once, or the parameter twice, are
+// invalid_request: a token must be unambiguous.
+//
+// The parameter under any other spelling is invalid_request too, whether
+// or not query tokens are accepted: percent-encoded (Access%5FToken), in
+// other letter case (ACCESS_TOKEN, as ASP.NET's query collection reads it),
+// mangled the way PHP reads names (access.token, access_token[]), or after
+// a `;` separator. Such a request is refused rather than cleaned, so that
+// the literal name is the only one the access-log filter has to find and
+// the backend never receives a token in its query.
 func extractToken(r *http.Request, allowQuery bool) (string, *authError) {
 	var token string
 	fromHeader := false
@@ -36,39 +43,66 @@ func extractToken(r *http.Request, allowQuery bool) (string, *authError) {
 			return "", errMissingToken
 		}
 	}
-	if !allowQuery || r.URL.RawQuery == "" {
-		if !fromHeader {
-			return "", errMissingToken
-		}
-		return token, nil
-	}
 	found := 0
-	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
-		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		key, err := url.QueryUnescape(rawKey)
-		if err != nil || key != tokenParam {
-			continue
+	for amp := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		for i, pair := range strings.Split(amp, ";") {
+			rawKey, rawVal, _ := strings.Cut(pair, "=")
+			if !namesTokenParam(rawKey) {
+				continue
+			}
+			if rawKey != tokenParam || i > 0 {
+				return "", errInvalidRequest("the token parameter must be spelled access_token, after an & or at the start")
+			}
+			if !allowQuery {
+				continue // dropped on the way to the backend, never read
+			}
+			found++
+			if found > 1 {
+				return "", errInvalidRequest("the access_token parameter appears more than once")
+			}
+			if fromHeader {
+				return "", errInvalidRequest("the token was sent both in the Authorization header and in the query")
+			}
+			v, err := url.QueryUnescape(rawVal)
+			if err != nil || v == "" {
+				return "", errInvalidToken("the access_token parameter is malformed")
+			}
+			token = v
 		}
-		if rawKey != tokenParam {
-			return "", errInvalidRequest("the access_token parameter name must not be percent-encoded")
-		}
-		found++
-		if found > 1 {
-			return "", errInvalidRequest("the access_token parameter appears more than once")
-		}
-		if fromHeader {
-			return "", errInvalidRequest("the token was sent both in the Authorization header and in the query")
-		}
-		v, err := url.QueryUnescape(rawVal)
-		if err != nil || v == "" {
-			return "", errInvalidToken("the access_token parameter is malformed")
-		}
-		token = v
 	}
 	if token == "" {
 		return "", errMissingToken
 	}
 	return token, nil
+}
+
+// namesTokenParam reports whether a raw query name is, to some backend,
+// the token parameter: after percent-decoding (with + as a space), with
+// PHP's mangling of ' ' and '.' into '_' and its array suffix cut off, and
+// compared ignoring case.
+func namesTokenParam(rawKey string) bool {
+	if len(rawKey) < len(tokenParam) {
+		return false // no spelling is shorter than the name itself
+	}
+	key := rawKey
+	if strings.ContainsAny(key, "%+") {
+		k, err := url.QueryUnescape(key)
+		if err != nil {
+			return false // left as is for the backend, which cannot read it either
+		}
+		key = k
+	}
+	key = strings.TrimLeft(key, " ") // PHP drops leading spaces
+	if i := strings.IndexByte(key, '['); i > 0 {
+		key = key[:i]
+	}
+	key = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '.' {
+			return '_'
+		}
+		return r
+	}, key)
+	return foldEqual(key, tokenParam)
 }
 
 // precheckToken refuses what cannot be a compact JWS before any parsing:

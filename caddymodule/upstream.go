@@ -7,8 +7,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -75,7 +78,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims
 		if n.Status == http.StatusUnauthorized {
 			challenge = `Bearer realm="workspace", error="invalid_token", error_description="The backend refused the token."`
 		}
-		return writeProblem(w, r, *n.Problem, challenge)
+		return writeProblem(w, r, h.path, *n.Problem, challenge)
 	case n.Envelope == nil: // 304
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(n.Status)
@@ -102,36 +105,60 @@ func canonicalBody(req profile.UpdateRequest) []byte {
 	return b
 }
 
-// upstreamRequest is the request the backend sees: the token in
-// Authorization and never in the query, the caller's identity in
-// X-Workspace-* headers that a client cannot forge, no Accept-Encoding (so
-// that the body can be read), and the validated body of a PUT.
+// upstreamRequest is the request the backend sees: the route's own path
+// (never the client's spelling of it), the token in Authorization and never
+// in the query, the caller's identity in X-Workspace-* headers that a
+// client cannot forge, Accept-Encoding identity (so that the body can be
+// read), and the validated body of a PUT without the client's trailers.
 func (h *Handler) upstreamRequest(r *http.Request, c claims, tok string, body []byte) *http.Request {
 	out := r.Clone(r.Context())
+	out.URL.Path, out.URL.RawPath = h.path, ""
 	out.URL.RawQuery = withoutTokenParam(r.URL.RawQuery)
 	out.RequestURI = ""
+	out.Trailer = nil
+	dropConnectionHeaders(out.Header)
 	for name := range out.Header {
-		if strings.HasPrefix(name, "X-Workspace-") {
+		if isIdentityHeader(name) {
 			delete(out.Header, name)
 		}
 	}
-	out.Header.Del("Accept-Encoding")
+	out.Header.Set("Accept-Encoding", "identity")
 	out.Header.Set("Authorization", "Bearer "+tok)
 	if sub, ok := c.str(h.verifier.subject); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)
 	}
-	if t, ok := c.text("UserType"); ok {
+	if t, ok := userType(c); ok {
 		out.Header.Set("X-Workspace-User-Type", t)
 	}
 	if r.Method == http.MethodPut {
 		out.Body = httpBody(body)
 		out.ContentLength = int64(len(body))
 		out.Header.Set("Content-Type", "application/json; charset=utf-8")
-		out.Header.Del("Transfer-Encoding")
 	} else {
 		out.Body, out.ContentLength = http.NoBody, 0
 	}
 	return out
+}
+
+// dropConnectionHeaders does the client's hop-by-hop processing before the
+// edge sets its own headers: the headers the client names in Connection
+// are deleted now, with Connection itself and the other hop-by-hop and
+// framing headers of the client's request (Upgrade, TE, Trailer,
+// Transfer-Encoding, Content-Length), so that reverse_proxy's own
+// hop-by-hop pass, which runs after this handler, finds nothing to delete
+// among the edge's Authorization and identity headers.
+func dropConnectionHeaders(hdr http.Header) {
+	for _, v := range hdr["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				hdr.Del(name)
+			}
+		}
+	}
+	for _, name := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade", "Te", "Trailer",
+		"Transfer-Encoding", "Content-Length"} {
+		delete(hdr, name)
+	}
 }
 
 // withoutTokenParam drops every access_token pair from a raw query and
@@ -197,10 +224,22 @@ var notPassed = map[string]bool{
 }
 
 // copyEndToEndHeaders passes the backend's end-to-end headers (Set-Cookie,
-// ETag, Location...) to the client.
+// ETag, Location...) to the client. Response trailers never become client
+// headers: reverse_proxy writes the announced ones into the header map under
+// their own names after the body (and the others under
+// http.TrailerPrefix), so every name the backend announced in Trailer is
+// left out, as is anything with the prefix.
 func copyEndToEndHeaders(dst, src http.Header) {
+	var trailers []string
+	for _, v := range src["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				trailers = append(trailers, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
 	for name, values := range src {
-		if notPassed[name] {
+		if notPassed[name] || slices.Contains(trailers, name) || strings.HasPrefix(name, http.TrailerPrefix) {
 			continue
 		}
 		dst[name] = append([]string(nil), values...)
@@ -245,3 +284,42 @@ func (b *bufferedResponse) Flush() {}
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func httpBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// Timeouts of the backend trip when the upstream block sets none: a
+// backend that never answers, or stops sending halfway, must not hold a
+// request (and the client's connection) forever.
+const (
+	DefaultUpstreamResponseHeaderTimeout = 30 * time.Second
+	DefaultUpstreamReadTimeout           = 30 * time.Second
+)
+
+// withDefaultTimeouts gives the upstream reverse_proxy's HTTP transport a
+// response_header_timeout and a read_timeout unless the config sets its
+// own. A transport of another protocol is left as configured.
+func withDefaultTimeouts(raw json.RawMessage) (json.RawMessage, error) {
+	var rp map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &rp); err != nil {
+		return nil, err
+	}
+	transport := map[string]json.RawMessage{"protocol": json.RawMessage(`"http"`)}
+	if t, ok := rp["transport"]; ok {
+		if err := json.Unmarshal(t, &transport); err != nil {
+			return nil, err
+		}
+	}
+	if p, _ := jsonString(transport["protocol"]); p != "http" {
+		return raw, nil
+	}
+	for name, d := range map[string]time.Duration{"response_header_timeout": DefaultUpstreamResponseHeaderTimeout,
+		"read_timeout": DefaultUpstreamReadTimeout} {
+		if _, set := transport[name]; !set {
+			transport[name] = json.RawMessage(strconv.FormatInt(int64(d), 10))
+		}
+	}
+	t, err := json.Marshal(transport)
+	if err != nil {
+		return nil, err
+	}
+	rp["transport"] = t
+	return json.Marshal(rp)
+}

@@ -66,6 +66,22 @@ slow:
 	return s, true
 }
 
+// folded returns the values of every member whose name equals name
+// ignoring case, as .NET compares claim types: the exactly named member
+// first. checkClaimsJSON has made sure no name appears twice exactly.
+func (c claims) folded(name string) []json.RawMessage {
+	var out []json.RawMessage
+	if raw, ok := c[name]; ok {
+		out = append(out, raw)
+	}
+	for k, raw := range c {
+		if k != name && foldEqual(k, name) {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
 // text is a claim's string form: strings unquoted, anything else (numbers
 // as written in the token, booleans, arrays, objects) as compact JSON.
 func (c claims) text(name string) (string, bool) {
@@ -152,6 +168,9 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 	if payload == nil {
 		return nil, errInvalidToken("The token signature is invalid.")
 	}
+	if err := checkClaimsJSON(payload); err != nil {
+		return nil, errInvalidToken("The token claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
+	}
 	c, err := decodeClaims(payload)
 	if err != nil {
 		return nil, errInvalidToken("The token claims are malformed.")
@@ -234,6 +253,9 @@ func (v *verifier) checkClaims(c claims) *authError {
 	if !ok {
 		return errInvalidToken("The token has no numeric exp claim.")
 	}
+	if !saneDate(exp) {
+		return errInvalidToken("The token has an exp claim outside the years 1970 to 9999.")
+	}
 	if now > exp+leeway {
 		return &authError{401, codeTokenExpired, "The token has expired."}
 	}
@@ -245,6 +267,9 @@ func (v *verifier) checkClaims(c claims) *authError {
 		t, ok := numericDate(raw)
 		if !ok {
 			return errInvalidToken("The token has a non-numeric " + name + " claim.")
+		}
+		if !saneDate(t) {
+			return errInvalidToken("The token has an " + name + " claim outside the years 1970 to 9999.")
 		}
 		if t > now+leeway {
 			return &authError{401, codeTokenNotYetValid, "The token is not valid yet."}
@@ -274,6 +299,15 @@ func numericDate(raw json.RawMessage) (float64, bool) {
 	}
 	return f, true
 }
+
+// maxNumericDate is 9999-12-31T23:59:59Z, the last second .NET's DateTime
+// (and so the backend) can represent.
+const maxNumericDate = 253402300799
+
+// saneDate: a NumericDate between the epoch and the end of year 9999.
+// Anything else is a token no provider issues, and one that overflows or
+// wraps in the backend's date types.
+func saneDate(t float64) bool { return t >= 0 && t <= maxNumericDate }
 
 // audienceMatches: aud is one string or an array of strings (RFC 7519).
 func audienceMatches(raw json.RawMessage, accepted []string) bool {
