@@ -123,7 +123,11 @@ func scanString(raw []byte, start int) (end int, escaped bool, err error) {
 				return 0, false, errClaimsSyntax
 			}
 			i++
-			if raw[i] != 'u' {
+			switch raw[i] {
+			case 'b', 'f', 'n', 'r', 't':
+				return 0, false, errClaimsControl
+			case 'u':
+			default:
 				continue
 			}
 			r, ok := hex4(raw, i+1)

@@ -157,6 +157,8 @@ type seenRequest struct {
 	Method, RawQuery string
 	Header           http.Header
 	Body             []byte
+	RequestURI       string      // the request target as sent
+	Trailer          http.Header // the request's trailers, read after its body
 }
 
 func newTestServer(t testing.TB) *testServer {
@@ -165,7 +167,7 @@ func newTestServer(t testing.TB) *testServer {
 		s.fetches.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.seen = append(s.seen, seenRequest{r.Method, r.URL.RawQuery, r.Header.Clone(), body})
+		s.seen = append(s.seen, seenRequest{r.Method, r.URL.RawQuery, r.Header.Clone(), body, r.RequestURI, r.Trailer.Clone()})
 		answer := s.answer
 		s.mu.Unlock()
 		answer(w, r)

@@ -106,7 +106,7 @@ var routeOthers = []string{
 	"/api/workspace/account/pro%ZZfile",
 	"/api/workspace/account/profile.json",
 	"/other/api/workspace/account/profile",
-		"",
+	"",
 }
 
 func TestMatchRoute(t *testing.T) {

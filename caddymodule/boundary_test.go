@@ -1,0 +1,340 @@
+package caddymodule
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+)
+
+// The edge's boundary (threats.md Part F, CONTRACT section 8), attacked
+// through a real Caddy with raw sockets, so that nothing on the client side
+// normalizes what is sent. The site is the usual deployment: the module in
+// upstream mode in front of the route's backend, then a catch-all
+// reverse_proxy to the same legacy API for everything else.
+
+// rawResponse is one answer read from a raw connection.
+type rawResponse struct {
+	status  int
+	header  http.Header
+	trailer http.Header
+	body    string
+}
+
+// rawRoundTrip writes req as it is to the test Caddy and reads one answer.
+func rawRoundTrip(t testing.TB, req string) rawResponse {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", firstLine(req), err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return rawResponse{resp.StatusCode, resp.Header, resp.Trailer, string(b)}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
+
+// rawGet is a GET of target with extra header lines.
+func rawGet(target string, headers ...string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: localhost:9080\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
+}
+
+type edgeSite struct {
+	tc     *caddytest.Tester
+	key    testKey
+	route  *testServer // the backend of the profile route
+	legacy *testServer // the catch-all legacy API
+}
+
+func startEdgeSite(t *testing.T, extra string) *edgeSite {
+	k := newTestKey(t, jwa.RS256(), "k")
+	s := &edgeSite{key: k, route: newTestServer(t), legacy: newTestServer(t)}
+	s.route.set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
+	s.legacy.set(200, []byte(`{"legacy":true}`))
+	s.tc = caddytest.NewTester(t)
+	s.tc.InitServer(fmt.Sprintf(itGlobal+`
+http://localhost:9080 {
+	workspace_profile {
+		jwks_file %s
+		issuer %s
+		audience %s
+		upstream %s
+		%s
+	}
+	reverse_proxy %s
+}
+`, writeFile(t, "jwks.json", jwksOf(t, k)), testIssuer, testAudience, strings.TrimPrefix(s.route.URL, "http://"), extra,
+		strings.TrimPrefix(s.legacy.URL, "http://")), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return s
+}
+
+// noneReached fails when a backend saw more requests than before.
+func noneReached(t *testing.T, what string, s *testServer, before int64) {
+	t.Helper()
+	if n := s.fetches.Load() - before; n != 0 {
+		t.Errorf("%s: %d request(s) reached the backend", what, n)
+	}
+}
+
+func (s *edgeSite) lastRoute(t *testing.T) seenRequest {
+	t.Helper()
+	seen := s.route.requests()
+	if len(seen) == 0 {
+		t.Fatal("the route's backend saw nothing")
+	}
+	return seen[len(seen)-1]
+}
+
+// TestThreatsPartF: one subtest per row of threats.md Part F.
+func TestThreatsPartF(t *testing.T) {
+	s := startEdgeSite(t, "")
+	tok := s.key.mint(t, claimsFor("u-1"), nil)
+	auth := "Authorization: Bearer " + tok
+
+	t.Run("F01 route spellings", func(t *testing.T) {
+		for _, p := range routeSpellings {
+			before, legacyBefore := s.route.fetches.Load(), s.legacy.fetches.Load()
+			if r := rawRoundTrip(t, rawGet(p)); r.status != 401 || !strings.Contains(r.body, `"MissingToken"`) {
+				t.Errorf("%q without a token: %d %s", p, r.status, r.body)
+			}
+			noneReached(t, p+" without a token", s.route, before)
+			r := rawRoundTrip(t, rawGet(p+"?b=%2F&a=1", auth))
+			if r.status != 200 {
+				t.Errorf("%q with a token: %d %s", p, r.status, r.body)
+				continue
+			}
+			if got := s.lastRoute(t); got.RequestURI != profilePath+"?b=%2F&a=1" {
+				t.Errorf("%q: the backend saw %q, want the route's own path and the query byte for byte", p, got.RequestURI)
+			}
+			noneReached(t, p, s.legacy, legacyBefore)
+		}
+		for _, p := range routeRefusals {
+			before, legacyBefore := s.route.fetches.Load(), s.legacy.fetches.Load()
+			r := rawRoundTrip(t, rawGet(p, auth))
+			if r.status != 400 || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(r.body, `"code":"InvalidPath"`) {
+				t.Errorf("%q: %d %s, want 400 InvalidPath", p, r.status, r.body)
+			}
+			noneReached(t, p, s.route, before)
+			noneReached(t, p, s.legacy, legacyBefore)
+		}
+		// other paths still pass on
+		before := s.legacy.fetches.Load()
+		if r := rawRoundTrip(t, rawGet("/api/workspace/account/profiles")); r.status != 200 || s.legacy.fetches.Load() != before+1 {
+			t.Errorf("a neighbour path: %d %s", r.status, r.body)
+		}
+	})
+
+	t.Run("F02 identity headers on any path", func(t *testing.T) {
+		forged := []string{"X-Workspace-User-Id: victim", "x-workspace-user-type: 1", "X_Workspace_User_Id: victim", "X-WORKSPACE-ROLE: admin"}
+		if r := rawRoundTrip(t, rawGet("/api/other", forged...)); r.status != 200 {
+			t.Fatalf("other path: %d %s", r.status, r.body)
+		}
+		seen := s.legacy.requests()
+		for name := range seen[len(seen)-1].Header {
+			if isIdentityHeader(name) {
+				t.Errorf("the legacy API got the client's %s", name)
+			}
+		}
+		if r := rawRoundTrip(t, rawGet(profilePath, append(forged, auth)...)); r.status != 200 {
+			t.Fatalf("route: %d %s", r.status, r.body)
+		}
+		got := s.lastRoute(t).Header
+		if got.Get("X-Workspace-User-Id") != "u-1" || got.Get("X-Workspace-Role") != "" || got.Get("X_Workspace_User_Id") != "" || got.Get("X-Workspace-User-Type") != "" {
+			t.Errorf("the route's backend got %v", got)
+		}
+	})
+
+	t.Run("F03 Connection names the edge's headers", func(t *testing.T) {
+		r := rawRoundTrip(t, rawGet(profilePath, auth, "X-Other: gone",
+			"Connection: X-Workspace-User-Id, Authorization, X-Workspace-User-Type, X-Other"))
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		got := s.lastRoute(t).Header
+		if got.Get("X-Workspace-User-Id") != "u-1" || got.Get("Authorization") != "Bearer "+tok {
+			t.Errorf("the backend lost the edge's headers: %v", got)
+		}
+		if got.Get("X-Other") != "" {
+			t.Errorf("a header the client named in Connection was forwarded")
+		}
+	})
+
+	t.Run("F04 trailers", func(t *testing.T) {
+		body := `{"FirstName":"Al"}`
+		req := "PUT " + profilePath + " HTTP/1.1\r\nHost: localhost:9080\r\n" + auth + "\r\n" +
+			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Workspace-User-Id, Authorization\r\nConnection: close\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n", len(body), body) +
+			"X-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\nX-Extra: t\r\n\r\n"
+		if r := rawRoundTrip(t, req); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		got := s.lastRoute(t)
+		if len(got.Trailer) != 0 || got.Header.Get("Trailer") != "" {
+			t.Errorf("the backend got trailers %v / %q", got.Trailer, got.Header.Get("Trailer"))
+		}
+		if got.Header.Get("X-Workspace-User-Id") != "u-1" || got.Header.Get("Authorization") != "Bearer "+tok || string(got.Body) != body {
+			t.Errorf("the backend got %v %q", got.Header, got.Body)
+		}
+
+		// response trailers never become client headers or trailers
+		s.route.serve(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Workspace-Role, Set-Cookie")
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"userId":"u-1"}`)
+			w.Header().Set("X-Workspace-Role", "admin")
+			w.Header().Set("Set-Cookie", "session=forged")
+			w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+		})
+		defer s.route.set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
+		r := rawRoundTrip(t, rawGet(profilePath, auth))
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		for _, name := range []string{"X-Workspace-Role", "Set-Cookie", "X-Late", "Trailer"} {
+			if r.header.Get(name) != "" || r.trailer.Get(name) != "" {
+				t.Errorf("the backend's trailer %s reached the client: %v / %v", name, r.header, r.trailer)
+			}
+		}
+	})
+
+	t.Run("F05 token parameter spellings", func(t *testing.T) {
+		for _, q := range []string{"ACCESS_TOKEN=" + tok, "Access%5FToken=" + tok, "a=1;access_token=" + tok,
+			"access.token=" + tok, "access_token[]=" + tok, "%61ccess_token=" + tok, "access_tokeN=x", "access_token=" + tok + "&Access_Token=x"} {
+			before := s.route.fetches.Load()
+			for _, hdr := range [][]string{nil, {auth}} {
+				r := rawRoundTrip(t, rawGet(profilePath+"?"+q, hdr...))
+				if r.status != 400 || !strings.Contains(r.body, `"InvalidRequest"`) {
+					t.Errorf("?%s (header %v): %d %s", q[:min(len(q), 24)], hdr != nil, r.status, r.body)
+				}
+			}
+			noneReached(t, q[:min(len(q), 24)], s.route, before)
+		}
+		// the literal name works and is never forwarded
+		if r := rawRoundTrip(t, rawGet(profilePath+"?x=1&access_token="+tok+"&y=%41")); r.status != 200 {
+			t.Fatalf("literal access_token: %d %s", r.status, r.body)
+		}
+		if got := s.lastRoute(t).RawQuery; got != "x=1&y=%41" {
+			t.Errorf("the backend's query is %q", got)
+		}
+	})
+
+	t.Run("F06 service-account claim forms and duplicate members", func(t *testing.T) {
+		for _, form := range []string{`"UserType":2.0`, `"UserType":2e0`, `"UserType":"2"`, `"usertype":2`,
+			`"USERTYPE":"2.0"`, `"UserType":["1",2]`, `"UserType":0,"userType":2`} {
+			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"svc","exp":%d,%s}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix(), form)
+			before := s.route.fetches.Load()
+			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 403 || !strings.Contains(r.body, `"ServiceAccountForbidden"`) {
+				t.Errorf("%s: %d %s", form, r.status, r.body)
+			}
+			noneReached(t, form, s.route, before)
+		}
+		for _, payload := range []string{
+			fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","sub":"b","exp":%d}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix()),
+			fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","s\u0075b":"b","exp":%d}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix()),
+			fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","UserType":0,"UserType":2,"exp":%d}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix()),
+		} {
+			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 401 || !strings.Contains(r.body, `"InvalidToken"`) {
+				t.Errorf("duplicate member %s: %d %s", payload, r.status, r.body)
+			}
+		}
+		// an admin written as 1.0 reaches the backend in canonical form
+		payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"adm","exp":%d,"userType":1.0}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix())
+		st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+		if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 200 || s.lastRoute(t).Header.Get("X-Workspace-User-Type") != "1" {
+			t.Errorf("admin 1.0: %d, X-Workspace-User-Type %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Type"))
+		}
+	})
+
+	t.Run("F08 claim values that two parsers read apart", func(t *testing.T) {
+		exp := time.Now().Add(time.Hour).Unix()
+		for name, sub := range map[string]string{
+			"invalid UTF-8 \\xff": "\"user\xff\"", "invalid UTF-8 \\xfe": "\"user\xfe\"", "lone high surrogate": `"user\ud800"`,
+			"lone low surrogate": `"user\udc00"`, "NUL": `"user\u0000"`, "CR LF": `"user\r\nX-Workspace-User-Id: victim"`,
+			"DEL": "\"user\x7f\"", "C1": `"user\u0085"`, "escaped control in another claim": `"user","name":"a\u001bb"`,
+		} {
+			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":%s}`, testIssuer, testAudience, exp, sub)
+			before := s.route.fetches.Load()
+			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 401 || !strings.Contains(r.body, `"InvalidToken"`) {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+			noneReached(t, name, s.route, before)
+		}
+		// a valid pair of surrogates, and plain non-ASCII, are accepted as written
+		payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":"us\ud83d\ude00er-é"}`, testIssuer, testAudience, exp)
+		st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+		if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 200 || s.lastRoute(t).Header.Get("X-Workspace-User-Id") != "us😀er-é" {
+			t.Errorf("a valid non-ASCII subject: %d %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Id"))
+		}
+		// control characters in profile fields: 400 at the edge, never forwarded
+		before := s.route.fetches.Load()
+		put := "PUT " + profilePath + " HTTP/1.1\r\nHost: localhost:9080\r\n" + auth + "\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n" + `{"FirstName":"a\u0000b"} `
+		if r := rawRoundTrip(t, put); r.status != 400 {
+			t.Errorf("a NUL in FirstName: %d %s", r.status, r.body)
+		}
+		noneReached(t, "a NUL in FirstName", s.route, before)
+	})
+
+	t.Run("upstream hygiene", func(t *testing.T) {
+		if r := rawRoundTrip(t, rawGet(profilePath, auth, "Accept-Encoding: gzip, br")); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if got := s.lastRoute(t).Header.Values("Accept-Encoding"); len(got) != 1 || got[0] != "identity" {
+			t.Errorf("the backend got Accept-Encoding %q", got)
+		}
+	})
+}
+
+// TestThreatsF01ConfiguredPath: the route rules hold for a configured path
+// other than the default.
+func TestThreatsF01ConfiguredPath(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	route := newTestServer(t)
+	route.set(200, []byte(`{"userId":"u-1"}`))
+	tc := caddytest.NewTester(t)
+	tc.InitServer(fmt.Sprintf(itGlobal+`
+http://localhost:9080 {
+	workspace_profile /v2/Me {
+		jwks_file %s
+		issuer %s
+		audience %s
+		upstream %s
+	}
+	respond "next" 299
+}
+`, writeFile(t, "jwks.json", jwksOf(t, k)), testIssuer, testAudience, strings.TrimPrefix(route.URL, "http://")), "caddyfile")
+	tok := k.mint(t, claimsFor("u-1"), nil)
+	for target, want := range map[string]int{"/V2/me": 401, "//v2/./x/../ME;a=b/": 401, "/v2/%4De": 401, "/v2%2Fme": 400, "/v2/me%00": 400, "/v2/mee": 299, DefaultPath: 299} {
+		if r := rawRoundTrip(t, rawGet(target)); r.status != want {
+			t.Errorf("%q: %d, want %d", target, r.status, want)
+		}
+	}
+	if r := rawRoundTrip(t, rawGet("/V2//ME/", "Authorization: Bearer "+tok)); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if seen := route.requests(); seen[len(seen)-1].RequestURI != "/v2/Me" {
+		t.Errorf("the backend saw %q", seen[len(seen)-1].RequestURI)
+	}
+}
