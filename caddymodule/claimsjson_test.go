@@ -1,0 +1,224 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+func TestCheckClaimsJSON(t *testing.T) {
+	for raw, want := range map[string]error{
+		`{"sub":"alice","aud":["a","b"],"n":{"x":1,"y":[{"x":2}]}}`: nil,
+		`{"sub":"us\ud83d\ude00er","name":"é \\ \" \/ \u00e9"}`:     nil,
+		`{"a":"x","b":{"a":1},"c":[{"a":1},{"a":2}]}`:               nil, // the same name in different objects
+		"{\"sub\":\"user\xff\"}":                                    errClaimsUTF8,
+		`{"sub":"user\ud800"}`:                                      errClaimsSurrogate,
+		`{"sub":"user\ud800x"}`:                                     errClaimsSurrogate,
+		`{"sub":"user\ud800\u0041"}`:                                errClaimsSurrogate,
+		`{"sub":"user\udfff"}`:                                      errClaimsSurrogate,
+		`{"sub":"a\u0000"}`:                                         errClaimsControl,
+		`{"sub":"a\n"}`:                                             errClaimsControl,
+		`{"sub":"a\t"}`:                                             errClaimsControl,
+		`{"sub":"a\u007F"}`:                                         errClaimsControl,
+		`{"sub":"a\u0085"}`:                                         errClaimsControl,
+		"{\"sub\":\"a\u0085\"}":                                     errClaimsControl, // raw C1 in UTF-8
+		"{\"sub\":\"a\x7f\"}":                                       errClaimsControl,
+		`{"k\u0000":1}`:                                             errClaimsControl,
+		`{"sub":"a","sub":"b"}`:                                     errClaimsDuplicate,
+		`{"sub":"a","s\u0075b":"b"}`:                                errClaimsDuplicate,
+		`{"n":{"x":1,"x":2}}`:                                       errClaimsDuplicate,
+		`{"n":[{"x":1,"y":{},"x":2}]}`:                              errClaimsDuplicate,
+		`}`:                                                         errClaimsSyntax,
+		`{"sub":"a`:                                                 errClaimsSyntax,
+		`{"sub":"a\u12"}`:                                           errClaimsSyntax,
+	} {
+		if got := checkClaimsJSON([]byte(raw)); !errors.Is(got, want) {
+			t.Errorf("%q: %v, want %v", raw, got, want)
+		}
+	}
+	// many members: the map path finds a duplicate as the list path does
+	var b strings.Builder
+	b.WriteString(`{`)
+	for i := range 200 {
+		fmt.Fprintf(&b, `"c%d":%d,`, i, i)
+	}
+	if err := checkClaimsJSON([]byte(b.String() + `"c0":1}`)); !errors.Is(err, errClaimsDuplicate) {
+		t.Errorf("a duplicate after 200 members: %v", err)
+	}
+	if err := checkClaimsJSON([]byte(b.String() + `"d":1}`)); err != nil {
+		t.Errorf("200 distinct members: %v", err)
+	}
+}
+
+// FuzzCheckClaimsJSON: whatever checkClaimsJSON accepts that is JSON has
+// no duplicate member, no control character and no replaced byte, as a
+// token-by-token reading with encoding/json confirms; a refused
+// duplicate is one that reading finds.
+func FuzzCheckClaimsJSON(f *testing.F) {
+	for _, s := range []string{`{"sub":"a","sub":"b"}`, `{"a":{"b":[1,{"c":"\ud83d\ude00"}]}}`, `{"s\u0075b":"\u0000"}`, "{\"a\":\"\xff\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		err := checkClaimsJSON(raw)
+		if !json.Valid(raw) {
+			return
+		}
+		dup, bad := referenceScan(t, raw)
+		switch {
+		case err == nil && (dup || bad):
+			t.Fatalf("accepted %q: duplicate=%v control or replaced=%v", raw, dup, bad)
+		case errors.Is(err, errClaimsDuplicate) && !dup:
+			t.Fatalf("refused %q as a duplicate, but none is there", raw)
+		}
+	})
+}
+
+// referenceScan walks raw with json.Decoder: dup when an object names a
+// member twice, bad when a string holds a control character or a U+FFFD
+// that raw does not hold literally.
+func referenceScan(t *testing.T, raw []byte) (dup, bad bool) {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	type obj struct {
+		names     map[string]bool
+		expectKey bool
+	}
+	var stack []*obj
+	literalFFFD := strings.ContainsRune(string(raw), utf8.RuneError)
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("json.Valid but Token fails: %v", err)
+		}
+		top := (*obj)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		isKey := top != nil && top.names != nil && top.expectKey
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &obj{names: map[string]bool{}, expectKey: true})
+				continue
+			case '[':
+				stack = append(stack, &obj{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			for _, r := range v {
+				if r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError && !literalFFFD {
+					bad = true
+				}
+			}
+			if isKey {
+				if top.names[v] {
+					dup = true
+				}
+				top.names[v] = true
+				top.expectKey = false
+				continue
+			}
+		}
+		// a value ends: the enclosing object expects a key again
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].expectKey = true
+		}
+	}
+}
+
+// TestDateClaimRanges: exp, nbf and iat outside 1970..9999 are refused.
+func TestDateClaimRanges(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.CreateMissing = true })
+	for name, set := range map[string]func(map[string]any){
+		"exp beyond 9999": func(c map[string]any) { c["exp"] = 253402300800 },
+		"exp 1e300":       func(c map[string]any) { c["exp"] = 1e300 },
+		"nbf negative":    func(c map[string]any) { c["nbf"] = -1 },
+		"iat negative":    func(c map[string]any) { c["iat"] = -9e18 },
+		"iat beyond 9999": func(c map[string]any) { c["iat"] = 1e12 },
+	} {
+		c := claimsFor("u")
+		set(c)
+		rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, c, nil)), "")
+		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"InvalidToken"`) {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	if store.calls.Load() != 0 {
+		t.Errorf("%d store calls for refused tokens", store.calls.Load())
+	}
+	c := claimsFor("u")
+	c["exp"] = 253402300799 // the last second of 9999 is a valid date
+	if rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, c, nil)), ""); rec.Code != 200 {
+		t.Errorf("exp at the end of 9999: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// brokenStore fails every call, as a store that is down does.
+type brokenStore struct{ profile.Store }
+
+func (brokenStore) Get(context.Context, string) (profile.Profile, error) {
+	return profile.Profile{}, errors.New("connection refused")
+}
+
+// TestStorageUnavailableRetryAfter: a 503 StorageUnavailable tells the
+// client when to come back, as KeysUnavailable does.
+func TestStorageUnavailableRetryAfter(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	h, _ := newFileHandler(t, jwksOf(t, k), nil)
+	h.service.Store = brokenStore{h.service.Store}
+	rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, claimsFor("u"), nil)), "")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != retryAfterSeconds || strings.Contains(rec.Body.String(), "refused") {
+		t.Errorf("%d Retry-After=%q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+}
+
+// TestUpstreamDefaultTimeouts: an upstream without timeouts of its own
+// gets the defaults; configured ones are kept.
+func TestUpstreamDefaultTimeouts(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	jwks := writeFile(t, "jwks.json", jwksOf(t, k))
+	// reverse_proxy provisions only inside a running config
+	caddytest.NewTester(t).InitServer(itGlobal+"http://localhost:9080 {\n\trespond 204\n}\n", "caddyfile")
+	for name, c := range map[string]struct {
+		raw              string
+		header, readWant time.Duration
+	}{
+		"no transport":     {`{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, DefaultUpstreamReadTimeout},
+		"transport, none":  {`{"handler":"reverse_proxy","transport":{"protocol":"http","dial_timeout":"1s"},"upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, DefaultUpstreamReadTimeout},
+		"user's own kept":  {`{"handler":"reverse_proxy","transport":{"protocol":"http","response_header_timeout":"2s","read_timeout":"3s"},"upstreams":[{"dial":"127.0.0.1:1"}]}`, 2 * time.Second, 3 * time.Second},
+		"one of them kept": {`{"handler":"reverse_proxy","transport":{"protocol":"http","read_timeout":3000000000},"upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, 3 * time.Second},
+	} {
+		h := &Handler{JWKSFiles: []string{jwks}, Issuers: []string{testIssuer},
+			Audiences: []string{testAudience}, UpstreamRaw: json.RawMessage(c.raw)}
+		if err := h.Provision(caddy.ActiveContext()); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = h.Cleanup() })
+		tr, ok := h.upstream.Transport.(*reverseproxy.HTTPTransport)
+		if !ok {
+			t.Fatalf("%s: transport %T", name, h.upstream.Transport)
+		}
+		if time.Duration(tr.ResponseHeaderTimeout) != c.header || time.Duration(tr.ReadTimeout) != c.readWant {
+			t.Errorf("%s: response_header_timeout %v read_timeout %v", name, time.Duration(tr.ResponseHeaderTimeout), time.Duration(tr.ReadTimeout))
+		}
+	}
+}
