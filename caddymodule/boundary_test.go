@@ -31,7 +31,7 @@ type rawResponse struct {
 // rawRoundTrip writes req as it is to the test Caddy and reads one answer.
 func rawRoundTrip(t testing.TB, req string) rawResponse {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
+	conn, err := net.DialTimeout("tcp", itAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
 
 // rawGet is a GET of target with extra header lines.
 func rawGet(target string, headers ...string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: localhost:9080\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
+	return "GET " + target + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
 }
 
 type edgeSite struct {
@@ -68,9 +68,8 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	s := &edgeSite{key: k, route: newTestServer(t), legacy: newTestServer(t)}
 	s.route.set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
 	s.legacy.set(200, []byte(`{"legacy":true}`))
-	s.tc = caddytest.NewTester(t)
-	s.tc.InitServer(fmt.Sprintf(itGlobal+`
-http://localhost:9080 {
+	s.tc = newTester(t)
+	s.tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
 		issuer %s
@@ -181,7 +180,7 @@ func TestThreatsPartF(t *testing.T) {
 
 	t.Run("F04 trailers", func(t *testing.T) {
 		body := `{"FirstName":"Al"}`
-		req := "PUT " + profilePath + " HTTP/1.1\r\nHost: localhost:9080\r\n" + auth + "\r\n" +
+		req := "PUT " + profilePath + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + auth + "\r\n" +
 			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Workspace-User-Id, Authorization\r\nConnection: close\r\n\r\n" +
 			fmt.Sprintf("%x\r\n%s\r\n0\r\n", len(body), body) +
 			"X-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\nX-Extra: t\r\n\r\n"
@@ -290,7 +289,7 @@ func TestThreatsPartF(t *testing.T) {
 		}
 		// control characters in profile fields: 400 at the edge, never forwarded
 		before := s.route.fetches.Load()
-		put := "PUT " + profilePath + " HTTP/1.1\r\nHost: localhost:9080\r\n" + auth + "\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n" + `{"FirstName":"a\u0000b"} `
+		put := "PUT " + profilePath + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + auth + "\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n" + `{"FirstName":"a\u0000b"} `
 		if r := rawRoundTrip(t, put); r.status != 400 {
 			t.Errorf("a NUL in FirstName: %d %s", r.status, r.body)
 		}
@@ -313,9 +312,8 @@ func TestThreatsF01ConfiguredPath(t *testing.T) {
 	k := newTestKey(t, jwa.RS256(), "k")
 	route := newTestServer(t)
 	route.set(200, []byte(`{"userId":"u-1"}`))
-	tc := caddytest.NewTester(t)
-	tc.InitServer(fmt.Sprintf(itGlobal+`
-http://localhost:9080 {
+	tc := newTester(t)
+	tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile /v2/Me {
 		jwks_file %s
 		issuer %s

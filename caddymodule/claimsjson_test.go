@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
@@ -197,7 +196,7 @@ func TestUpstreamDefaultTimeouts(t *testing.T) {
 	k := newTestKey(t, jwa.RS256(), "k")
 	jwks := writeFile(t, "jwks.json", jwksOf(t, k))
 	// reverse_proxy provisions only inside a running config
-	caddytest.NewTester(t).InitServer(itGlobal+"http://localhost:9080 {\n\trespond 204\n}\n", "caddyfile")
+	newTester(t).InitServer(itGlobal+itSite+" {\n\trespond 204\n}\n", "caddyfile")
 	for name, c := range map[string]struct {
 		raw              string
 		header, readWant time.Duration

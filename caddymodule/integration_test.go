@@ -18,21 +18,8 @@ import (
 )
 
 // The integration tests run a real Caddy in this process through caddytest
-// (admin on localhost:2999, HTTP on 9080), with real HTTP servers for the
-// identity provider. Each test loads a whole config of its own.
-
-const (
-	itBase  = "http://localhost:9080"
-	itAdmin = "http://localhost:2999"
-	// itGlobal is the global options block of every test Caddyfile.
-	itGlobal = `{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-}
-`
-)
+// (on this run's own ports, see main_test.go), with real HTTP servers for
+// the identity provider. Each test loads a whole config of its own.
 
 type itConfig struct {
 	jwksURL   string   // served by a testServer
@@ -80,8 +67,7 @@ func (c itConfig) caddyfile() string {
 	for _, f := range c.jwksFiles {
 		src.WriteString("jwks_file " + f + "\n")
 	}
-	return fmt.Sprintf(itGlobal+`
-http://localhost:9080 {
+	return fmt.Sprintf(itGlobal+itSite+` {
 	%s
 	workspace_profile {
 		%s
@@ -125,7 +111,7 @@ func startCaddy(t *testing.T, cfg itConfig) *caddytest.Tester {
 	if cfg.dbPath == "" {
 		cfg.dbPath = filepath.Join(t.TempDir(), "profiles.db")
 	}
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(cfg.caddyfile(), "caddyfile")
 	if t.Failed() {
 		t.FailNow()

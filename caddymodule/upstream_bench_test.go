@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -44,9 +43,8 @@ func BenchmarkUpstream(b *testing.B) {
 
 	k := newTestKey(b, jwa.RS256(), "k")
 	jwksPath := writeFile(b, "jwks.json", jwksOf(b, k))
-	tc := caddytest.NewTester(b)
-	tc.InitServer(fmt.Sprintf(itGlobal+`
-http://localhost:9080 {
+	tc := newTester(b)
+	tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
 		issuer %s

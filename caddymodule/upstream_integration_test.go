@@ -38,8 +38,7 @@ func replay(t *testing.T, raw []byte) http.HandlerFunc {
 }
 
 func upstreamCaddyfile(key testKey, t *testing.T, to, extra string) string {
-	return fmt.Sprintf(itGlobal+`
-http://localhost:9080 {
+	return fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
 		issuer %s
@@ -57,7 +56,7 @@ http://localhost:9080 {
 }
 
 func startUpstreamCaddy(t *testing.T, key testKey, to string) *caddytest.Tester {
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(upstreamCaddyfile(key, t, to, ""), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -296,9 +295,9 @@ func TestUpstreamClientHangsUp(t *testing.T) {
 	logDir := t.TempDir()
 	cfg := strings.Replace(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "\tskip_install_trust\n",
 		fmt.Sprintf("\tskip_install_trust\n\tlog {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}\n", filepath.Join(logDir, "caddy.log")), 1)
-	cfg = strings.Replace(cfg, "http://localhost:9080 {\n", fmt.Sprintf("http://localhost:9080 {\n\tlog {\n\t\toutput file %s\n\t}\n", filepath.Join(logDir, "access.log")), 1)
+	cfg = strings.Replace(cfg, itSite+" {\n", fmt.Sprintf(itSite+" {\n\tlog {\n\t\toutput file %s\n\t}\n", filepath.Join(logDir, "access.log")), 1)
 	cfg = strings.Replace(cfg, "response_header_timeout 400ms", "response_header_timeout 10s", 1)
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(cfg, "caddyfile")
 
 	client := &http.Client{Timeout: 300 * time.Millisecond}
