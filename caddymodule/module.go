@@ -158,6 +158,8 @@ type Handler struct {
 	storeName  string   // the liveStores entry this handler holds
 	verifier   *verifier
 	logger     *zap.Logger
+	// storeErrors rate-limits the log lines of store failures
+	storeErrors *errorLog
 }
 
 // ServiceAccount says which claim value marks a service account.
@@ -188,6 +190,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, loads the key sources and the storage backend.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.storeErrors = new(errorLog)
 	repl := caddy.NewReplacer()
 	h.path = h.Path
 	if h.path == "" {

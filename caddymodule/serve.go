@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -181,7 +183,7 @@ func (h *Handler) identity(c claims) profile.Identity {
 func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) error {
 	p, err := h.service.Get(r.Context(), h.identity(c))
 	if err != nil {
-		return h.writeServiceError(w, err)
+		return h.writeServiceError(w, r, err)
 	}
 	etag := p.ETag()
 	w.Header().Set("ETag", etag)
@@ -202,7 +204,7 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) err
 	}
 	res, err := h.service.Put(r.Context(), h.identity(c), r.Header.Get("If-Match"), req)
 	if err != nil {
-		return h.writeServiceError(w, err)
+		return h.writeServiceError(w, r, err)
 	}
 	if !res.Changed {
 		warnings = append(warnings, profile.NewWarning(profile.CodeNoChanges, "The request changes nothing; the profile is as it was.", ""))
@@ -265,7 +267,16 @@ func isJSONContentType(ct string) bool {
 	return !ok || strings.EqualFold(cs, "utf-8")
 }
 
-func (h *Handler) writeServiceError(w http.ResponseWriter, err error) error {
+func (h *Handler) writeServiceError(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		// the client hung up: the store was asked to stop, not broken
+		countOutcome(outcomeClientClosed)
+		if ce := h.logger.Check(zapcore.DebugLevel, "client closed the request during a store call"); ce != nil {
+			ce.Write()
+		}
+		w.WriteHeader(499)
+		return nil
+	}
 	status, item := statusOf(err)
 	switch item.Code {
 	case profile.CodeProfileNotFound:
@@ -280,11 +291,43 @@ func (h *Handler) writeServiceError(w http.ResponseWriter, err error) error {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		// the error text is for operators; the client gets a generic item
-		if c := h.logger.Check(zapcore.ErrorLevel, "profile store failed"); c != nil {
-			c.Write(zap.Error(err))
-		}
+		h.storeErrors.log(h.logger, err)
 	}
 	return writeEnvelope(w, status, profile.Failed(item))
+}
+
+// storeErrorInterval is the least time between two log lines about store
+// failures: during an outage every request fails, and one line per
+// interval, with the count of the others, says as much.
+const storeErrorInterval = 10 * time.Second
+
+// errorLog writes an error line at most once per storeErrorInterval and
+// counts the ones it held back. It is safe for concurrent use.
+type errorLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+	now        func() time.Time // nil: time.Now
+}
+
+func (l *errorLog) log(logger *zap.Logger, err error) {
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	l.mu.Lock()
+	t := now()
+	if !l.last.IsZero() && t.Sub(l.last) < storeErrorInterval {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.last, l.suppressed = t, 0
+	l.mu.Unlock()
+	if c := logger.Check(zapcore.ErrorLevel, "profile store failed"); c != nil {
+		c.Write(zap.Error(err), zap.Int("failures_not_logged", suppressed), zap.Duration("interval", storeErrorInterval))
+	}
 }
 
 func setCommonHeaders(hdr http.Header, contentType string) {
