@@ -218,7 +218,9 @@ func TestThreatsPartF(t *testing.T) {
 
 	t.Run("F05 token parameter spellings", func(t *testing.T) {
 		for _, q := range []string{"ACCESS_TOKEN=" + tok, "Access%5FToken=" + tok, "a=1;access_token=" + tok,
-			"access.token=" + tok, "access_token[]=" + tok, "%61ccess_token=" + tok, "access_tokeN=x", "access_token=" + tok + "&Access_Token=x"} {
+			"access.token=" + tok, "access_token[]=" + tok, "%61ccess_token=" + tok, "access_tokeN=x", "access_token=" + tok + "&Access_Token=x",
+			// PHP: an unclosed [ reads as _, a NUL ends the name; IIS: %u escapes; - read as _
+			"access[token=" + tok, "access_token%00=" + tok, "access_token%00junk=" + tok, "access%u005ftoken=" + tok, "access-token=" + tok} {
 			before := s.route.fetches.Load()
 			for _, hdr := range [][]string{nil, {auth}} {
 				r := rawRoundTrip(t, rawGet(profilePath+"?"+q, hdr...))
@@ -294,6 +296,61 @@ func TestThreatsPartF(t *testing.T) {
 			t.Errorf("a NUL in FirstName: %d %s", r.status, r.body)
 		}
 		noneReached(t, "a NUL in FirstName", s.route, before)
+	})
+
+	t.Run("F05 OPTIONS never carries the token on", func(t *testing.T) {
+		before := len(s.legacy.requests())
+		r := rawRoundTrip(t, "OPTIONS /API/workspace/account/profile?x=1&access_token="+tok+"&ACCESS_TOKEN="+tok+"&y=2 HTTP/1.1\r\nHost: "+itHost+"\r\nConnection: close\r\n\r\n")
+		seen := s.legacy.requests()
+		if r.status != 200 || len(seen) != before+1 {
+			t.Fatalf("OPTIONS: %d, the legacy API saw %d requests", r.status, len(seen)-before)
+		}
+		if q := seen[len(seen)-1].RawQuery; q != "x=1&y=2" {
+			t.Errorf("OPTIONS reached the legacy API with the query %q", q)
+		}
+	})
+
+	t.Run("F02 F04 trailers and path overrides on any path", func(t *testing.T) {
+		before := len(s.legacy.requests())
+		req := "POST /api/other HTTP/1.1\r\nHost: " + itHost + "\r\nTransfer-Encoding: chunked\r\nTrailer: X-Foo\r\n" +
+			"Content-Type: application/json\r\nX-Original-URL: /API/workspace/account/profile?x\r\nX-Rewrite-URL: /somewhere/else\r\nConnection: close\r\n\r\n" +
+			"7\r\n{\"a\":1}\r\n0\r\nX-Foo: 1\r\nX-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\n\r\n"
+		if r := rawRoundTrip(t, req); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		seen := s.legacy.requests()
+		if len(seen) != before+1 {
+			t.Fatalf("the legacy API saw %d requests", len(seen)-before)
+		}
+		got := seen[len(seen)-1]
+		if len(got.Trailer) != 0 || got.Header.Get("X-Workspace-User-Id") != "" || got.Header.Get("Authorization") != "" {
+			t.Errorf("trailers reached the legacy API: %v %v", got.Trailer, got.Header)
+		}
+		if got.Header.Get("X-Original-Url") != "" || got.Header.Get("X-Rewrite-Url") != "/somewhere/else" {
+			t.Errorf("path overrides: X-Original-URL %q (must be gone), X-Rewrite-URL %q (must stay)", got.Header.Get("X-Original-Url"), got.Header.Get("X-Rewrite-Url"))
+		}
+	})
+
+	t.Run("F08 identities that HTTP would trim or a parser would choose", func(t *testing.T) {
+		exp := time.Now().Add(time.Hour).Unix()
+		mint := func(members string) string {
+			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,%s}`, testIssuer, testAudience, exp, members)
+			return "Authorization: Bearer " + s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+		}
+		for members, want := range map[string]int{
+			`"sub":" u-1"`: 401, `"sub":"u-1 "`: 401, `"sub":" "`: 401, `"sub":"u-1 "`: 401,
+			`"sub":"a","SUB":"b"`: 401, `"sub":"a","usertype":"0","USERTYPE":"1"`: 401,
+			`"sub":"a","UserType":"2 "`: 403, `"sub":"a","UserType":" 2"`: 403, `"sub":"a","UserType":"+2"`: 403, `"sub":"a","UserType":"02"`: 403,
+		} {
+			before := s.route.fetches.Load()
+			if r := rawRoundTrip(t, rawGet(profilePath, mint(members))); r.status != want {
+				t.Errorf("%s: %d, want %d: %s", members, r.status, want, r.body)
+			}
+			noneReached(t, members, s.route, before)
+		}
+		if r := rawRoundTrip(t, rawGet(profilePath, mint(`"sub":"a","UserType":" 01 "`))); r.status != 200 || s.lastRoute(t).Header.Get("X-Workspace-User-Type") != "1" {
+			t.Errorf("UserType \" 01 \": %d, the backend got %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Type"))
+		}
 	})
 
 	t.Run("upstream hygiene", func(t *testing.T) {

@@ -202,3 +202,22 @@ func scrubIdentityHeaders(h http.Header) {
 		}
 	}
 }
+
+// pathOverrideHeaders are read by some backends (IIS URL Rewrite, old
+// Symfony and Zend) as the request's real path.
+var pathOverrideHeaders = []string{"X-Original-Url", "X-Rewrite-Url"}
+
+// scrubPathOverrides deletes a path-override header that names the route,
+// so that a request for another path cannot be routed to the profile
+// endpoint by a backend that honours it.
+func scrubPathOverrides(h http.Header, route string) {
+	for _, name := range pathOverrideHeaders {
+		for _, v := range h[name] {
+			p, _, _ := strings.Cut(v, "?")
+			if matchRoute(p, route) != routeOther {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}

@@ -24,6 +24,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.KeepClientIdentityHeaders {
 		scrubIdentityHeaders(r.Header)
 	}
+	// Request trailers are never forwarded, on any path: a backend that
+	// merges them into headers would take X-Workspace-* or Authorization
+	// from them. net/http fills the map it shares with this request when
+	// the body ends; a nil map here is what every handler after this sees.
+	r.Trailer = nil
+	scrubPathOverrides(r.Header, h.path)
 	switch matchRoute(r.URL.EscapedPath(), h.path) {
 	case routeOther:
 		return next.ServeHTTP(w, r)
@@ -35,7 +41,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch r.Method {
 	case http.MethodGet, http.MethodPut:
 	case http.MethodOptions:
-		return next.ServeHTTP(w, r) // CORS is someone else's job
+		// CORS is someone else's job, but a token never rides along
+		r.URL.RawQuery = withoutTokenParams(r.URL.RawQuery)
+		r.RequestURI = r.URL.RequestURI()
+		return next.ServeHTTP(w, r)
 	default:
 		countOutcome(outcomeMethodNotAllowed)
 		w.Header().Set("Allow", "GET, PUT")
@@ -72,6 +81,12 @@ func (h *Handler) authenticate(r *http.Request) (claims, string, *authError) {
 	}
 	if h.isServiceAccount(c) {
 		return nil, "", errServiceAccount
+	}
+	// .NET's FindFirst takes the first of two case spellings; this edge
+	// would take another, so a token naming an identity claim twice
+	// (sub and SUB, UserType and usertype) is refused.
+	if len(c.folded(h.verifier.subject)) > 1 || len(c.folded(userTypeClaim)) > 1 {
+		return nil, "", errInvalidToken("The token names an identity claim twice, in different letter case.")
 	}
 	return c, tok, nil
 }
@@ -120,21 +135,28 @@ func (h *Handler) isServiceAccount(c claims) bool {
 }
 
 // claimValueIs compares a claim value (a JSON string or number) with a
-// configured value: as strings, or as numbers when both are JSON numbers.
+// configured value: as strings, or as numbers when both read as numbers the
+// way .NET's parsers read them (surrounding spaces, a leading + and leading
+// zeros allowed), so that " 2", "+2", "02" and 2.0 all match "2".
 func claimValueIs(raw json.RawMessage, want string) bool {
 	s := rawText(raw)
 	if s == want {
 		return true
 	}
-	a, okA := jsonNumber(s)
-	b, okB := jsonNumber(want)
+	a, okA := looseNumber(s)
+	b, okB := looseNumber(want)
 	return okA && okB && a == b
 }
 
-// jsonNumber parses s when it is a JSON number literal, and only then: not
-// the hex, Inf, NaN or underscore forms strconv also reads.
-func jsonNumber(s string) (float64, bool) {
-	if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') || !json.Valid([]byte(s)) {
+// looseNumber reads s as a decimal number, as lenient backends do: spaces
+// around it, a leading + and leading zeros are allowed; hex, Inf, NaN and
+// underscores are not.
+func looseNumber(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if t, ok := strings.CutPrefix(s, "+"); ok {
+		s = t
+	}
+	if s == "" || strings.ContainsAny(s, "xXpP_iInN") {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
@@ -144,19 +166,20 @@ func jsonNumber(s string) (float64, bool) {
 // userTypeClaim is the claim that says what kind of user the caller is.
 const userTypeClaim = "UserType"
 
-// userType is the UserType claim (its name compared ignoring case, the
-// exact spelling first), numbers in their canonical integer form: a token
-// saying 1.0 is an admin as one saying 1 is.
+// userType is the UserType claim (its name compared ignoring case;
+// authenticate refuses a token naming it twice), numbers in their
+// canonical integer form: a token saying 1.0 or " 1" is an admin as one
+// saying 1 is, and the backend never sees another spelling.
 func userType(c claims) (string, bool) {
 	vals := c.folded(userTypeClaim)
 	if len(vals) == 0 {
 		return "", false
 	}
 	s := rawText(vals[0])
-	if f, ok := jsonNumber(s); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+	if f, ok := looseNumber(s); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return strconv.FormatFloat(f, 'f', -1, 64), true
 	}
-	return s, true
+	return strings.TrimSpace(s), true
 }
 
 // identity is what the profile service needs to know of the caller.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // maxTokenLen is the largest compact JWS the route accepts (8 KiB). Larger
@@ -77,32 +78,86 @@ func extractToken(r *http.Request, allowQuery bool) (string, *authError) {
 }
 
 // namesTokenParam reports whether a raw query name is, to some backend,
-// the token parameter: after percent-decoding (with + as a space), with
-// PHP's mangling of ' ' and '.' into '_' and its array suffix cut off, and
-// compared ignoring case.
+// the token parameter. The name is decoded leniently (percent escapes,
+// IIS's %uXXXX, + as a space; an undecodable escape kept as written), cut
+// at a NUL (PHP ends names there) and at an array suffix `[...]`, and then
+// only its letters and digits are compared, ignoring case: every separator
+// a backend reads as `_` or drops (PHP's ' ', '.', an unclosed '[';
+// frameworks that read '-' as '_') is ignored. So access_token,
+// ACCESS_TOKEN, access.token, access[token, access-token and %61ccess_token
+// are all the token parameter.
 func namesTokenParam(rawKey string) bool {
-	if len(rawKey) < len(tokenParam) {
-		return false // no spelling is shorter than the name itself
+	if len(rawKey) < len(tokenParamLetters) {
+		return false // no spelling is shorter than the letters themselves
 	}
-	key := rawKey
-	if strings.ContainsAny(key, "%+") {
-		k, err := url.QueryUnescape(key)
-		if err != nil {
-			return false // left as is for the backend, which cannot read it either
-		}
-		key = k
-	}
-	key = strings.TrimLeft(key, " ") // PHP drops leading spaces
-	if i := strings.IndexByte(key, '['); i > 0 {
+	key := lenientUnescape(rawKey)
+	if i := strings.IndexByte(key, 0); i >= 0 {
 		key = key[:i]
 	}
-	key = strings.Map(func(r rune) rune {
-		if r == ' ' || r == '.' {
-			return '_'
+	if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
+		key = key[:i]
+	}
+	letters := make([]rune, 0, len(key))
+	for _, r := range key {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			letters = append(letters, r)
 		}
-		return r
-	}, key)
-	return foldEqual(key, tokenParam)
+	}
+	return foldEqual(string(letters), tokenParamLetters)
+}
+
+// tokenParamLetters is the token parameter's name without its separator.
+const tokenParamLetters = "accesstoken"
+
+// lenientUnescape decodes %XX and %uXXXX escapes and + as a space, keeping
+// anything it cannot decode as written, as the most lenient backends do.
+func lenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		case c == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U'):
+			if r, ok := hex4([]byte(s), i+2); ok {
+				b.WriteRune(r)
+				i += 5
+				continue
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// withoutTokenParams drops from a raw query every pair that names the token
+// parameter, in any spelling namesTokenParam knows and after an & or a ;,
+// and keeps the others exactly as they were encoded.
+func withoutTokenParams(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	kept := make([]string, 0, 4)
+pairs:
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		for sub := range strings.SplitSeq(pair, ";") {
+			if key, _, _ := strings.Cut(sub, "="); namesTokenParam(key) {
+				continue pairs
+			}
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(kept, "&")
 }
 
 // precheckToken refuses what cannot be a compact JWS before any parsing:

@@ -113,7 +113,7 @@ func canonicalBody(req profile.UpdateRequest) []byte {
 func (h *Handler) upstreamRequest(r *http.Request, c claims, tok string, body []byte) *http.Request {
 	out := r.Clone(r.Context())
 	out.URL.Path, out.URL.RawPath = h.path, ""
-	out.URL.RawQuery = withoutTokenParam(r.URL.RawQuery)
+	out.URL.RawQuery = withoutTokenParams(r.URL.RawQuery)
 	out.RequestURI = ""
 	out.Trailer = nil
 	dropConnectionHeaders(out.Header)
@@ -159,22 +159,6 @@ func dropConnectionHeaders(hdr http.Header) {
 		"Transfer-Encoding", "Content-Length"} {
 		delete(hdr, name)
 	}
-}
-
-// withoutTokenParam drops every access_token pair from a raw query and
-// keeps the others exactly as they were encoded.
-func withoutTokenParam(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	kept := make([]string, 0, 4)
-	for pair := range strings.SplitSeq(raw, "&") {
-		if key, _, _ := strings.Cut(pair, "="); key == tokenParam || pair == "" {
-			continue
-		}
-		kept = append(kept, pair)
-	}
-	return strings.Join(kept, "&")
 }
 
 // errAborted is reverse_proxy's abort (http.ErrAbortHandler) turned into an

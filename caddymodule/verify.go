@@ -281,8 +281,14 @@ func (v *verifier) checkClaims(c claims) *authError {
 	if !audienceMatches(c["aud"], v.audiences) {
 		return &authError{401, codeInvalidAudience, "The token audience is not accepted."}
 	}
-	if sub, _ := c.str(v.subject); sub == "" {
+	sub, _ := c.str(v.subject)
+	if sub == "" {
 		return errInvalidToken("The token has no subject.")
+	}
+	// HTTP trims spaces around a header value, so " u-1" would reach a
+	// backend as u-1 while this edge keeps them apart.
+	if strings.TrimSpace(sub) != sub {
+		return errInvalidToken("The token subject has leading or trailing whitespace.")
 	}
 	return nil
 }
