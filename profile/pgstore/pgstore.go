@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
@@ -29,21 +32,32 @@ type Options struct {
 	// so that a database that is down answers quickly. Default: 5s.
 	Timeout time.Duration
 	// StatementTimeout is set as the sessions' statement_timeout.
-	// Default: 5s.
+	// Default: 5s. Exports do not have it (see Export).
 	StatementTimeout time.Duration
+	// ExportTimeout bounds one export from start to end. Default: 1h.
+	ExportTimeout time.Duration
 }
 
 const (
-	defaultSchema  = "workspace_profile"
-	defaultTimeout = 5 * time.Second
-	maxAttempts    = 5
+	defaultSchema        = "workspace_profile"
+	defaultTimeout       = 5 * time.Second
+	defaultExportTimeout = time.Hour
+	maxAttempts          = 5
+	// maxTransfers is how many exports and imports may run at once, each
+	// on a connection of its own outside the pool.
+	maxTransfers = 2
+	// importChunk is how many rows one statement of an import handles.
+	importChunk = 5000
 )
 
 // Store is a profile.Store in PostgreSQL.
 type Store struct {
-	pool    *pgxpool.Pool
-	schema  string // quoted identifier
-	timeout time.Duration
+	pool          *pgxpool.Pool
+	connConfig    *pgx.ConnConfig // for the exports' and imports' own connections
+	schema        string          // quoted identifier
+	timeout       time.Duration
+	exportTimeout time.Duration
+	transfers     chan struct{} // a slot per running export or import
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -70,25 +84,41 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(opts.StatementTimeout.Milliseconds())
 	cfg.ConnConfig.RuntimeParams["application_name"] = "caddy-workspace-profile"
+	// A cancelled context (a client that hung up, a timeout) asks the
+	// server to cancel the statement, so the connection stays usable; the
+	// socket is only cut if the server does not answer soon.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+	}
+	if opts.ExportTimeout <= 0 {
+		opts.ExportTimeout = defaultExportTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres pool: %w", err)
+		return nil, fmt.Errorf("postgres pool: %s", describe(err))
 	}
 	schema := opts.Schema
 	if schema == "" {
 		schema = defaultSchema
 	}
-	s := &Store{pool: pool, schema: pgx.Identifier{schema}.Sanitize(), timeout: opts.Timeout}
+	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), timeout: opts.Timeout,
+		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers)}
 	mctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
 	defer cancel()
 	if err := s.migrate(mctx, schema); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres migration: %w", err)
+		s.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || errors.Is(err, errNewer) || errors.Is(err, errCollide) {
+			return nil, fmt.Errorf("postgres migration: %w", err)
+		}
+		return nil, fmt.Errorf("postgres migration: %s", describe(err))
 	}
 	return s, nil
 }
 
-// Close closes the pool.
+// Close closes the pool. Exports and imports in progress run on
+// connections of their own and end on their own terms (ExportTimeout,
+// their caller's context).
 func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
@@ -107,7 +137,25 @@ var migrations = []string{
 		version    bigint NOT NULL
 	);
 	CREATE UNIQUE INDEX profiles_user_name_key ON {s}.profiles (lower(user_name)) WHERE user_name <> ''`,
+	// Version 2: the user-name index folds ASCII case whatever the
+	// collation of the column or the database (lower() under a Turkish
+	// collation makes 'I' a dotless 'ı'), as profile.NormalizeUserName
+	// and the other backends do. It keeps its name, so that a node still
+	// on version 1 maps a violation to UserNameTaken. migrate refuses to
+	// apply it to names that collide under the new fold (errCollide).
+	2: `CREATE UNIQUE INDEX profiles_user_name_fold ON {s}.profiles (lower(user_name COLLATE "C")) WHERE user_name <> '';
+	DROP INDEX {s}.profiles_user_name_key;
+	ALTER INDEX {s}.profiles_user_name_fold RENAME TO profiles_user_name_key`,
 }
+
+// nameKey is the user-name index's expression: ASCII lower-casing, the
+// same as profile.NormalizeUserName (user names are ASCII).
+const nameKey = `lower(user_name COLLATE "C")`
+
+var (
+	errNewer   = errors.New("the schema is newer than this build understands")
+	errCollide = errors.New("user names collide when compared ignoring ASCII case")
+)
 
 // LatestVersion is the schema version this build migrates to.
 func LatestVersion() int { return len(migrations) - 1 }
@@ -134,9 +182,20 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 			return err
 		}
 		if current > LatestVersion() {
-			return fmt.Errorf("schema %s is at version %d, newer than this build understands (%d)", schema, current, LatestVersion())
+			return fmt.Errorf("%w: schema %s is at version %d, this build at %d", errNewer, schema, current, LatestVersion())
 		}
 		for v := current + 1; v <= LatestVersion(); v++ {
+			if v == 2 {
+				var n int
+				if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+s.schema+".profiles WHERE user_name <> '' GROUP BY "+nameKey+" HAVING count(*) > 1) d").Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					return fmt.Errorf("migration 2: %w: %d names are held by more than one profile in schema %s; nothing was changed. "+
+						"Find them with SELECT lower(user_name COLLATE \"C\"), array_agg(user_id) FROM %s.profiles WHERE user_name <> '' GROUP BY 1 HAVING count(*) > 1, "+
+						"rename all but one, then start again", errCollide, n, schema, s.schema)
+				}
+			}
 			if _, err := tx.Exec(ctx, expand(migrations[v], s.schema)); err != nil {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
@@ -174,14 +233,17 @@ func scanProfile(row pgx.Row, userID string) (profile.Profile, error) {
 
 // Get implements profile.Store.
 func (s *Store) Get(ctx context.Context, userID string) (profile.Profile, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if err := ctx.Err(); err != nil {
+		return profile.Profile{}, s.fail(ctx, err)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	p, err := scanProfile(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM "+s.schema+".profiles WHERE user_id = $1", userID), userID)
+	p, err := scanProfile(s.pool.QueryRow(opCtx, "SELECT "+columns+" FROM "+s.schema+".profiles WHERE user_id = $1", userID), userID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return profile.Profile{}, profile.ErrNotFound
 	}
 	if err != nil {
-		return profile.Profile{}, unavailable(err)
+		return profile.Profile{}, s.fail(ctx, err)
 	}
 	return p, nil
 }
@@ -196,6 +258,26 @@ func (e errDomain) Unwrap() error { return e.err }
 // this time finding (and locking) its row.
 var errRaced = errors.New("concurrent insert")
 
+// inTx runs fn in a transaction on db, committing when it returns nil.
+// Unlike pgx.BeginFunc it rolls back on a context of its own: a caller
+// that hung up must not cost the pool its connection (a rollback on a
+// cancelled context fails, and pgx then closes the connection).
+func (s *Store) inTx(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = tx.Rollback(rctx)
+		cancel()
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 // Update implements profile.Store: one transaction with the row locked
 // (SELECT ... FOR UPDATE), fn, then the write. A new profile is inserted
 // with ON CONFLICT DO NOTHING, so a node that loses the race retries with
@@ -203,14 +285,17 @@ var errRaced = errors.New("concurrent insert")
 // times; a user-name collision is ErrUserNameTaken; nothing is ever half
 // written, since every error rolls the transaction back.
 func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if err := ctx.Err(); err != nil {
+		return profile.Profile{}, s.fail(ctx, err)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var out profile.Profile
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err = s.inTx(opCtx, s.pool, func(tx pgx.Tx) error {
 			var txErr error
-			out, txErr = s.updateTx(ctx, tx, userID, fn)
+			out, txErr = s.updateTx(opCtx, tx, userID, fn)
 			return txErr
 		})
 		if !errors.Is(err, errRaced) && !retryable(err) {
@@ -227,7 +312,7 @@ func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc
 	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "profiles_user_name_key":
 		return profile.Profile{}, profile.ErrUserNameTaken
 	default:
-		return profile.Profile{}, unavailable(err)
+		return profile.Profile{}, s.fail(ctx, err)
 	}
 }
 
@@ -264,66 +349,146 @@ func (s *Store) updateTx(ctx context.Context, tx pgx.Tx, userID string, fn profi
 	return next, nil
 }
 
-// Export implements profile.Exporter, streaming rows in user-ID order.
-func (s *Store) Export(ctx context.Context, fn func(profile.Profile) error) error {
-	rows, err := s.pool.Query(ctx, "SELECT user_id, "+columns+" FROM "+s.schema+".profiles ORDER BY user_id")
+// errBusy: maxTransfers exports and imports are running already.
+var errBusy = errors.New("too many exports and imports running")
+
+// transferConn opens a connection of its own for an export or an import,
+// outside the pool, so that neither can take the connections requests
+// need however long it runs: at most maxTransfers at once, waiting at most
+// the store's timeout for a slot. release closes it.
+func (s *Store) transferConn(ctx context.Context) (conn *pgx.Conn, release func(), err error) {
+	wait, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	select {
+	case s.transfers <- struct{}{}:
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, errBusy
+	}
+	conn, err = pgx.ConnectConfig(wait, s.connConfig.Copy())
 	if err != nil {
-		return unavailable(err)
+		<-s.transfers
+		return nil, nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		p := profile.Profile{}
-		var ut int16
-		var version int64
-		if err := rows.Scan(&id, &p.UserName, &p.Email, &p.FirstName, &p.LastName, &ut, &version); err != nil {
-			return unavailable(err)
-		}
-		p.UserID, p.UserType, p.Version = id, profile.UserType(ut), uint64(version)
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return conn, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(cctx)
+		cancel()
+		<-s.transfers
+	}, nil
 }
 
-// Import implements profile.Importer in one transaction: the user names of
-// the profiles being replaced are cleared first, so renames within one
-// import never collide on the unique index whatever their order, then
-// every profile is upserted in one batch. A unique violation names the
-// profile that caused it; any error rolls everything back.
-func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
-	ids := make([]string, len(profiles))
-	for i, p := range profiles {
-		ids[i] = p.UserID
+// Export implements profile.Exporter, streaming rows in user-ID order.
+//
+// It reads one consistent snapshot: a read-only REPEATABLE READ
+// transaction on a connection of its own (see transferConn), without the
+// statement_timeout, so that a large export is never cut off midway.
+// ExportTimeout bounds it instead, from start to end, however slowly the
+// caller reads. Any failure midway (the timeout, the connection, the
+// server) is returned: an export that returns nil is complete.
+func (s *Store) Export(ctx context.Context, fn func(profile.Profile) error) error {
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, err)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "UPDATE "+s.schema+".profiles SET user_name = '' WHERE user_id = ANY($1)", ids); err != nil {
+	opCtx, cancel := context.WithTimeout(ctx, s.exportTimeout)
+	defer cancel()
+	conn, release, err := s.transferConn(opCtx)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	defer release()
+	var fnErr error
+	err = s.inTx(opCtx, txBeginner{conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(opCtx, "SET LOCAL statement_timeout = 0"); err != nil {
 			return err
 		}
-		batch := &pgx.Batch{}
-		for _, p := range profiles {
-			batch.Queue("INSERT INTO "+s.schema+".profiles (user_id, "+columns+") VALUES ($1,$2,$3,$4,$5,$6,1) "+
-				"ON CONFLICT (user_id) DO UPDATE SET user_name=EXCLUDED.user_name, email=EXCLUDED.email, first_name=EXCLUDED.first_name, "+
-				"last_name=EXCLUDED.last_name, user_type=EXCLUDED.user_type, version="+s.schema+".profiles.version+1",
-				p.UserID, p.UserName, p.Email, p.FirstName, p.LastName, int16(p.UserType))
+		rows, err := tx.Query(opCtx, "SELECT user_id, "+columns+" FROM "+s.schema+".profiles ORDER BY user_id")
+		if err != nil {
+			return err
 		}
-		results := tx.SendBatch(ctx, batch)
-		for i := range profiles {
-			if _, err := results.Exec(); err != nil {
-				results.Close()
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-					return errDomain{&profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}}
-				}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			p := profile.Profile{}
+			var ut int16
+			var version int64
+			if err := rows.Scan(&id, &p.UserName, &p.Email, &p.FirstName, &p.LastName, &ut, &version); err != nil {
+				return err
+			}
+			p.UserID, p.UserType, p.Version = id, profile.UserType(ut), uint64(version)
+			if err := fn(p); err != nil {
+				fnErr = err
 				return err
 			}
 		}
-		return results.Close()
+		return rows.Err()
 	})
+	switch {
+	case err == nil:
+		return nil
+	case fnErr != nil:
+		return fnErr
+	default:
+		return s.fail(ctx, err)
+	}
+}
+
+// txBeginner begins transactions with options on one connection.
+type txBeginner struct {
+	conn *pgx.Conn
+	opts pgx.TxOptions
+}
+
+func (b txBeginner) Begin(ctx context.Context) (pgx.Tx, error) { return b.conn.BeginTx(ctx, b.opts) }
+
+// errNameRaced: a profile outside the import took one of its user names
+// between the import's check and its write; the next attempt's check
+// finds it.
+var errNameRaced = errors.New("a user name was taken during the import")
+
+// Import implements profile.Importer in one transaction on a connection
+// of its own (see transferConn):
+//
+//  1. the profiles are copied, in user-ID order, into a temporary table:
+//     no lock on the profiles is taken yet;
+//  2. with lock_timeout set to the store's timeout, the existing rows
+//     among them are locked in user-ID order, importChunk at a time, and
+//     their user names cleared, so that renames within one import never
+//     collide whatever their order;
+//  3. a user name held by a profile outside the import, or twice inside
+//     it, fails the import with an ImportConflict naming the first line;
+//  4. every profile is upserted, importChunk rows per statement, in
+//     user-ID order (version + 1).
+//
+// Row locks are held from step 2 to the commit, on the file's rows only.
+// Since every import takes its locks in the same order, two imports of
+// the same profiles wait for each other instead of deadlocking; a
+// deadlock or serialization failure that happens all the same is retried
+// up to 5 times, as in Update. Any error rolls everything back.
+func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, err)
+	}
+	opCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	order := make([]int, len(profiles))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(profiles[a].UserID, profiles[b].UserID) })
+	conn, release, err := s.transferConn(opCtx)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	defer release()
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		err = s.inTx(opCtx, conn, func(tx pgx.Tx) error { return s.importTx(opCtx, tx, profiles, order) })
+		if !retryable(err) && !errors.Is(err, errNameRaced) {
+			break
+		}
+	}
 	var de errDomain
 	switch {
 	case err == nil:
@@ -331,18 +496,78 @@ func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
 	case errors.As(err, &de):
 		return de.err
 	default:
-		return unavailable(err)
+		return s.fail(ctx, fmt.Errorf("import of %d profiles: %w", len(profiles), err))
 	}
+}
+
+func (s *Store) importTx(ctx context.Context, tx pgx.Tx, profiles []profile.Profile, order []int) error {
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", s.timeout.Milliseconds())); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE wp_import (ord int NOT NULL, idx int NOT NULL, user_id text NOT NULL,
+		user_name text NOT NULL, email text NOT NULL, first_name text NOT NULL, last_name text NOT NULL, user_type smallint NOT NULL) ON COMMIT DROP`); err != nil {
+		return err
+	}
+	cols := []string{"ord", "idx", "user_id", "user_name", "email", "first_name", "last_name", "user_type"}
+	for lo := 0; lo < len(order); lo += importChunk {
+		hi := min(lo+importChunk, len(order))
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"wp_import"}, cols, pgx.CopyFromSlice(hi-lo, func(i int) ([]any, error) {
+			idx := order[lo+i]
+			p := profiles[idx]
+			return []any{int32(lo + i), int32(idx), p.UserID, p.UserName, p.Email, p.FirstName, p.LastName, int16(p.UserType)}, nil
+		})); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "CREATE UNIQUE INDEX ON wp_import (ord); ANALYZE wp_import"); err != nil {
+		return err
+	}
+	// step 2: lock the existing rows in user-ID order, clear their names
+	for lo := 0; lo < len(order); lo += importChunk {
+		if _, err := tx.Exec(ctx, "SELECT count(*) FROM (SELECT 1 FROM wp_import i JOIN "+s.schema+".profiles p ON p.user_id = i.user_id "+
+			"WHERE i.ord >= $1 AND i.ord < $2 ORDER BY i.ord FOR UPDATE OF p) locked", lo, lo+importChunk); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+s.schema+".profiles p SET user_name = '' FROM wp_import i "+
+			"WHERE p.user_id = i.user_id AND i.ord >= $1 AND i.ord < $2 AND p.user_name <> ''", lo, lo+importChunk); err != nil {
+			return err
+		}
+	}
+	// step 3: names held outside the import (its own rows have none now),
+	// or twice inside it
+	var idx int
+	err := tx.QueryRow(ctx, "SELECT min(idx) FROM ("+
+		"SELECT i.idx FROM wp_import i JOIN "+s.schema+".profiles p ON lower(p.user_name COLLATE \"C\") = lower(i.user_name COLLATE \"C\") "+
+		"WHERE i.user_name <> '' AND p.user_name <> '' "+
+		"UNION ALL SELECT idx FROM (SELECT idx, row_number() OVER (PARTITION BY lower(user_name COLLATE \"C\") ORDER BY idx) AS n "+
+		"FROM wp_import WHERE user_name <> '') d WHERE n > 1) c HAVING count(*) > 0").Scan(&idx)
+	switch {
+	case err == nil:
+		return errDomain{&profile.ImportConflict{Index: idx, Err: profile.ErrUserNameTaken}}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return err
+	}
+	// step 4: upsert in user-ID order
+	for lo := 0; lo < len(order); lo += importChunk {
+		_, err := tx.Exec(ctx, "INSERT INTO "+s.schema+".profiles (user_id, "+columns+") "+
+			"SELECT user_id, user_name, email, first_name, last_name, user_type, 1 FROM wp_import WHERE ord >= $1 AND ord < $2 ORDER BY ord "+
+			"ON CONFLICT (user_id) DO UPDATE SET user_name=EXCLUDED.user_name, email=EXCLUDED.email, first_name=EXCLUDED.first_name, "+
+			"last_name=EXCLUDED.last_name, user_type=EXCLUDED.user_type, version="+s.schema+".profiles.version+1", lo, lo+importChunk)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "profiles_user_name_key" {
+			return errNameRaced
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // retryable: serialization failure, deadlock.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
-}
-
-func unavailable(err error) error {
-	return fmt.Errorf("%w: %v", profile.ErrUnavailable, err)
 }
 
 // Interface guards
