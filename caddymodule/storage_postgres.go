@@ -21,9 +21,12 @@ func init() {
 }
 
 // PostgresStorage keeps profiles in PostgreSQL, for several Caddy nodes
-// that share one database. The connection pool is opened once per DSN and
-// schema in the process and shared across config reloads; the schema is
-// created and migrated at provision (safe when nodes start at once).
+// that share one database. The connection pool is opened once per DSN,
+// schema and options in the process and shared across config reloads that
+// keep them; a reload that changes max_conns, timeout, statement_timeout
+// or export_timeout opens a new pool, and the old one closes with the old
+// config. The schema is created and migrated at provision (safe when nodes
+// start at once).
 type PostgresStorage struct {
 	// The connection string, a URL or key=value DSN as pgx reads it.
 	// Placeholders such as {env.PROFILE_PG_DSN} are replaced. Required.
@@ -42,11 +45,18 @@ type PostgresStorage struct {
 	// Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// The sessions' statement_timeout. Default: 5s.
+	// The sessions' statement_timeout. Default: 5s. An export does not
+	// have it: it runs on a connection of its own, in one read-only
+	// REPEATABLE READ transaction, bounded by export_timeout instead.
 	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
 
-	key   string
-	store *pgstore.Store
+	// Bounds one export from start to end, however slowly its client
+	// reads. Default: 1h.
+	ExportTimeout caddy.Duration `json:"export_timeout,omitempty"`
+
+	key    string
+	dsnKey string // the hash of DSN and schema, for StoreName
+	store  *pgstore.Store
 }
 
 // CaddyModule returns the Caddy module information.
@@ -69,14 +79,18 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 	if dsn == "" {
 		return fmt.Errorf("postgres storage: dsn: required")
 	}
-	// the pool's key names the DSN by hash, so it cannot leak through it
+	// the pool's key names the DSN by hash, so it cannot leak through it;
+	// the options are part of it, so that a reload changing them opens a
+	// pool that has them
+	opts := pgstore.Options{Schema: p.Schema, MaxConns: p.MaxConns, Timeout: time.Duration(p.Timeout),
+		StatementTimeout: time.Duration(p.StatementTimeout), ExportTimeout: time.Duration(p.ExportTimeout)}
 	sum := sha256.Sum256([]byte(dsn + "\x00" + p.Schema))
-	key := hex.EncodeToString(sum[:])
+	p.dsnKey = hex.EncodeToString(sum[:])
+	key := fmt.Sprintf("%s/%d/%d/%d/%d", p.dsnKey, opts.MaxConns, opts.Timeout, opts.StatementTimeout, opts.ExportTimeout)
 	val, _, err := pgPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		s, err := pgstore.Open(openCtx, dsn, pgstore.Options{Schema: p.Schema, MaxConns: p.MaxConns,
-			Timeout: time.Duration(p.Timeout), StatementTimeout: time.Duration(p.StatementTimeout)})
+		s, err := pgstore.Open(openCtx, dsn, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -109,11 +123,12 @@ func (p *PostgresStorage) StoreName() string {
 	if schema == "" {
 		schema = "workspace_profile"
 	}
-	return "postgres:" + schema + "@" + p.key[:8]
+	return "postgres:" + schema + "@" + p.dsnKey[:8]
 }
 
 // UnmarshalCaddyfile reads `storage postgres <dsn> [schema <name>]
-// [max_conns <n>] [timeout <duration>] [statement_timeout <duration>]`.
+// [max_conns <n>] [timeout <duration>] [statement_timeout <duration>]
+// [export_timeout <duration>]`.
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
 	if !d.NextArg() {
@@ -135,15 +150,18 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("storage postgres: max_conns: %q is not a number from 1 to 1000", val)
 			}
 			p.MaxConns = int32(n)
-		case "timeout", "statement_timeout":
+		case "timeout", "statement_timeout", "export_timeout":
 			dur, err := caddy.ParseDuration(val)
 			if err != nil || dur <= 0 {
 				return d.Errf("storage postgres: %s: %q is not a positive duration", opt, val)
 			}
-			if opt == "timeout" {
+			switch opt {
+			case "timeout":
 				p.Timeout = caddy.Duration(dur)
-			} else {
+			case "statement_timeout":
 				p.StatementTimeout = caddy.Duration(dur)
+			default:
+				p.ExportTimeout = caddy.Duration(dur)
 			}
 		default:
 			return d.Errf("storage postgres: unknown option %q", opt)
