@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -97,22 +100,93 @@ func decode(userID string, v []byte) (profile.Profile, error) {
 		LastName: r.LastName, UserType: r.UserType, Version: r.Version}, nil
 }
 
-// Get implements profile.Store.
-func (s *Store) Get(_ context.Context, userID string) (profile.Profile, error) {
-	var p profile.Profile
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketProfiles).Get([]byte(userID))
-		if v == nil {
-			return profile.ErrNotFound
-		}
-		var err error
-		p, err = decode(userID, v)
-		return err
-	})
-	if err != nil && !errors.Is(err, profile.ErrNotFound) && !errors.Is(err, profile.ErrUnavailable) {
-		err = unavailable(err)
+// Deadlines. bbolt ignores contexts and a transaction may wait for the
+// writer lock (one writer at a time) or for a remap of the file (which
+// waits for every read transaction). So Get, Update and Import run their
+// transaction in a goroutine and return when ctx is done, with an error
+// that wraps both profile.ErrUnavailable (503 StorageUnavailable on the
+// route) and ctx.Err(). The abandoned transaction finishes later on its
+// own: a read is dropped; a write whose transaction had not begun when
+// the caller gave up is rolled back (nothing written); a write that had
+// begun commits or not as a whole (bbolt transactions are atomic), so, as
+// with a timeout in any database, a caller that got 503 may find its
+// write committed. fn of an Update never runs after Update returned.
+
+// call is one transaction run on behalf of a caller that may give up.
+type call struct {
+	mu        sync.Mutex // held while fn runs; taken to abandon
+	abandoned bool
+}
+
+// begin is called first inside the transaction: it reports whether the
+// caller still waits and, if so, keeps the call from being abandoned
+// until end.
+func (c *call) begin(ctx context.Context) error {
+	c.mu.Lock()
+	if c.abandoned {
+		c.mu.Unlock()
+		return unavailable(fmt.Errorf("the caller gave up: %w", context.Cause(ctx)))
 	}
-	return p, err
+	return nil
+}
+
+func (c *call) end() { c.mu.Unlock() }
+
+// run runs tx (a whole bbolt transaction, which calls c.begin and c.end
+// around the caller's code) in a goroutine and waits for it or for ctx.
+func run(ctx context.Context, tx func(c *call) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", profile.ErrUnavailable, err)
+	}
+	c := &call{}
+	done := make(chan error, 1)
+	go func() { done <- tx(c) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.mu.Lock() // waits for a running fn; after this none runs
+		c.abandoned = true
+		c.mu.Unlock()
+		select {
+		case err := <-done: // it finished meanwhile: its answer stands
+			return err
+		default:
+			return fmt.Errorf("%w: %w", profile.ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// Get implements profile.Store, bounded by ctx (see Deadlines).
+func (s *Store) Get(ctx context.Context, userID string) (profile.Profile, error) {
+	type result struct {
+		p   profile.Profile
+		err error
+	}
+	var res result
+	resc := make(chan result, 1)
+	err := run(ctx, func(c *call) error {
+		var r result
+		r.err = s.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketProfiles).Get([]byte(userID))
+			if v == nil {
+				return profile.ErrNotFound
+			}
+			var err error
+			r.p, err = decode(userID, v)
+			return err
+		})
+		resc <- r
+		return nil
+	})
+	if err != nil {
+		return profile.Profile{}, err
+	}
+	res = <-resc
+	if res.err != nil && !errors.Is(res.err, profile.ErrNotFound) && !errors.Is(res.err, profile.ErrUnavailable) {
+		res.err = unavailable(res.err)
+	}
+	return res.p, res.err
 }
 
 // errDomain carries fn's own error out of the bolt transaction untouched.
@@ -122,10 +196,38 @@ func (e errDomain) Error() string { return e.err.Error() }
 func (e errDomain) Unwrap() error { return e.err }
 
 // Update implements profile.Store. bbolt runs one writer at a time, so the
-// read, fn and the write are atomic; any error rolls everything back.
-func (s *Store) Update(_ context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
+// read, fn and the write are atomic; any error rolls everything back. It
+// is bounded by ctx (see Deadlines).
+func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
+	outc := make(chan profile.Profile, 1)
+	err := run(ctx, func(c *call) error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			if err := c.begin(ctx); err != nil {
+				return err
+			}
+			defer c.end()
+			out, err := s.update(tx, userID, fn)
+			outc <- out
+			return err
+		})
+	})
+	var de errDomain
+	switch {
+	case err == nil:
+		return <-outc, nil
+	case errors.As(err, &de):
+		return profile.Profile{}, de.err
+	case errors.Is(err, profile.ErrUnavailable):
+		return profile.Profile{}, err
+	default:
+		return profile.Profile{}, unavailable(err)
+	}
+}
+
+// update is Update's transaction.
+func (s *Store) update(tx *bolt.Tx, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
 	var out profile.Profile
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := func() error {
 		profiles, names := tx.Bucket(bucketProfiles), tx.Bucket(bucketUserNames)
 		var cur profile.Profile
 		v := profiles.Get([]byte(userID))
@@ -168,24 +270,61 @@ func (s *Store) Update(_ context.Context, userID string, fn profile.UpdateFunc) 
 		}
 		out = next
 		return profiles.Put([]byte(userID), buf)
-	})
-	var de errDomain
-	switch {
-	case err == nil:
-		return out, nil
-	case errors.As(err, &de):
-		return profile.Profile{}, de.err
-	case errors.Is(err, profile.ErrUnavailable):
-		return profile.Profile{}, err
-	default:
-		return profile.Profile{}, unavailable(err)
-	}
+	}()
+	return out, err
 }
 
-// Export implements profile.Exporter, from one read transaction.
-func (s *Store) Export(_ context.Context, fn func(profile.Profile) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+// Export implements profile.Exporter from a snapshot: a read transaction
+// copies the file (tx.WriteTo, at disk speed) to a temporary file in the
+// OS temp dir, the transaction ends, and fn is called from the copy,
+// opened read-only as a bbolt file of its own, which is removed after
+// (on Unix as soon as it is open). So a consumer that is slow or stalled
+// (a client that stopped reading) never holds a transaction of the store:
+// writers, and bbolt's remap when the file grows, which waits for every
+// read transaction, never wait for it. The export is the consistent state
+// of one moment, in user-ID order; the copy needs as much temporary disk
+// as the file. ctx is checked between profiles.
+func (s *Store) Export(ctx context.Context, fn func(profile.Profile) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", profile.ErrUnavailable, err)
+	}
+	f, err := os.CreateTemp("", "workspace-profile-export-*.db")
+	if err != nil {
+		return unavailable(fmt.Errorf("export snapshot: %v", err))
+	}
+	name := f.Name()
+	defer os.Remove(name)
+	err = run(ctx, func(*call) error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			_, err := tx.WriteTo(f)
+			return err
+		})
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if errors.Is(err, profile.ErrUnavailable) {
+			return err
+		}
+		return unavailable(fmt.Errorf("export snapshot: %v", err))
+	}
+	snap, err := bolt.Open(name, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return unavailable(fmt.Errorf("export snapshot: %v", err))
+	}
+	defer snap.Close()
+	if runtime.GOOS != "windows" {
+		_ = os.Remove(name) // the open file stays readable
+	}
+	return snap.View(func(tx *bolt.Tx) error {
+		n := 0
 		return tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("%w: %w", profile.ErrUnavailable, err)
+				}
+			}
 			p, err := decode(string(k), v)
 			if err != nil {
 				return err
@@ -197,45 +336,18 @@ func (s *Store) Export(_ context.Context, fn func(profile.Profile) error) error 
 
 // Import implements profile.Importer in one write transaction: the names
 // of the profiles being replaced are released first, so renames within one
-// import never collide; any conflict rolls everything back.
-func (s *Store) Import(_ context.Context, profiles []profile.Profile) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		bp, names := tx.Bucket(bucketProfiles), tx.Bucket(bucketUserNames)
-		versions := make([]uint64, len(profiles))
-		for i, p := range profiles {
-			if v := bp.Get([]byte(p.UserID)); v != nil {
-				cur, err := decode(p.UserID, v)
-				if err != nil {
-					return err
-				}
-				versions[i] = cur.Version
-				if cur.UserName != "" {
-					if err := names.Delete([]byte(profile.NormalizeUserName(cur.UserName))); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		for i, p := range profiles {
-			if p.UserName != "" {
-				key := []byte(profile.NormalizeUserName(p.UserName))
-				if owner := names.Get(key); owner != nil && string(owner) != p.UserID {
-					return errDomain{&profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}}
-				}
-				if err := names.Put(key, []byte(p.UserID)); err != nil {
-					return err
-				}
-			}
-			buf, err := json.Marshal(record{UserName: p.UserName, Email: p.Email, FirstName: p.FirstName,
-				LastName: p.LastName, UserType: p.UserType, Version: versions[i] + 1})
-			if err != nil {
+// import never collide; any conflict rolls everything back. It is bounded
+// by ctx (see Deadlines): an import whose caller gave up before its
+// transaction began writes nothing.
+func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
+	err := run(ctx, func(c *call) error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			if err := c.begin(ctx); err != nil {
 				return err
 			}
-			if err := bp.Put([]byte(p.UserID), buf); err != nil {
-				return err
-			}
-		}
-		return nil
+			c.end() // no caller code runs inside
+			return s.importTx(tx, profiles)
+		})
 	})
 	var de errDomain
 	switch {
@@ -243,9 +355,51 @@ func (s *Store) Import(_ context.Context, profiles []profile.Profile) error {
 		return nil
 	case errors.As(err, &de):
 		return de.err
+	case errors.Is(err, profile.ErrUnavailable):
+		return err
 	default:
 		return unavailable(err)
 	}
+}
+
+// importTx is Import's transaction.
+func (s *Store) importTx(tx *bolt.Tx, profiles []profile.Profile) error {
+	bp, names := tx.Bucket(bucketProfiles), tx.Bucket(bucketUserNames)
+	versions := make([]uint64, len(profiles))
+	for i, p := range profiles {
+		if v := bp.Get([]byte(p.UserID)); v != nil {
+			cur, err := decode(p.UserID, v)
+			if err != nil {
+				return err
+			}
+			versions[i] = cur.Version
+			if cur.UserName != "" {
+				if err := names.Delete([]byte(profile.NormalizeUserName(cur.UserName))); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i, p := range profiles {
+		if p.UserName != "" {
+			key := []byte(profile.NormalizeUserName(p.UserName))
+			if owner := names.Get(key); owner != nil && string(owner) != p.UserID {
+				return errDomain{&profile.ImportConflict{Index: i, Err: profile.ErrUserNameTaken}}
+			}
+			if err := names.Put(key, []byte(p.UserID)); err != nil {
+				return err
+			}
+		}
+		buf, err := json.Marshal(record{UserName: p.UserName, Email: p.Email, FirstName: p.FirstName,
+			LastName: p.LastName, UserType: p.UserType, Version: versions[i] + 1})
+		if err != nil {
+			return err
+		}
+		if err := bp.Put([]byte(p.UserID), buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close implements profile.Store.
