@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -218,6 +219,51 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		}
 		if _, err := s.Update(ctx, "u3", set(profile.Profile{UserName: "fresh"})); err != nil {
 			t.Fatalf("a refused import reserved a name: %v", err)
+		}
+	})
+
+	t.Run("the longest user IDs every backend takes", func(t *testing.T) {
+		// Import lines and token subjects are checked by
+		// profile.UserIDProblems before any store sees them; every store
+		// must then take whatever passed, byte for byte, so that any
+		// export imports into any backend.
+		s := open(t)
+		ids := []string{
+			strings.Repeat("a", profile.MaxUserIDBytes),
+			strings.Repeat("\u00e9", profile.MaxUserIDBytes/2) + "x", // 2-byte runes
+			strings.Repeat("\u6f22", profile.MaxUserIDBytes/3),       // 3-byte runes
+			"auth0|" + strings.Repeat("\U0001F600", (profile.MaxUserIDBytes-6)/4),
+			"a b\u00a0c/%_*'\"\\;--",
+		}
+		for _, id := range ids {
+			if errs := profile.UserIDProblems(id); len(errs) > 0 || len(id) > profile.MaxUserIDBytes {
+				t.Fatalf("test id of %d bytes refused: %v", len(id), errs)
+			}
+		}
+		if _, err := s.Update(ctx, ids[0], set(profile.Profile{UserName: "long0"})); err != nil {
+			t.Fatalf("Update with a %d-byte id: %v", len(ids[0]), err)
+		}
+		var batch []profile.Profile
+		for i, id := range ids {
+			batch = append(batch, profile.Profile{UserID: id, UserName: fmt.Sprintf("long%d", i)})
+		}
+		if err := s.(profile.Importer).Import(ctx, batch); err != nil {
+			t.Fatalf("Import: %v", err)
+		}
+		for i, id := range ids {
+			p, err := s.Get(ctx, id)
+			if err != nil || p.UserID != id || p.UserName != fmt.Sprintf("long%d", i) {
+				t.Fatalf("Get of id %d: %+v, %v", i, p, err)
+			}
+		}
+		seen := map[string]bool{}
+		if err := s.(profile.Exporter).Export(ctx, func(p profile.Profile) error { seen[p.UserID] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			if !seen[id] {
+				t.Fatalf("id %d not exported byte for byte", i)
+			}
 		}
 	})
 }
