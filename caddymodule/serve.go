@@ -76,6 +76,12 @@ func (h *Handler) authenticate(r *http.Request) (claims, string, *authError) {
 	if aerr != nil {
 		return nil, "", aerr
 	}
+	// one rule for the profile key on every backend: what an import would
+	// refuse as a UserId (too long, untrimmed, control characters) is no
+	// subject either, so bolt and PostgreSQL never answer it differently
+	if sub, _ := c.str(h.verifier.subject); len(profile.UserIDProblems(sub)) > 0 {
+		return nil, "", errInvalidToken("The token subject is not a usable profile key.")
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		setUserPlaceholders(repl, c, h.verifier.subject)
 	}

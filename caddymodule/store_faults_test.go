@@ -139,3 +139,26 @@ func TestStoreErrorsLoggedOncePerInterval(t *testing.T) {
 		t.Fatalf("after the interval: %d lines, last %v", len(lines), lines[len(lines)-1].ContextMap())
 	}
 }
+
+// TestSubjectOneRuleOnEveryBackend: a subject that one backend would
+// refuse (too long for PostgreSQL's index, say) is refused at
+// authentication, the same on every backend, before any store call.
+func TestSubjectOneRuleOnEveryBackend(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.CreateMissing = true })
+	for name, sub := range map[string]string{
+		"256 bytes":       strings.Repeat("a", profile.MaxUserIDBytes+1),
+		"3000 characters": strings.Repeat("é", 1500),
+	} {
+		rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, claimsFor(sub), nil)), "")
+		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"InvalidToken"`) {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	if store.calls.Load() != 0 {
+		t.Errorf("%d store calls", store.calls.Load())
+	}
+	if rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, claimsFor(strings.Repeat("a", profile.MaxUserIDBytes)), nil)), ""); rec.Code != 200 {
+		t.Errorf("a subject of exactly %d bytes: %d %s", profile.MaxUserIDBytes, rec.Code, rec.Body)
+	}
+}
