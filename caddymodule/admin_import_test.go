@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
@@ -48,12 +51,12 @@ func (c *cycle) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// postImport runs the admin endpoint's import handler on body against
-// store, and returns the status, the raw answer, the decoded answer and
+// postImport runs the admin endpoint's import handler on body, a
+// hand-written file (?verify=off), against store, and returns the status, the raw answer, the decoded answer and
 // the bytes the process allocated meanwhile.
 func postImport(t *testing.T, store profile.Store, body io.Reader) (int, []byte, importAnswer, uint64) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/workspace-profile/profiles", body)
+	req := httptest.NewRequest(http.MethodPost, "/workspace-profile/profiles?verify=off", body)
 	rec := httptest.NewRecorder()
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -186,4 +189,38 @@ func TestImportCapAndFoldedDuplicates(t *testing.T) {
 			t.Fatalf("a refused import stored %d profiles", n)
 		}
 	})
+}
+
+// TestImportSlowUpload: Caddy's admin server gives a request 10 s to
+// arrive; the import endpoint extends that (to 10 minutes), so an import
+// uploaded slowly, here over about 12 s, succeeds through a real Caddy.
+func TestImportSlowUpload(t *testing.T) {
+	k := newTestKey(t, jwa.RS256(), "k")
+	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}})
+	pr, pw := io.Pipe()
+	const chunks = 13
+	go func() {
+		for i := range chunks {
+			if i > 0 {
+				time.Sleep(time.Second)
+			}
+			if _, err := fmt.Fprintf(pw, "{\"UserId\":\"slow-%02d\",\"UserName\":\"slow-%02d\"}\n", i, i); err != nil {
+				return
+			}
+		}
+		_ = pw.Close()
+	}()
+	start := time.Now()
+	req, _ := http.NewRequest("POST", itAdmin+"/workspace-profile/profiles?verify=off", pr)
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("after %v: %v", time.Since(start), err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	t.Logf("upload of %v: %d %s", time.Since(start).Round(time.Millisecond), resp.StatusCode, raw)
+	var ans importAnswer
+	if resp.StatusCode != 200 || json.Unmarshal(raw, &ans) != nil || ans.Imported != chunks {
+		t.Fatalf("slow import: %d %s", resp.StatusCode, raw)
+	}
 }

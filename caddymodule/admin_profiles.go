@@ -1,13 +1,17 @@
 package caddymodule
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -83,11 +87,14 @@ func (r *storeRegistry) namesLocked() string {
 
 // serveProfiles is /workspace-profile/profiles on the admin endpoint:
 //
-//	GET   every profile as JSON lines (the envelope's Data form), streamed
+//	GET   every profile as JSON lines (the envelope's Data form), streamed,
+//	      then the trailer line {"_export":{"count":N,"sha256":"<hex>"}}
+//	      (profile.ExportTrailer); see exportProfiles
 //	POST  JSON lines in the same form: each line checked with the rules of
 //	      a PUT, then all written in one transaction, or none; the answer
 //	      reports the refused lines, at most profile.MaxImportLineReports
-//	      of them, then says it stopped checking
+//	      of them, then says it stopped checking. The file must end with an
+//	      export's trailer, matching, unless ?verify=off; see importProfiles
 func serveProfiles(w http.ResponseWriter, r *http.Request) error {
 	store, err := liveStores.pick(r.URL.Query().Get("store"))
 	if err != nil {
@@ -102,14 +109,70 @@ func serveProfiles(w http.ResponseWriter, r *http.Request) error {
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET or POST"}
 }
 
+// The admin endpoint's deadlines for profile transfers.
+const (
+	// exportStallTimeout aborts an export whose client has taken no
+	// bytes for this long: each chunk written extends the deadline.
+	exportStallTimeout = 30 * time.Second
+	// importReadTimeout replaces the 10 s Caddy's admin server gives a
+	// request to arrive: an import of maxImportBytes must arrive within
+	// it (about 450 KB/s).
+	importReadTimeout = 10 * time.Minute
+	// exportChunk is how much of an export is buffered between writes to
+	// the client (and deadline extensions).
+	exportChunk = 64 << 10
+)
+
+// deadlineWriter extends the response's write deadline before each write,
+// so that a client that stops reading fails the write after
+// exportStallTimeout, and counts what it passed on.
+type deadlineWriter struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	sent int64
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(exportStallTimeout)) // unsupported: no deadline
+	n, err := d.w.Write(p)
+	d.sent += int64(n)
+	return n, err
+}
+
+// exportProfiles streams the store's export (a consistent snapshot on
+// every backend) and ends it with the trailer line. An export is complete
+// or visibly broken: when it fails before any byte was passed to the
+// connection, the answer is 503; after, the handler aborts the connection
+// (http.ErrAbortHandler), so the client sees a body cut short (no final
+// chunk), never a clean end nor an error object as the last line. A client
+// that takes no bytes for exportStallTimeout is cut off the same way. The
+// cause is logged, not sent.
 func exportProfiles(w http.ResponseWriter, r *http.Request, store profile.Store) error {
 	ex, ok := store.(profile.Exporter)
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotImplemented, Message: "this store cannot export"}
 	}
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
+	bw := bufio.NewWriterSize(dw, exportChunk)
+	ew := profile.NewExportWriter(bw)
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	return ex.Export(r.Context(), func(p profile.Profile) error { return enc.Encode(p.Data()) })
+	err := ex.Export(r.Context(), ew.Write)
+	if err == nil {
+		err = ew.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		return nil
+	}
+	log := caddy.Log().Named("admin.api.workspace_profile")
+	if dw.sent == 0 {
+		log.Error("export failed before its first byte", zap.Error(err))
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Message: "the store failed; nothing was exported"}
+	}
+	log.Error("export failed after it began: connection aborted", zap.Int64("profiles_sent", ew.Count()), zap.Error(err))
+	panic(http.ErrAbortHandler)
 }
 
 // importReport is the answer to an import. Truncated and Unchecked are
@@ -124,15 +187,28 @@ type importReport struct {
 	Unchecked int  `json:"unchecked,omitempty"`
 }
 
-// importProfiles reads the body line by line (profile.ReadImport), so that
-// memory and the answer stay small whatever the file holds: only the
-// accepted profiles of a file without a refused line are kept.
+// importProfiles reads the body line by line (profile.ReadImportWith), so
+// that memory and the answer stay small whatever the file holds: only the
+// accepted profiles of a file without a refused line are kept. The file
+// must end with an export's trailer that matches the lines before it,
+// unless the query says verify=off (for hand-written files; a trailer that
+// is present is checked anyway). The request may take importReadTimeout to
+// arrive, not the 10 s Caddy's admin server gives other requests.
 func importProfiles(w http.ResponseWriter, r *http.Request, store profile.Store) error {
 	im, ok := store.(profile.Importer)
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotImplemented, Message: "this store cannot import"}
 	}
-	file, err := profile.ReadImport(r.Body, maxImportBytes)
+	verify := true
+	switch v := r.URL.Query().Get("verify"); v {
+	case "", "on":
+	case "off":
+		verify = false
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Message: "verify is on (the default) or off, not " + strconv.Quote(v)}
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout)) // unsupported: Caddy's 10 s
+	file, err := profile.ReadImportWith(r.Body, profile.ImportOptions{MaxBytes: maxImportBytes, RequireTrailer: verify})
 	switch {
 	case errors.Is(err, profile.ErrImportTooLarge):
 		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
@@ -147,6 +223,7 @@ func importProfiles(w http.ResponseWriter, r *http.Request, store profile.Store)
 		case errors.As(err, &conflict):
 			report.Errors = append(report.Errors, profile.LineReport{Line: file.Lines[conflict.Index], Errors: profile.Items{profile.UserNameTakenItem()}})
 		case err != nil:
+			caddy.Log().Named("admin.api.workspace_profile").Error("import failed; nothing was written", zap.Error(err))
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Message: "the store failed; nothing was written"}
 		default:
 			report.Imported, report.Success = len(file.Profiles), true

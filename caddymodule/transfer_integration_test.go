@@ -29,7 +29,7 @@ func testImportExport(t *testing.T, storage string) {
 	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: storage})
 	admin := &http.Client{Timeout: 60 * time.Second}
 	post := func(body string) (int, importReport) {
-		resp, err := admin.Post(itAdmin+"/workspace-profile/profiles", "application/x-ndjson", strings.NewReader(body))
+		resp, err := admin.Post(itAdmin+"/workspace-profile/profiles?verify=off", "application/x-ndjson", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,12 +52,23 @@ func testImportExport(t *testing.T, storage string) {
 		}
 		out := map[string]profile.ProfileData{}
 		sc := bufio.NewScanner(resp.Body)
+		trailer := ""
 		for sc.Scan() {
+			if trailer != "" {
+				t.Fatalf("a line after the trailer: %q", sc.Bytes())
+			}
+			if bytes.HasPrefix(sc.Bytes(), []byte(`{"_export":`)) {
+				trailer = sc.Text()
+				continue
+			}
 			var d profile.ProfileData
 			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
 				t.Fatalf("export line %q: %v", sc.Bytes(), err)
 			}
 			out[d.UserID] = d
+		}
+		if err := sc.Err(); err != nil || !strings.HasPrefix(trailer, fmt.Sprintf(`{"_export":{"count":%d,`, len(out))) {
+			t.Fatalf("export of %d profiles ends with %q, %v", len(out), trailer, err)
 		}
 		return out
 	}
