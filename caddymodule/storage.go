@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,7 +27,12 @@ func init() {
 // loaded it: a reload or restart empties it. For tests and experiments.
 type MemoryStorage struct {
 	store *memstore.Store
+	id    uint64
 }
+
+// memoryStores numbers the memory stores of this process, for their names:
+// a name says which store it is, and nothing about the process's memory.
+var memoryStores atomic.Uint64
 
 // CaddyModule returns the Caddy module information.
 func (MemoryStorage) CaddyModule() caddy.ModuleInfo {
@@ -37,14 +45,16 @@ func (MemoryStorage) CaddyModule() caddy.ModuleInfo {
 // Provision creates the empty store.
 func (m *MemoryStorage) Provision(caddy.Context) error {
 	m.store = memstore.New()
+	m.id = memoryStores.Add(1)
 	return nil
 }
 
 // ProfileStore implements StorageBackend.
 func (m *MemoryStorage) ProfileStore() profile.Store { return m.store }
 
-// StoreName implements StorageBackend.
-func (m *MemoryStorage) StoreName() string { return fmt.Sprintf("memory:%p", m.store) }
+// StoreName implements StorageBackend: "memory:<n>", n counting the
+// memory stores provisioned by this process (a reload makes a new one).
+func (m *MemoryStorage) StoreName() string { return "memory:" + strconv.FormatUint(m.id, 10) }
 
 // boltPool shares each open bolt file between every handler and config
 // generation that names it: bbolt locks its file, so opening it again in
@@ -62,12 +72,64 @@ type BoltStorage struct {
 	Path string `json:"path,omitempty"`
 
 	// How long to wait for the file lock when another process holds the
-	// file. Default: 5s.
+	// file, and how long a GET or PUT on the route waits for the store
+	// (bbolt's single writer, or a remap of the growing file) before it
+	// answers 503 StorageUnavailable. Default: 5s. A write given up this
+	// way may still commit, whole, a moment later (as after a timeout in
+	// any database); one whose transaction had not begun never does.
+	// Imports are bounded by their admin request only.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	key    string
-	store  *boltstore.Store
+	store  boltTimeoutStore
 	logger *zap.Logger
+}
+
+// boltTimeoutStore bounds each Get and Update of the route by the
+// storage's timeout, on top of the request's context (boltstore honours
+// both; see its Deadlines).
+type boltTimeoutStore struct {
+	*boltstore.Store
+	timeout time.Duration
+}
+
+func (b boltTimeoutStore) Get(ctx context.Context, userID string) (profile.Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Store.Get(ctx, userID)
+}
+
+func (b boltTimeoutStore) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Store.Update(ctx, userID, fn)
+}
+
+// resolveBoltPath names the file a path reaches, so that every spelling
+// of one file (through symlinked directories, or a symlink to the file,
+// even one whose target does not exist yet) is one pool key: opening one
+// file twice would wait for bbolt's lock. A path that does not exist yet
+// keeps its resolved directory.
+func resolveBoltPath(p string) string {
+	for range 40 { // as the kernel's limit on symlinks followed
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		dir, base := filepath.Split(p)
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = r
+		}
+		p = filepath.Join(dir, base)
+		target, err := os.Readlink(p)
+		if err != nil { // not a symlink: a file yet to be created
+			return p
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		p = filepath.Clean(target)
+	}
+	return p
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,6 +155,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	abs = resolveBoltPath(abs)
 	timeout := time.Duration(b.Timeout)
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -112,7 +175,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("bolt storage: %w", err)
 	}
 	b.key = abs
-	b.store = val.(boltCloser).Store
+	b.store = boltTimeoutStore{Store: val.(boltCloser).Store, timeout: timeout}
 	return nil
 }
 
@@ -131,14 +194,23 @@ func (b *BoltStorage) ProfileStore() profile.Store { return b.store }
 // StoreName implements StorageBackend.
 func (b *BoltStorage) StoreName() string { return "bolt:" + b.key }
 
-// UnmarshalCaddyfile sets up the bolt storage from `storage bolt [<file>]`.
+// UnmarshalCaddyfile sets up the bolt storage from
+// `storage bolt [<file>] [timeout <duration>]`.
 func (b *BoltStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
-	if d.NextArg() {
-		b.Path = d.Val()
+	args := d.RemainingArgs()
+	if len(args)%2 == 1 {
+		b.Path, args = args[0], args[1:]
 	}
-	if d.NextArg() {
-		return d.Errf("storage bolt: unexpected argument %q", d.Val())
+	for ; len(args) > 0; args = args[2:] {
+		if args[0] != "timeout" {
+			return d.Errf("storage bolt: unexpected argument %q", args[0])
+		}
+		dur, err := caddy.ParseDuration(args[1])
+		if err != nil || dur <= 0 {
+			return d.Errf("storage bolt: timeout %q is not a positive duration", args[1])
+		}
+		b.Timeout = caddy.Duration(dur)
 	}
 	return nil
 }
