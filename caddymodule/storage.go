@@ -89,20 +89,20 @@ type BoltStorage struct {
 // storage's timeout, on top of the request's context (boltstore honours
 // both; see its Deadlines).
 type boltTimeoutStore struct {
-	*boltstore.Store
+	*drainingStore
 	timeout time.Duration
 }
 
 func (b boltTimeoutStore) Get(ctx context.Context, userID string) (profile.Profile, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return b.Store.Get(ctx, userID)
+	return b.drainingStore.Get(ctx, userID)
 }
 
 func (b boltTimeoutStore) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return b.Store.Update(ctx, userID, fn)
+	return b.drainingStore.Update(ctx, userID, fn)
 }
 
 // resolveBoltPath names the file a path reaches, so that every spelling
@@ -140,7 +140,9 @@ func (BoltStorage) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-type boltCloser struct{ *boltstore.Store }
+// boltCloser closes the file when the last config using it is cleaned
+// up, after the calls still in progress on it have returned.
+type boltCloser struct{ *drainingStore }
 
 func (b boltCloser) Destruct() error { return b.Close() }
 
@@ -169,13 +171,13 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		b.logger.Info("opened profile store", zap.String("path", abs))
-		return boltCloser{s}, nil
+		return boltCloser{newDrainingStore(s)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt storage: %w", err)
 	}
 	b.key = abs
-	b.store = boltTimeoutStore{Store: val.(boltCloser).Store, timeout: timeout}
+	b.store = boltTimeoutStore{drainingStore: val.(boltCloser).drainingStore, timeout: timeout}
 	return nil
 }
 

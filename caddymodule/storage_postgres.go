@@ -56,7 +56,7 @@ type PostgresStorage struct {
 
 	key    string
 	dsnKey string // the hash of DSN and schema, for StoreName
-	store  *pgstore.Store
+	store  *drainingStore
 }
 
 // CaddyModule returns the Caddy module information.
@@ -69,7 +69,9 @@ func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
 
 var pgPool = caddy.NewUsagePool()
 
-type pgCloser struct{ *pgstore.Store }
+// pgCloser closes a pool when the last config using it is cleaned up,
+// after the calls still in progress on it have returned.
+type pgCloser struct{ *drainingStore }
 
 func (p pgCloser) Destruct() error { return p.Close() }
 
@@ -95,12 +97,12 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		ctx.Logger().Info("opened PostgreSQL profile store", zap.String("schema", p.Schema))
-		return pgCloser{s}, nil
+		return pgCloser{newDrainingStore(s)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres storage: %w", err)
 	}
-	p.key, p.store = key, val.(pgCloser).Store
+	p.key, p.store = key, val.(pgCloser).drainingStore
 	return nil
 }
 

@@ -1,0 +1,98 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+)
+
+// drainGrace bounds how long closing a store waits for the calls still in
+// progress on it.
+const drainGrace = 10 * time.Second
+
+// drainingStore counts the calls in progress on a store that config
+// generations share. Caddy cleans up an old config as soon as the new one
+// runs, without waiting for the old config's requests; closing the store
+// then would fail them ("database not open", "closed pool"). Close waits
+// until the calls in progress have returned, at most drainGrace, and then
+// closes the store.
+type drainingStore struct {
+	profile.Store
+
+	mu     sync.Mutex
+	active int
+	idle   chan struct{} // closed when active reaches 0 after Close began
+}
+
+func newDrainingStore(s profile.Store) *drainingStore { return &drainingStore{Store: s} }
+
+// enter records a call in progress; the returned func ends it.
+func (d *drainingStore) enter() func() {
+	d.mu.Lock()
+	d.active++
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		d.active--
+		if d.active == 0 && d.idle != nil {
+			close(d.idle)
+			d.idle = nil
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *drainingStore) Get(ctx context.Context, id string) (profile.Profile, error) {
+	defer d.enter()()
+	return d.Store.Get(ctx, id)
+}
+
+func (d *drainingStore) Update(ctx context.Context, id string, fn profile.UpdateFunc) (profile.Profile, error) {
+	defer d.enter()()
+	return d.Store.Update(ctx, id, fn)
+}
+
+var errNoTransfer = errors.New("this store cannot export or import")
+
+// Export implements profile.Exporter when the store does.
+func (d *drainingStore) Export(ctx context.Context, fn func(profile.Profile) error) error {
+	ex, ok := d.Store.(profile.Exporter)
+	if !ok {
+		return errNoTransfer
+	}
+	defer d.enter()()
+	return ex.Export(ctx, fn)
+}
+
+// Import implements profile.Importer when the store does.
+func (d *drainingStore) Import(ctx context.Context, profiles []profile.Profile) error {
+	im, ok := d.Store.(profile.Importer)
+	if !ok {
+		return errNoTransfer
+	}
+	defer d.enter()()
+	return im.Import(ctx, profiles)
+}
+
+// Close waits for the calls in progress, at most drainGrace, then closes
+// the store.
+func (d *drainingStore) Close() error {
+	d.mu.Lock()
+	if d.active > 0 {
+		if d.idle == nil {
+			d.idle = make(chan struct{})
+		}
+		idle := d.idle
+		d.mu.Unlock()
+		select {
+		case <-idle:
+		case <-time.After(drainGrace):
+		}
+	} else {
+		d.mu.Unlock()
+	}
+	return d.Store.Close()
+}
