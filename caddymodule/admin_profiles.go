@@ -20,38 +20,40 @@ import (
 const maxImportBytes = 256 << 20
 
 // liveStores are the stores of the handlers provisioned now, by name, so
-// that the admin endpoint can reach them; a reload's overlap holds a store
-// twice, hence the counts.
-var liveStores = &storeRegistry{stores: map[string]*liveStore{}}
+// that the admin endpoint can reach them. A reload's overlap holds a name
+// twice, maybe with two stores (a PostgreSQL reload that changes timeouts
+// keeps the name and brings a new pool): the newest one still registered
+// is the one served, so a failed reload that is rolled back serves the
+// old one again.
+var liveStores = &storeRegistry{stores: map[string][]profile.Store{}}
 
 type storeRegistry struct {
 	mu     sync.Mutex
-	stores map[string]*liveStore
-}
-
-type liveStore struct {
-	store profile.Store
-	refs  int
+	stores map[string][]profile.Store // registration order, newest last
 }
 
 func (r *storeRegistry) add(name string, s profile.Store) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.stores[name]; ok {
-		e.refs++
-		return
-	}
-	r.stores[name] = &liveStore{store: s, refs: 1}
+	r.stores[name] = append(r.stores[name], s)
 }
 
-func (r *storeRegistry) remove(name string) {
+// remove takes back one registration of s under name.
+func (r *storeRegistry) remove(name string, s profile.Store) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.stores[name]; ok {
-		if e.refs--; e.refs <= 0 {
-			delete(r.stores, name)
+	list := r.stores[name]
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i] == s {
+			list = slices.Delete(list, i, i+1)
+			break
 		}
 	}
+	if len(list) == 0 {
+		delete(r.stores, name)
+		return
+	}
+	r.stores[name] = list
 }
 
 // pick returns the store named, or the only one when name is empty.
@@ -59,8 +61,8 @@ func (r *storeRegistry) pick(name string) (profile.Store, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if name != "" {
-		if e, ok := r.stores[name]; ok {
-			return e.store, nil
+		if list, ok := r.stores[name]; ok {
+			return list[len(list)-1], nil
 		}
 		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no store " + name + "; stores: " + r.namesLocked()}
 	}
@@ -68,8 +70,8 @@ func (r *storeRegistry) pick(name string) (profile.Store, error) {
 	case 0:
 		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no workspace_profile store is in use (upstream mode has none)"}
 	case 1:
-		for _, e := range r.stores {
-			return e.store, nil
+		for _, list := range r.stores {
+			return list[len(list)-1], nil
 		}
 	}
 	return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Message: "several stores are in use; name one with ?store=: " + r.namesLocked()}

@@ -228,8 +228,9 @@ func TestExportFailureIsVisible(t *testing.T) {
 	}{{"midway, after megabytes", 15000}, {"after a few lines", 3}, {"at once", 0}, {"after the first chunk", 800}} {
 		t.Run(c.name, func(t *testing.T) {
 			name := fmt.Sprintf("failing:%d", c.after)
-			liveStores.add(name, failingStore{store, c.after})
-			defer liveStores.remove(name)
+			fs := failingStore{store, c.after}
+			liveStores.add(name, fs)
+			defer liveStores.remove(name, fs)
 			resp, err := adminClient.Get(itAdmin + "/workspace-profile/profiles?store=" + name)
 			if c.after < 500 { // less than the 64 KiB buffered
 				if err != nil {

@@ -154,8 +154,9 @@ type Handler struct {
 	path       string
 	service    profile.Service
 	upstream   *reverseproxy.Handler
-	sourceKeys []string // keySourcePool entries this handler holds
-	storeName  string   // the liveStores entry this handler holds
+	sourceKeys []string      // keySourcePool entries this handler holds
+	storeName  string        // the liveStores entry this handler holds
+	liveStore  profile.Store // and the store it registered there
 	verifier   *verifier
 	logger     *zap.Logger
 	// storeErrors rate-limits the log lines of store failures
@@ -311,7 +312,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	backend := mod.(StorageBackend)
 	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
 	h.storeName = backend.StoreName()
-	liveStores.add(h.storeName, h.service.Store)
+	h.liveStore = h.service.Store
+	liveStores.add(h.storeName, h.liveStore)
 	return nil
 }
 
@@ -394,7 +396,7 @@ func (h *Handler) Cleanup() error {
 	}
 	h.sourceKeys = nil
 	if h.storeName != "" {
-		liveStores.remove(h.storeName)
+		liveStores.remove(h.storeName, h.liveStore)
 		h.storeName = ""
 	}
 	if h.verifier != nil {

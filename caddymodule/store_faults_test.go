@@ -162,3 +162,30 @@ func TestSubjectOneRuleOnEveryBackend(t *testing.T) {
 		t.Errorf("a subject of exactly %d bytes: %d %s", profile.MaxUserIDBytes, rec.Code, rec.Body)
 	}
 }
+
+// TestStoreRegistryServesTheNewest: during a reload's overlap the admin
+// endpoint serves the newest store under a name (a PostgreSQL reload that
+// changes timeouts keeps the name and brings a new pool), and a reload
+// rolled back serves the old one again.
+func TestStoreRegistryServesTheNewest(t *testing.T) {
+	r := &storeRegistry{stores: map[string][]profile.Store{}}
+	older, newer := memstore.New(), memstore.New()
+	r.add("pg", older)
+	r.add("pg", newer)
+	if s, _ := r.pick("pg"); s != newer {
+		t.Fatal("the overlap serves the older store")
+	}
+	r.remove("pg", newer) // the new config failed and was cleaned up
+	if s, _ := r.pick("pg"); s != older {
+		t.Fatal("a rolled-back reload does not serve the old store again")
+	}
+	r.add("pg", newer)
+	r.remove("pg", older) // the old config's cleanup after a good reload
+	if s, _ := r.pick(""); s != newer {
+		t.Fatal("after the reload the new store is not served")
+	}
+	r.remove("pg", newer)
+	if _, err := r.pick(""); err == nil {
+		t.Fatal("a store is served after every config released it")
+	}
+}
