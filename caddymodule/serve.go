@@ -51,6 +51,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
 	}
 
+	if d, ok := h.service.Store.(interface{ enter() func() }); ok {
+		defer d.enter()() // the store closes after this request (storage_drain.go)
+	}
 	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {
 		countOutcome(authOutcome(aerr))
@@ -59,6 +62,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.upstream != nil {
 		return h.serveUpstream(w, r, c, tok)
 	}
+
 	if r.Method == http.MethodGet {
 		return h.serveGet(w, r, c)
 	}

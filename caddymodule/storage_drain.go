@@ -29,7 +29,10 @@ type drainingStore struct {
 
 func newDrainingStore(s profile.Store) *drainingStore { return &drainingStore{Store: s} }
 
-// enter records a call in progress; the returned func ends it.
+// enter records a call in progress; the returned func ends it. The
+// handler holds one for each route request in storage mode, from before
+// authentication to its answer, so that a request between two store calls
+// keeps the store open too.
 func (d *drainingStore) enter() func() {
 	d.mu.Lock()
 	d.active++
@@ -77,11 +80,22 @@ func (d *drainingStore) Import(ctx context.Context, profiles []profile.Profile) 
 	return im.Import(ctx, profiles)
 }
 
-// Close waits for the calls in progress, at most drainGrace, then closes
-// the store.
+// Close waits until no call has been in progress for drainQuiet (a
+// request that Caddy handed to the old config just before may still be on
+// its way to the store), at most drainGrace in all, then closes the store.
 func (d *drainingStore) Close() error {
-	d.mu.Lock()
-	if d.active > 0 {
+	deadline := time.Now().Add(drainGrace)
+	for time.Now().Before(deadline) {
+		d.mu.Lock()
+		if d.active == 0 {
+			d.mu.Unlock()
+			time.Sleep(drainQuiet)
+			d.mu.Lock()
+			if d.active == 0 {
+				d.mu.Unlock()
+				break
+			}
+		}
 		if d.idle == nil {
 			d.idle = make(chan struct{})
 		}
@@ -89,10 +103,12 @@ func (d *drainingStore) Close() error {
 		d.mu.Unlock()
 		select {
 		case <-idle:
-		case <-time.After(drainGrace):
+		case <-time.After(time.Until(deadline)):
 		}
-	} else {
-		d.mu.Unlock()
 	}
 	return d.Store.Close()
 }
+
+// drainQuiet is how long a store must have no call in progress before it
+// closes.
+const drainQuiet = 100 * time.Millisecond
