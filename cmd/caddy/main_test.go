@@ -61,12 +61,18 @@ type process struct {
 // until the admin endpoint answers.
 func start(t testing.TB, bin, config, dataHome string, adminPort int) *process {
 	t.Helper()
+	return startIn(t, bin, config, repoRoot, dataHome, adminPort)
+}
+
+// startIn is start with the process's working directory dir.
+func startIn(t testing.TB, bin, config, dir, dataHome string, adminPort int) *process {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	cmd.Dir = repoRoot // the config names testdata/ relative to the repo
+	cmd.Dir = dir // the config names testdata/ relative to it
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dataHome, "XDG_CONFIG_HOME="+dataHome)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -146,10 +152,26 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("adapt Caddyfile.example", func(t *testing.T) {
-		cmd := exec.Command(bin, "adapt", "--config", "Caddyfile.example", "--validate")
-		cmd.Dir = repoRoot
+		// --validate provisions the config, which opens its bolt file: run
+		// it in a directory of its own (with the repository's testdata), so
+		// that it never touches, nor waits for, the files of an example a
+		// user is running from the README.
+		dir := t.TempDir()
+		abs, err := filepath.Abs(repoRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(abs, "testdata"), filepath.Join(dir, "testdata")); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "adapt", "--config", filepath.Join(abs, "Caddyfile.example"), "--validate")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%v\n%s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, ".data", "workspace_profile.db")); err != nil {
+			t.Fatalf("the example's bolt file is not where the README says: %v", err)
 		}
 	})
 
