@@ -40,7 +40,8 @@ func BenchmarkGet(b *testing.B) {
 	if rec := serve(b, h, "GET", profilePath, bearer(tok), ""); rec.Code != 200 {
 		b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
 	}
-	store := h.service.Store.(*boltstore.Store)
+	// the floors read the bolt file directly, under the route's wrappers
+	store := h.service.Store.(boltTimeoutStore).drainingStore.Store.(*boltstore.Store)
 	var rawPub any
 	if err := jwkExport(k, &rawPub); err != nil {
 		b.Fatal(err)
