@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 func init() {
@@ -23,7 +24,7 @@ func init() {
 //	POST /workspace-profile/profiles  import, all or nothing, with a report
 //
 // Nothing secret is shown: key IDs and types, never key material or tokens;
-// a key-set URL is shown redacted (redactURL: no userinfo, no query values).
+// a key-set URL is shown redacted (jwtauth.RedactURL: no userinfo, no query values).
 // Caddy loads admin.api modules by itself; no config is needed.
 type AdminAPI struct{}
 
@@ -48,11 +49,11 @@ func serveKeys(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET only"}
 	}
 	out := struct {
-		Sources []sourceStatus `json:"sources"`
-	}{Sources: []sourceStatus{}}
-	rangeURLSources(func(s *urlSource) { out.Sources = append(out.Sources, s.status()) })
+		Sources []jwtauth.SourceStatus `json:"sources"`
+	}{Sources: []jwtauth.SourceStatus{}}
+	rangeURLSources(func(s *jwtauth.URLSource) { out.Sources = append(out.Sources, s.Status()) })
 	liveFiles.Range(func(k, _ any) bool {
-		out.Sources = append(out.Sources, k.(*fileSource).status())
+		out.Sources = append(out.Sources, k.(*jwtauth.FileSource).Status())
 		return true
 	})
 	sort.Slice(out.Sources, func(i, j int) bool {
@@ -61,10 +62,6 @@ func serveKeys(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(out)
 }
-
-// liveFiles are the file sources of the handlers provisioned now, for the
-// admin view; Provision adds, Cleanup removes.
-var liveFiles sync.Map // *fileSource -> struct{}
 
 // Interface guards
 var _ caddy.AdminRouter = (*AdminAPI)(nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
@@ -195,8 +196,8 @@ func TestImportCapAndFoldedDuplicates(t *testing.T) {
 // arrive; the import endpoint extends that (to 10 minutes), so an import
 // uploaded slowly, here over about 12 s, succeeds through a real Caddy.
 func TestImportSlowUpload(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}})
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}})
 	pr, pw := io.Pipe()
 	const chunks = 13
 	go func() {

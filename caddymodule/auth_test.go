@@ -13,6 +13,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
 // nextStatus is what the next handler answers, so tests can tell a request
@@ -68,14 +71,14 @@ func decodeProblem(t testing.TB, rec *httptest.ResponseRecorder) problemBody {
 const profilePath = "/api/workspace/account/profile"
 
 func TestAuthenticationTable(t *testing.T) {
-	rsaKey := newTestKey(t, jwa.RS256(), "rsa-1")
-	ecKey := newTestKey(t, jwa.ES256(), "ec-1")
-	edKey := newTestKey(t, jwa.EdDSA(), "ed-1")
-	stranger := newTestKey(t, jwa.RS256(), "rsa-1") // same kid, not in the set
-	h, store := newFileHandler(t, jwksOf(t, rsaKey, ecKey, edKey), func(h *Handler) { h.CreateMissing = true })
+	rsaKey := jwtauthtest.NewKey(t, jwa.RS256(), "rsa-1")
+	ecKey := jwtauthtest.NewKey(t, jwa.ES256(), "ec-1")
+	edKey := jwtauthtest.NewKey(t, jwa.EdDSA(), "ed-1")
+	stranger := jwtauthtest.NewKey(t, jwa.RS256(), "rsa-1") // same kid, not in the set
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, rsaKey, ecKey, edKey), func(h *Handler) { h.CreateMissing = true })
 
 	with := func(mod func(c map[string]any)) map[string]any {
-		c := claimsFor("user-1")
+		c := jwtauthtest.Claims("user-1")
 		mod(c)
 		return c
 	}
@@ -90,40 +93,40 @@ func TestAuthenticationTable(t *testing.T) {
 		wwwAuth string // prefix
 		reachDB bool
 	}{
-		{name: "RS256 accepted", hdr: bearer(rsaKey.mint(t, claimsFor("user-1"), nil)), status: 200, reachDB: true},
-		{name: "ES256 accepted", hdr: bearer(ecKey.mint(t, claimsFor("user-1"), nil)), status: 200, reachDB: true},
-		{name: "EdDSA accepted", hdr: bearer(edKey.mint(t, claimsFor("user-1"), nil)), status: 200, reachDB: true},
-		{name: "no kid tries keys of the alg", hdr: bearer(rsaKey.mint(t, claimsFor("user-1"), map[string]any{"kid": nil})), status: 200, reachDB: true},
-		{name: "scheme case-insensitive", hdr: map[string]string{"Authorization": "bEARER " + rsaKey.mint(t, claimsFor("user-1"), nil)}, status: 200, reachDB: true},
-		{name: "query token", target: profilePath + "?access_token=" + rsaKey.mint(t, claimsFor("user-1"), nil) + "&x=1", status: 200, reachDB: true},
-		{name: "expired within leeway accepted", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["exp"] = now.Add(-20 * time.Second).Unix() }), nil)), status: 200, reachDB: true},
-		{name: "aud array", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["aud"] = []string{"other", testAudience} }), nil)), status: 200, reachDB: true},
+		{name: "RS256 accepted", hdr: bearer(rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil)), status: 200, reachDB: true},
+		{name: "ES256 accepted", hdr: bearer(ecKey.Mint(t, jwtauthtest.Claims("user-1"), nil)), status: 200, reachDB: true},
+		{name: "EdDSA accepted", hdr: bearer(edKey.Mint(t, jwtauthtest.Claims("user-1"), nil)), status: 200, reachDB: true},
+		{name: "no kid tries keys of the alg", hdr: bearer(rsaKey.Mint(t, jwtauthtest.Claims("user-1"), map[string]any{"kid": nil})), status: 200, reachDB: true},
+		{name: "scheme case-insensitive", hdr: map[string]string{"Authorization": "bEARER " + rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil)}, status: 200, reachDB: true},
+		{name: "query token", target: profilePath + "?access_token=" + rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil) + "&x=1", status: 200, reachDB: true},
+		{name: "expired within leeway accepted", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["exp"] = now.Add(-20 * time.Second).Unix() }), nil)), status: 200, reachDB: true},
+		{name: "aud array", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["aud"] = []string{"other", testAudience} }), nil)), status: 200, reachDB: true},
 
 		{name: "no token", status: 401, code: "MissingToken", wwwAuth: `Bearer realm="workspace"`},
 		{name: "basic scheme", hdr: map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, status: 401, code: "MissingToken"},
 		{name: "empty bearer", hdr: map[string]string{"Authorization": "Bearer "}, status: 401, code: "MissingToken"},
 		{name: "malformed", hdr: bearer("not-a-token"), status: 401, code: "InvalidToken", wwwAuth: challenge},
-		{name: "bad signature (stranger key, known kid)", hdr: bearer(stranger.mint(t, claimsFor("user-1"), nil)), status: 401, code: "InvalidToken", wwwAuth: challenge},
-		{name: "unknown kid", hdr: bearer(rsaKey.mint(t, claimsFor("user-1"), map[string]any{"kid": "nope"})), status: 401, code: "InvalidToken"},
+		{name: "bad signature (stranger key, known kid)", hdr: bearer(stranger.Mint(t, jwtauthtest.Claims("user-1"), nil)), status: 401, code: "InvalidToken", wwwAuth: challenge},
+		{name: "unknown kid", hdr: bearer(rsaKey.Mint(t, jwtauthtest.Claims("user-1"), map[string]any{"kid": "nope"})), status: 401, code: "InvalidToken"},
 		{name: "header alg differs from key alg", hdr: bearer(func() string {
 			k := rsaKey
-			k.alg = jwa.PS256()
-			return k.mint(t, claimsFor("user-1"), nil)
+			k.Alg = jwa.PS256()
+			return k.Mint(t, jwtauthtest.Claims("user-1"), nil)
 		}()), status: 401, code: "InvalidToken"},
-		{name: "expired", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }), nil)), status: 401, code: "TokenExpired", wwwAuth: challenge},
-		{name: "nbf in the future", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["nbf"] = now.Add(time.Minute).Unix() }), nil)), status: 401, code: "TokenNotYetValid", wwwAuth: challenge},
-		{name: "iat in the future", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["iat"] = now.Add(time.Minute).Unix() }), nil)), status: 401, code: "TokenNotYetValid"},
-		{name: "wrong issuer", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["iss"] = "https://evil.invalid" }), nil)), status: 401, code: "InvalidIssuer", wwwAuth: challenge},
-		{name: "wrong audience", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["aud"] = "other" }), nil)), status: 401, code: "InvalidAudience", wwwAuth: challenge},
-		{name: "no subject", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { delete(c, "sub") }), nil)), status: 401, code: "InvalidToken"},
-		{name: "header and query", target: profilePath + "?access_token=" + rsaKey.mint(t, claimsFor("user-1"), nil), hdr: bearer(rsaKey.mint(t, claimsFor("user-1"), nil)),
+		{name: "expired", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }), nil)), status: 401, code: "TokenExpired", wwwAuth: challenge},
+		{name: "nbf in the future", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["nbf"] = now.Add(time.Minute).Unix() }), nil)), status: 401, code: "TokenNotYetValid", wwwAuth: challenge},
+		{name: "iat in the future", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["iat"] = now.Add(time.Minute).Unix() }), nil)), status: 401, code: "TokenNotYetValid"},
+		{name: "wrong issuer", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["iss"] = "https://evil.invalid" }), nil)), status: 401, code: "InvalidIssuer", wwwAuth: challenge},
+		{name: "wrong audience", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["aud"] = "other" }), nil)), status: 401, code: "InvalidAudience", wwwAuth: challenge},
+		{name: "no subject", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { delete(c, "sub") }), nil)), status: 401, code: "InvalidToken"},
+		{name: "header and query", target: profilePath + "?access_token=" + rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil), hdr: bearer(rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil)),
 			status: 400, code: "InvalidRequest", wwwAuth: `Bearer realm="workspace", error="invalid_request"`},
 		{name: "query twice", target: profilePath + "?access_token=a.b.c&access_token=a.b.c", status: 400, code: "InvalidRequest"},
-		{name: "query name percent-encoded", target: profilePath + "?access%5Ftoken=" + rsaKey.mint(t, claimsFor("user-1"), nil), status: 400, code: "InvalidRequest"},
+		{name: "query name percent-encoded", target: profilePath + "?access%5Ftoken=" + rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil), status: 400, code: "InvalidRequest"},
 		{name: "two authorization headers", hdr: nil, target: "two-headers", status: 400, code: "InvalidRequest"},
-		{name: "service account (number)", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["UserType"] = 2 }), nil)), status: 403, code: "ServiceAccountForbidden"},
-		{name: "service account (string)", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["UserType"] = "2" }), nil)), status: 403, code: "ServiceAccountForbidden"},
-		{name: "UserType 1 is not a service account", hdr: bearer(rsaKey.mint(t, with(func(c map[string]any) { c["UserType"] = 1 }), nil)), status: 200, reachDB: true},
+		{name: "service account (number)", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["UserType"] = 2 }), nil)), status: 403, code: "ServiceAccountForbidden"},
+		{name: "service account (string)", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["UserType"] = "2" }), nil)), status: 403, code: "ServiceAccountForbidden"},
+		{name: "UserType 1 is not a service account", hdr: bearer(rsaKey.Mint(t, with(func(c map[string]any) { c["UserType"] = 1 }), nil)), status: 200, reachDB: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestAuthenticationTable(t *testing.T) {
 			var rec *httptest.ResponseRecorder
 			if target == "two-headers" {
 				req := httptest.NewRequest("GET", profilePath, nil)
-				tok := rsaKey.mint(t, claimsFor("user-1"), nil)
+				tok := rsaKey.Mint(t, jwtauthtest.Claims("user-1"), nil)
 				req.Header.Add("Authorization", "Bearer "+tok)
 				req.Header.Add("Authorization", "Bearer "+tok)
 				req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
@@ -160,7 +163,7 @@ func TestAuthenticationTable(t *testing.T) {
 			if got := rec.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, tt.wwwAuth) {
 				t.Fatalf("WWW-Authenticate %q, want prefix %q", got, tt.wwwAuth)
 			}
-			if tt.status == 403 && (rec.Header().Get("WWW-Authenticate") != "" || p.Detail != serviceAccountDetail) {
+			if tt.status == 403 && (rec.Header().Get("WWW-Authenticate") != "" || p.Detail != profile.ServiceAccountDetail) {
 				t.Fatalf("403 must carry the legacy detail and no challenge: %+v", p)
 			}
 		})
@@ -168,42 +171,42 @@ func TestAuthenticationTable(t *testing.T) {
 }
 
 func TestQueryTokenOff(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	off := false
-	h, _ := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.QueryToken = &off; h.CreateMissing = true })
-	rec := serve(t, h, "GET", profilePath+"?access_token="+k.mint(t, claimsFor("u"), nil), nil, "")
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.QueryToken = &off; h.CreateMissing = true })
+	rec := serve(t, h, "GET", profilePath+"?access_token="+k.Mint(t, jwtauthtest.Claims("u"), nil), nil, "")
 	if rec.Code != 401 || decodeProblem(t, rec).Code != "MissingToken" {
 		t.Fatalf("query token with query_token off: %d %s", rec.Code, rec.Body)
 	}
 }
 
 func TestCustomServiceAccountClaim(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, _ := newFileHandler(t, jwksOf(t, k), func(h *Handler) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) {
 		h.ServiceAccount = &ServiceAccount{Claim: "roles", Values: []string{"robot"}}
 		h.CreateMissing = true
 	})
-	c := claimsFor("svc")
+	c := jwtauthtest.Claims("svc")
 	c["roles"] = []string{"reader", "robot"}
-	if rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, c, nil)), ""); rec.Code != 403 {
+	if rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, c, nil)), ""); rec.Code != 403 {
 		t.Fatalf("roles containing robot: %d", rec.Code)
 	}
 	c["roles"] = []string{"reader"}
 	c["UserType"] = 2 // the default claim no longer applies
-	if rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, c, nil)), ""); rec.Code != 200 {
+	if rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, c, nil)), ""); rec.Code != 200 {
 		t.Fatalf("roles without robot: %d %s", rec.Code, rec.Body)
 	}
 }
 
 func TestKeysUnavailable(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	srv := newJWKSServer(t, nil)
-	srv.set(http.StatusInternalServerError, []byte("down"))
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	srv := jwtauthtest.NewJWKSServer(t, nil)
+	srv.Set(http.StatusInternalServerError, []byte("down"))
 	h := &Handler{JWKSURLs: []string{srv.URL}, Issuers: []string{testIssuer}, Audiences: []string{testAudience},
 		StorageRaw: json.RawMessage(`{"backend":"memory"}`), CreateMissing: true}
 	provisionHandler(t, h)
-	tok := k.mint(t, claimsFor("u"), nil)
-	for srv.fetches.Load() < 2 { // the first fetch and one retry have failed
+	tok := k.Mint(t, jwtauthtest.Claims("u"), nil)
+	for srv.Fetches.Load() < 2 { // the first fetch and one retry have failed
 		time.Sleep(10 * time.Millisecond)
 	}
 	rec := serve(t, h, "GET", profilePath, bearer(tok), "")
@@ -212,7 +215,7 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 	// the provider comes back: the first fetch's backoff starts at 1s,
 	// so the route recovers within seconds
-	srv.set(http.StatusOK, jwksOf(t, k))
+	srv.Set(http.StatusOK, jwtauthtest.JWKS(t, k))
 	back := time.Now()
 	deadline := back.Add(10 * time.Second)
 	for {
@@ -230,4 +233,32 @@ func TestKeysUnavailable(t *testing.T) {
 		t.Fatalf("recovery took %v", took)
 	}
 	t.Logf("recovered %v after the provider came back", time.Since(back).Round(time.Millisecond))
+}
+
+// TestDateClaimRanges: exp, nbf and iat outside 1970..9999 are refused.
+func TestDateClaimRanges(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.CreateMissing = true })
+	for name, set := range map[string]func(map[string]any){
+		"exp beyond 9999": func(c map[string]any) { c["exp"] = 253402300800 },
+		"exp 1e300":       func(c map[string]any) { c["exp"] = 1e300 },
+		"nbf negative":    func(c map[string]any) { c["nbf"] = -1 },
+		"iat negative":    func(c map[string]any) { c["iat"] = -9e18 },
+		"iat beyond 9999": func(c map[string]any) { c["iat"] = 1e12 },
+	} {
+		c := jwtauthtest.Claims("u")
+		set(c)
+		rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, c, nil)), "")
+		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"InvalidToken"`) {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	if store.calls.Load() != 0 {
+		t.Errorf("%d store calls for refused tokens", store.calls.Load())
+	}
+	c := jwtauthtest.Claims("u")
+	c["exp"] = 253402300799 // the last second of 9999 is a valid date
+	if rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, c, nil)), ""); rec.Code != 200 {
+		t.Errorf("exp at the end of 9999: %d %s", rec.Code, rec.Body)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/boltstore"
 )
 
@@ -25,18 +26,18 @@ import (
 //
 //	go test ./caddymodule -run '^$' -bench BenchmarkGet -benchmem
 func BenchmarkGet(b *testing.B) {
-	k := newTestKey(b, jwa.RS256(), "bench")
+	k := jwtauthtest.NewKey(b, jwa.RS256(), "bench")
 	dbPath := filepath.Join(b.TempDir(), "bench.db")
 	off := 0
-	h, _ := newFileHandler(b, jwksOf(b, k), func(h *Handler) {
+	h, _ := newFileHandler(b, jwtauthtest.JWKS(b, k), func(h *Handler) {
 		h.CreateMissing = true
 		h.TokenCache = &off // every request verifies: the floor is a full verification
 		h.StorageRaw = json.RawMessage(fmt.Sprintf(`{"backend":"bolt","path":%q}`, dbPath))
 	})
 	h.service.Store = h.service.Store.(*countingStore).Store // no counting in the timed path
-	claims := claimsFor("bench-user")
+	claims := jwtauthtest.Claims("bench-user")
 	claims["exp"] = time.Now().Add(24 * time.Hour).Unix()
-	tok := k.mint(b, claims, nil)
+	tok := k.Mint(b, claims, nil)
 	if rec := serve(b, h, "GET", profilePath, bearer(tok), ""); rec.Code != 200 {
 		b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
 	}

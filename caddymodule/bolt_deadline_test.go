@@ -9,6 +9,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -18,10 +19,10 @@ import (
 // store's timeout (`storage bolt <file> timeout 1s`) instead of hanging;
 // the write it gave up is not applied when the writer frees up.
 func TestBoltRequestDeadline(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	db := filepath.Join(t.TempDir(), "p.db")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: "storage bolt " + db + " timeout 1s"})
-	tok := k.mint(t, claimsFor("dl-1"), nil)
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage bolt " + db + " timeout 1s"})
+	tok := k.Mint(t, jwtauthtest.Claims("dl-1"), nil)
 	if r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"UserName":"before"}`); r.status != 200 {
 		t.Fatalf("first PUT: %d %s", r.status, r.body)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // TestBoltSymlinkIsOneStore: two sites in one Caddy config name one bolt
@@ -27,9 +29,9 @@ func TestBoltSymlinkIsOneStore(t *testing.T) {
 	if err := os.Symlink(filepath.Join(real, "p.db"), filepath.Join(dir, "linkfile.db")); err != nil {
 		t.Fatal(err)
 	}
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	tc := startSites(t, k, "storage bolt "+filepath.Join(dir, "linkdir", "p.db")+" timeout 1s", "storage bolt "+filepath.Join(dir, "linkfile.db")+" timeout 1s")
-	tok := k.mint(t, claimsFor("sym-1"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("sym-1"), nil)
 	if r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"UserName":"shared"}`); r.status != 200 {
 		t.Fatalf("PUT on the first site: %d %s", r.status, r.body)
 	}
@@ -52,7 +54,7 @@ func TestBoltSymlinkIsOneStore(t *testing.T) {
 // TestAdminStoreNamesShowNoAddresses: the names the admin endpoint lists
 // for memory stores are stable counters, not heap addresses.
 func TestAdminStoreNamesShowNoAddresses(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	startSites(t, k, "storage memory", "storage memory")
 	status, raw := adminDo(t, "GET", "", nil)
 	if status != 400 || strings.Contains(string(raw), "0x") || len(regexp.MustCompile(`memory:\d+\\"`).FindAll(raw, -1)) != 2 {

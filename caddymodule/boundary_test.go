@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // The edge's boundary (threats.md Part F, CONTRACT section 8), attacked
@@ -58,16 +60,16 @@ func rawGet(target string, headers ...string) string {
 
 type edgeSite struct {
 	tc     *caddytest.Tester
-	key    testKey
-	route  *testServer // the backend of the profile route
-	legacy *testServer // the catch-all legacy API
+	key    jwtauthtest.Key
+	route  *jwtauthtest.Server // the backend of the profile route
+	legacy *jwtauthtest.Server // the catch-all legacy API
 }
 
 func startEdgeSite(t *testing.T, extra string) *edgeSite {
-	k := newTestKey(t, jwa.RS256(), "k")
-	s := &edgeSite{key: k, route: newTestServer(t), legacy: newTestServer(t)}
-	s.route.set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
-	s.legacy.set(200, []byte(`{"legacy":true}`))
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	s := &edgeSite{key: k, route: jwtauthtest.NewServer(t), legacy: jwtauthtest.NewServer(t)}
+	s.route.Set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
+	s.legacy.Set(200, []byte(`{"legacy":true}`))
 	s.tc = newTester(t)
 	s.tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
@@ -79,7 +81,7 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	}
 	reverse_proxy %s
 }
-`, writeFile(t, "jwks.json", jwksOf(t, k)), testIssuer, testAudience, strings.TrimPrefix(s.route.URL, "http://"), extra,
+`, writeFile(t, "jwks.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, strings.TrimPrefix(s.route.URL, "http://"), extra,
 		strings.TrimPrefix(s.legacy.URL, "http://")), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -88,16 +90,16 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 }
 
 // noneReached fails when a backend saw more requests than before.
-func noneReached(t *testing.T, what string, s *testServer, before int64) {
+func noneReached(t *testing.T, what string, s *jwtauthtest.Server, before int64) {
 	t.Helper()
-	if n := s.fetches.Load() - before; n != 0 {
+	if n := s.Fetches.Load() - before; n != 0 {
 		t.Errorf("%s: %d request(s) reached the backend", what, n)
 	}
 }
 
-func (s *edgeSite) lastRoute(t *testing.T) seenRequest {
+func (s *edgeSite) lastRoute(t *testing.T) jwtauthtest.Request {
 	t.Helper()
-	seen := s.route.requests()
+	seen := s.route.Requests()
 	if len(seen) == 0 {
 		t.Fatal("the route's backend saw nothing")
 	}
@@ -107,12 +109,12 @@ func (s *edgeSite) lastRoute(t *testing.T) seenRequest {
 // TestThreatsPartF: one subtest per row of threats.md Part F.
 func TestThreatsPartF(t *testing.T) {
 	s := startEdgeSite(t, "")
-	tok := s.key.mint(t, claimsFor("u-1"), nil)
+	tok := s.key.Mint(t, jwtauthtest.Claims("u-1"), nil)
 	auth := "Authorization: Bearer " + tok
 
 	t.Run("F01 route spellings", func(t *testing.T) {
 		for _, p := range routeSpellings {
-			before, legacyBefore := s.route.fetches.Load(), s.legacy.fetches.Load()
+			before, legacyBefore := s.route.Fetches.Load(), s.legacy.Fetches.Load()
 			if r := rawRoundTrip(t, rawGet(p)); r.status != 401 || !strings.Contains(r.body, `"MissingToken"`) {
 				t.Errorf("%q without a token: %d %s", p, r.status, r.body)
 			}
@@ -128,7 +130,7 @@ func TestThreatsPartF(t *testing.T) {
 			noneReached(t, p, s.legacy, legacyBefore)
 		}
 		for _, p := range routeRefusals {
-			before, legacyBefore := s.route.fetches.Load(), s.legacy.fetches.Load()
+			before, legacyBefore := s.route.Fetches.Load(), s.legacy.Fetches.Load()
 			r := rawRoundTrip(t, rawGet(p, auth))
 			if r.status != 400 || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(r.body, `"code":"InvalidPath"`) {
 				t.Errorf("%q: %d %s, want 400 InvalidPath", p, r.status, r.body)
@@ -137,8 +139,8 @@ func TestThreatsPartF(t *testing.T) {
 			noneReached(t, p, s.legacy, legacyBefore)
 		}
 		// other paths still pass on
-		before := s.legacy.fetches.Load()
-		if r := rawRoundTrip(t, rawGet("/api/workspace/account/profiles")); r.status != 200 || s.legacy.fetches.Load() != before+1 {
+		before := s.legacy.Fetches.Load()
+		if r := rawRoundTrip(t, rawGet("/api/workspace/account/profiles")); r.status != 200 || s.legacy.Fetches.Load() != before+1 {
 			t.Errorf("a neighbour path: %d %s", r.status, r.body)
 		}
 	})
@@ -148,7 +150,7 @@ func TestThreatsPartF(t *testing.T) {
 		if r := rawRoundTrip(t, rawGet("/api/other", forged...)); r.status != 200 {
 			t.Fatalf("other path: %d %s", r.status, r.body)
 		}
-		seen := s.legacy.requests()
+		seen := s.legacy.Requests()
 		for name := range seen[len(seen)-1].Header {
 			if isIdentityHeader(name) {
 				t.Errorf("the legacy API got the client's %s", name)
@@ -196,7 +198,7 @@ func TestThreatsPartF(t *testing.T) {
 		}
 
 		// response trailers never become client headers or trailers
-		s.route.serve(func(w http.ResponseWriter, r *http.Request) {
+		s.route.Serve(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Trailer", "X-Workspace-Role, Set-Cookie")
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"userId":"u-1"}`)
@@ -204,7 +206,7 @@ func TestThreatsPartF(t *testing.T) {
 			w.Header().Set("Set-Cookie", "session=forged")
 			w.Header().Set(http.TrailerPrefix+"X-Late", "late")
 		})
-		defer s.route.set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
+		defer s.route.Set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
 		r := rawRoundTrip(t, rawGet(profilePath, auth))
 		if r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
@@ -221,7 +223,7 @@ func TestThreatsPartF(t *testing.T) {
 			"access.token=" + tok, "access_token[]=" + tok, "%61ccess_token=" + tok, "access_tokeN=x", "access_token=" + tok + "&Access_Token=x",
 			// PHP: an unclosed [ reads as _, a NUL ends the name; IIS: %u escapes; - read as _
 			"access[token=" + tok, "access_token%00=" + tok, "access_token%00junk=" + tok, "access%u005ftoken=" + tok, "access-token=" + tok} {
-			before := s.route.fetches.Load()
+			before := s.route.Fetches.Load()
 			for _, hdr := range [][]string{nil, {auth}} {
 				r := rawRoundTrip(t, rawGet(profilePath+"?"+q, hdr...))
 				if r.status != 400 || !strings.Contains(r.body, `"InvalidRequest"`) {
@@ -243,8 +245,8 @@ func TestThreatsPartF(t *testing.T) {
 		for _, form := range []string{`"UserType":2.0`, `"UserType":2e0`, `"UserType":"2"`, `"usertype":2`,
 			`"USERTYPE":"2.0"`, `"UserType":["1",2]`, `"UserType":0,"userType":2`} {
 			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"svc","exp":%d,%s}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix(), form)
-			before := s.route.fetches.Load()
-			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			before := s.route.Fetches.Load()
+			st := s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 403 || !strings.Contains(r.body, `"ServiceAccountForbidden"`) {
 				t.Errorf("%s: %d %s", form, r.status, r.body)
 			}
@@ -255,14 +257,14 @@ func TestThreatsPartF(t *testing.T) {
 			fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","s\u0075b":"b","exp":%d}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix()),
 			fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a","UserType":0,"UserType":2,"exp":%d}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix()),
 		} {
-			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			st := s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 401 || !strings.Contains(r.body, `"InvalidToken"`) {
 				t.Errorf("duplicate member %s: %d %s", payload, r.status, r.body)
 			}
 		}
 		// an admin written as 1.0 reaches the backend in canonical form
 		payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"adm","exp":%d,"userType":1.0}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix())
-		st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+		st := s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 		if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 200 || s.lastRoute(t).Header.Get("X-Workspace-User-Type") != "1" {
 			t.Errorf("admin 1.0: %d, X-Workspace-User-Type %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Type"))
 		}
@@ -276,8 +278,8 @@ func TestThreatsPartF(t *testing.T) {
 			"DEL": "\"user\x7f\"", "C1": `"user\u0085"`, "escaped control in another claim": `"user","name":"a\u001bb"`,
 		} {
 			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":%s}`, testIssuer, testAudience, exp, sub)
-			before := s.route.fetches.Load()
-			st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			before := s.route.Fetches.Load()
+			st := s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 			if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 401 || !strings.Contains(r.body, `"InvalidToken"`) {
 				t.Errorf("%s: %d %s", name, r.status, r.body)
 			}
@@ -285,12 +287,12 @@ func TestThreatsPartF(t *testing.T) {
 		}
 		// a valid pair of surrogates, and plain non-ASCII, are accepted as written
 		payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":"us\ud83d\ude00er-é"}`, testIssuer, testAudience, exp)
-		st := s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+		st := s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 		if r := rawRoundTrip(t, rawGet(profilePath, "Authorization: Bearer "+st)); r.status != 200 || s.lastRoute(t).Header.Get("X-Workspace-User-Id") != "us😀er-é" {
 			t.Errorf("a valid non-ASCII subject: %d %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Id"))
 		}
 		// control characters in profile fields: 400 at the edge, never forwarded
-		before := s.route.fetches.Load()
+		before := s.route.Fetches.Load()
 		put := "PUT " + profilePath + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + auth + "\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n" + `{"FirstName":"a\u0000b"} `
 		if r := rawRoundTrip(t, put); r.status != 400 {
 			t.Errorf("a NUL in FirstName: %d %s", r.status, r.body)
@@ -299,9 +301,9 @@ func TestThreatsPartF(t *testing.T) {
 	})
 
 	t.Run("F05 OPTIONS never carries the token on", func(t *testing.T) {
-		before := len(s.legacy.requests())
+		before := len(s.legacy.Requests())
 		r := rawRoundTrip(t, "OPTIONS /API/workspace/account/profile?x=1&access_token="+tok+"&ACCESS_TOKEN="+tok+"&y=2 HTTP/1.1\r\nHost: "+itHost+"\r\nConnection: close\r\n\r\n")
-		seen := s.legacy.requests()
+		seen := s.legacy.Requests()
 		if r.status != 200 || len(seen) != before+1 {
 			t.Fatalf("OPTIONS: %d, the legacy API saw %d requests", r.status, len(seen)-before)
 		}
@@ -311,14 +313,14 @@ func TestThreatsPartF(t *testing.T) {
 	})
 
 	t.Run("F02 F04 trailers and path overrides on any path", func(t *testing.T) {
-		before := len(s.legacy.requests())
+		before := len(s.legacy.Requests())
 		req := "POST /api/other HTTP/1.1\r\nHost: " + itHost + "\r\nTransfer-Encoding: chunked\r\nTrailer: X-Foo\r\n" +
 			"Content-Type: application/json\r\nX-Original-URL: /API/workspace/account/profile?x\r\nX-Rewrite-URL: /somewhere/else\r\nConnection: close\r\n\r\n" +
 			"7\r\n{\"a\":1}\r\n0\r\nX-Foo: 1\r\nX-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\n\r\n"
 		if r := rawRoundTrip(t, req); r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
-		seen := s.legacy.requests()
+		seen := s.legacy.Requests()
 		if len(seen) != before+1 {
 			t.Fatalf("the legacy API saw %d requests", len(seen)-before)
 		}
@@ -335,14 +337,14 @@ func TestThreatsPartF(t *testing.T) {
 		exp := time.Now().Add(time.Hour).Unix()
 		mint := func(members string) string {
 			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,%s}`, testIssuer, testAudience, exp, members)
-			return "Authorization: Bearer " + s.key.signRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
+			return "Authorization: Bearer " + s.key.SignRaw(t, []byte(`{"alg":"RS256","kid":"k"}`), []byte(payload))
 		}
 		for members, want := range map[string]int{
 			`"sub":" u-1"`: 401, `"sub":"u-1 "`: 401, `"sub":" "`: 401, `"sub":"u-1 "`: 401,
 			`"sub":"a","SUB":"b"`: 401, `"sub":"a","usertype":"0","USERTYPE":"1"`: 401,
 			`"sub":"a","UserType":"2 "`: 403, `"sub":"a","UserType":" 2"`: 403, `"sub":"a","UserType":"+2"`: 403, `"sub":"a","UserType":"02"`: 403,
 		} {
-			before := s.route.fetches.Load()
+			before := s.route.Fetches.Load()
 			if r := rawRoundTrip(t, rawGet(profilePath, mint(members))); r.status != want {
 				t.Errorf("%s: %d, want %d: %s", members, r.status, want, r.body)
 			}
@@ -366,9 +368,9 @@ func TestThreatsPartF(t *testing.T) {
 // TestThreatsF01ConfiguredPath: the route rules hold for a configured path
 // other than the default.
 func TestThreatsF01ConfiguredPath(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	route := newTestServer(t)
-	route.set(200, []byte(`{"userId":"u-1"}`))
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	route := jwtauthtest.NewServer(t)
+	route.Set(200, []byte(`{"userId":"u-1"}`))
 	tc := newTester(t)
 	tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile /v2/Me {
@@ -379,8 +381,8 @@ func TestThreatsF01ConfiguredPath(t *testing.T) {
 	}
 	respond "next" 299
 }
-`, writeFile(t, "jwks.json", jwksOf(t, k)), testIssuer, testAudience, strings.TrimPrefix(route.URL, "http://")), "caddyfile")
-	tok := k.mint(t, claimsFor("u-1"), nil)
+`, writeFile(t, "jwks.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, strings.TrimPrefix(route.URL, "http://")), "caddyfile")
+	tok := k.Mint(t, jwtauthtest.Claims("u-1"), nil)
 	for target, want := range map[string]int{"/V2/me": 401, "//v2/./x/../ME;a=b/": 401, "/v2/%4De": 401, "/v2%2Fme": 400, "/v2/me%00": 400, "/v2/mee": 299, DefaultPath: 299} {
 		if r := rawRoundTrip(t, rawGet(target)); r.status != want {
 			t.Errorf("%q: %d, want %d", target, r.status, want)
@@ -389,7 +391,7 @@ func TestThreatsF01ConfiguredPath(t *testing.T) {
 	if r := rawRoundTrip(t, rawGet("/V2//ME/", "Authorization: Bearer "+tok)); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	if seen := route.requests(); seen[len(seen)-1].RequestURI != "/v2/Me" {
+	if seen := route.Requests(); seen[len(seen)-1].RequestURI != "/v2/Me" {
 		t.Errorf("the backend saw %q", seen[len(seen)-1].RequestURI)
 	}
 }

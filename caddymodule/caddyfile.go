@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/dustin/go-humanize"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 func init() {
@@ -103,7 +105,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			for _, a := range args {
-				if !supportedAlgorithm(a) {
+				if !jwtauth.SupportedAlgorithm(a) {
 					return d.Errf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
 				}
 			}

@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -167,7 +169,7 @@ func TestProvisionErrors(t *testing.T) {
 				*h.TokenCache = -1
 			}
 			if name == "unknown storage" {
-				h.JWKSFiles = []string{writeFile(t, "k.json", jwksOf(t, newTestKey(t, jwa.RS256(), "k")))}
+				h.JWKSFiles = []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, jwtauthtest.NewKey(t, jwa.RS256(), "k")))}
 			}
 			ctx, cancel := newTestContext()
 			defer cancel()

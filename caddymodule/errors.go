@@ -4,62 +4,48 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
-// authError is a refusal of the authentication step: it becomes a problem
-// details response. desc goes into the detail and WWW-Authenticate's
-// error_description; it never contains the token or any claim value.
-type authError struct {
-	status int
-	code   string
-	desc   string
-}
-
-func (e *authError) Error() string { return e.code + ": " + e.desc }
-
-// Problem codes of authentication (CONTRACT section 3).
+// Problem codes the glue refuses with besides the core's (jwtauth.Code*).
 const (
-	codeMissingToken            = "MissingToken"
-	codeInvalidToken            = "InvalidToken"
-	codeTokenExpired            = "TokenExpired"
-	codeTokenNotYetValid        = "TokenNotYetValid"
-	codeInvalidIssuer           = "InvalidIssuer"
-	codeInvalidAudience         = "InvalidAudience"
-	codeInvalidRequest          = "InvalidRequest"
 	codeServiceAccountForbidden = "ServiceAccountForbidden"
-	codeKeysUnavailable         = "KeysUnavailable"
 	// codeInvalidPath: the path names the route only through an encoded
 	// slash, a backslash or a control character.
 	codeInvalidPath = "InvalidPath"
 )
 
-// serviceAccountDetail is the legacy API's own words for the refusal.
-const serviceAccountDetail = profile.ServiceAccountDetail
+// errServiceAccount refuses a token of a service account, in the legacy
+// API's own words.
+var errServiceAccount = &jwtauth.Error{Code: codeServiceAccountForbidden, Desc: profile.ServiceAccountDetail}
 
-var (
-	errMissingToken    = &authError{http.StatusUnauthorized, codeMissingToken, "No bearer token was sent."}
-	errServiceAccount  = &authError{http.StatusForbidden, codeServiceAccountForbidden, serviceAccountDetail}
-	errKeysUnavailable = &authError{http.StatusServiceUnavailable, codeKeysUnavailable, "The signing keys could not be loaded yet. Try again shortly."}
-)
-
-func errInvalidToken(desc string) *authError {
-	return &authError{http.StatusUnauthorized, codeInvalidToken, desc}
-}
-
-func errInvalidRequest(desc string) *authError {
-	return &authError{http.StatusBadRequest, codeInvalidRequest, desc}
+// authStatus is the status of an authentication refusal: the core's codes
+// carry none, so this is where they meet HTTP.
+func authStatus(e *jwtauth.Error) int {
+	switch e.Code {
+	case jwtauth.CodeMissingToken, jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid,
+		jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
+		return http.StatusUnauthorized
+	case jwtauth.CodeInvalidRequest:
+		return http.StatusBadRequest
+	case codeServiceAccountForbidden:
+		return http.StatusForbidden
+	case jwtauth.CodeKeysUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusUnauthorized
 }
 
 // wwwAuthenticate is the challenge for e, or "" when none is sent.
-func (e *authError) wwwAuthenticate() string {
-	switch e.code {
-	case codeMissingToken:
+func wwwAuthenticate(e *jwtauth.Error) string {
+	switch e.Code {
+	case jwtauth.CodeMissingToken:
 		return `Bearer realm="workspace"`
-	case codeInvalidRequest:
+	case jwtauth.CodeInvalidRequest:
 		return `Bearer realm="workspace", error="invalid_request"`
-	case codeInvalidToken, codeTokenExpired, codeTokenNotYetValid, codeInvalidIssuer, codeInvalidAudience:
-		return `Bearer realm="workspace", error="invalid_token", error_description="` + e.desc + `"`
+	case jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid, jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
+		return `Bearer realm="workspace", error="invalid_token", error_description="` + e.Desc + `"`
 	}
 	return ""
 }

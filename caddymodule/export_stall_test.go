@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // bigFile is a hand-written import of n profiles of about 330 bytes each.
@@ -67,8 +69,8 @@ func stalledExport(t *testing.T, query string) {
 // every read transaction), and PUTs on the route all complete in bounded
 // time while the export client is still stalled.
 func TestExportStalledClientDoesNotFreezeBolt(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}})
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}})
 	start := time.Now()
 	if status, raw := adminDo(t, "POST", "?verify=off", strings.NewReader(bigFile("seed", 0, 30000))); status != 200 {
 		t.Fatalf("seed: %d %.300s", status, raw)
@@ -117,7 +119,7 @@ func TestExportStalledClientDoesNotFreezeBolt(t *testing.T) {
 	t.Logf("import of 40000 profiles during the stalled export: %v", r.took.Round(time.Millisecond))
 	var worst time.Duration
 	for i := range 20 {
-		tok := k.mint(t, claimsFor(fmt.Sprintf("put-%d", i)), nil)
+		tok := k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("put-%d", i)), nil)
 		body := fmt.Sprintf(`{"UserName":"put-%d","FirstName":"%s","LastName":"%s"}`, i, strings.Repeat("P", 100), strings.Repeat("Q", 100))
 		r := bounded("a PUT", 3*time.Second, func(ctx context.Context) (int, error) {
 			return send(ctx, "PUT", itBase+profilePath, jsonPut(tok, ""), body)

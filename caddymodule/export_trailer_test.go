@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
@@ -40,9 +41,9 @@ func siteBlock(addr, jwksFile, storage string) string {
 
 // startSites runs a real Caddy with one site per storage line: the first
 // at itSite (http://localhost:<port>), the second at http://127.0.0.1:<port>.
-func startSites(t *testing.T, k testKey, storages ...string) *caddytest.Tester {
+func startSites(t *testing.T, k jwtauthtest.Key, storages ...string) *caddytest.Tester {
 	t.Helper()
-	jwks := writeFile(t, "k.json", jwksOf(t, k))
+	jwks := writeFile(t, "k.json", jwtauthtest.JWKS(t, k))
 	cfg := itGlobal
 	for i, s := range storages {
 		addr := itSite
@@ -107,7 +108,7 @@ var trailerRE = regexp.MustCompile(`^\{"_export":\{"count":(\d+),"sha256":"([0-9
 // file is refused with 400 and nothing written, unless the trailer-less
 // file is imported with ?verify=off.
 func TestExportTrailerBackupRestore(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	startSites(t, k, "storage bolt "+t.TempDir()+"/p.db", "storage memory")
 	// the store names, from the error that asks for one
 	status, raw := adminDo(t, "GET", "", nil)
@@ -212,7 +213,7 @@ func (f failingStore) Export(ctx context.Context, fn func(profile.Profile) error
 // error object as the last line. One that fails before any byte left the
 // handler (the first 64 KiB are buffered) answers 503, without the cause.
 func TestExportFailureIsVisible(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	startSites(t, k, "storage memory")
 	store := memstore.New()
 	var all []profile.Profile

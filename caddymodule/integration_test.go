@@ -15,6 +15,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // The integration tests run a real Caddy in this process through caddytest
@@ -229,13 +231,13 @@ func TestVectorsMatchShared(t *testing.T) {
 // the authentication table, the profile's life, and the site's other
 // routes left alone.
 func TestIntegrationAuthAndStorage(t *testing.T) {
-	k := newTestKey(t, jwa.ES256(), "es-1")
-	rs := newTestKey(t, jwa.RS256(), "rs-1")
-	ed := newTestKey(t, jwa.EdDSA(), "ed-1")
-	idp := newJWKSServer(t, jwksOf(t, k, rs, ed))
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "es-1")
+	rs := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
+	ed := jwtauthtest.NewKey(t, jwa.EdDSA(), "ed-1")
+	idp := jwtauthtest.NewJWKSServer(t, jwtauthtest.JWKS(t, k, rs, ed))
 	// a second route whose provider is down: KeysUnavailable
-	down := newJWKSServer(t, nil)
-	down.set(http.StatusBadGateway, []byte("<html>bad gateway</html>"))
+	down := jwtauthtest.NewJWKSServer(t, nil)
+	down.Set(http.StatusBadGateway, []byte("<html>bad gateway</html>"))
 	tc := startCaddy(t, itConfig{jwksURL: idp.URL, site: fmt.Sprintf(`workspace_profile /api/keys-down {
 		jwks_url %s
 		issuer %s
@@ -244,26 +246,26 @@ func TestIntegrationAuthAndStorage(t *testing.T) {
 	}`, down.URL, testIssuer, testAudience)})
 	url := itBase + profilePath
 
-	waitFor(t, func() bool { return idp.fetches.Load() > 0 && down.fetches.Load() > 0 })
-	for _, key := range []testKey{k, rs, ed} {
-		r := do(t, tc.Client, "GET", url, bearer(key.mint(t, claimsFor("multi-"+key.alg.String()), nil)), "")
-		if r.status != 200 || r.envelope(t).Data.UserID != "multi-"+key.alg.String() {
-			t.Errorf("%s token: %d %s", key.alg, r.status, r.body)
+	waitFor(t, func() bool { return idp.Fetches.Load() > 0 && down.Fetches.Load() > 0 })
+	for _, key := range []jwtauthtest.Key{k, rs, ed} {
+		r := do(t, tc.Client, "GET", url, bearer(key.Mint(t, jwtauthtest.Claims("multi-"+key.Alg.String()), nil)), "")
+		if r.status != 200 || r.envelope(t).Data.UserID != "multi-"+key.Alg.String() {
+			t.Errorf("%s token: %d %s", key.Alg, r.status, r.body)
 		}
 	}
-	alice := claimsFor("alice-id")
+	alice := jwtauthtest.Claims("alice-id")
 	alice["preferred_username"] = "alice"
-	tok := k.mint(t, alice, nil)
+	tok := k.Mint(t, alice, nil)
 
-	expired := claimsFor("alice-id")
+	expired := jwtauthtest.Claims("alice-id")
 	expired["exp"] = time.Now().Add(-time.Hour).Unix()
-	future := claimsFor("alice-id")
+	future := jwtauthtest.Claims("alice-id")
 	future["nbf"] = time.Now().Add(time.Hour).Unix()
-	foreign := claimsFor("alice-id")
+	foreign := jwtauthtest.Claims("alice-id")
 	foreign["iss"] = "https://other.invalid"
-	wrongAud := claimsFor("alice-id")
+	wrongAud := jwtauthtest.Claims("alice-id")
 	wrongAud["aud"] = "other"
-	svc := claimsFor("robot")
+	svc := jwtauthtest.Claims("robot")
 	svc["UserType"] = 2
 	rows := []struct {
 		name   string
@@ -274,16 +276,16 @@ func TestIntegrationAuthAndStorage(t *testing.T) {
 	}{
 		{"no token", url, nil, 401, "MissingToken"},
 		{"malformed", url, bearer("x.y"), 401, "InvalidToken"},
-		{"foreign signature", url, bearer(newTestKey(t, jwa.ES256(), "es-1").mint(t, alice, nil)), 401, "InvalidToken"},
-		{"expired", url, bearer(k.mint(t, expired, nil)), 401, "TokenExpired"},
-		{"not yet valid", url, bearer(k.mint(t, future, nil)), 401, "TokenNotYetValid"},
-		{"issuer", url, bearer(k.mint(t, foreign, nil)), 401, "InvalidIssuer"},
-		{"audience", url, bearer(k.mint(t, wrongAud, nil)), 401, "InvalidAudience"},
+		{"foreign signature", url, bearer(jwtauthtest.NewKey(t, jwa.ES256(), "es-1").Mint(t, alice, nil)), 401, "InvalidToken"},
+		{"expired", url, bearer(k.Mint(t, expired, nil)), 401, "TokenExpired"},
+		{"not yet valid", url, bearer(k.Mint(t, future, nil)), 401, "TokenNotYetValid"},
+		{"issuer", url, bearer(k.Mint(t, foreign, nil)), 401, "InvalidIssuer"},
+		{"audience", url, bearer(k.Mint(t, wrongAud, nil)), 401, "InvalidAudience"},
 		{"header and query", url + "?access_token=" + tok, bearer(tok), 400, "InvalidRequest"},
 		{"query parameter twice", url + "?access_token=" + tok + "&access_token=" + tok, nil, 400, "InvalidRequest"},
-		{"unknown kid", url, bearer(k.mint(t, alice, map[string]any{"kid": "rotated-away"})), 401, "InvalidToken"},
+		{"unknown kid", url, bearer(k.Mint(t, alice, map[string]any{"kid": "rotated-away"})), 401, "InvalidToken"},
 		{"keys unavailable", itBase + "/api/keys-down", bearer(tok), 503, "KeysUnavailable"},
-		{"service account", url, bearer(k.mint(t, svc, nil)), 403, "ServiceAccountForbidden"},
+		{"service account", url, bearer(k.Mint(t, svc, nil)), 403, "ServiceAccountForbidden"},
 	}
 	for _, row := range rows {
 		r := do(t, tc.Client, "GET", row.target, row.hdr, "")
@@ -339,15 +341,15 @@ func TestIntegrationConcurrentPuts(t *testing.T) {
 }
 
 func testConcurrentPuts(t *testing.T, storage string) {
-	k := newTestKey(t, jwa.RS256(), "rs-1")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: storage})
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: storage})
 	url := itBase + profilePath
 	const n = 24
 	statuses := make([]int, n)
 	codes := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		tok := k.mint(t, claimsFor(fmt.Sprintf("user-%d", i)), nil)
+		tok := k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("user-%d", i)), nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -372,7 +374,7 @@ func testConcurrentPuts(t *testing.T, storage string) {
 		t.Fatalf("%d winners, want 1", wins)
 	}
 
-	tok := k.mint(t, claimsFor("writer"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("writer"), nil)
 	const rounds = 15
 	for _, field := range []string{"Email", "FirstName", "LastName"} {
 		wg.Add(1)
@@ -401,10 +403,10 @@ func testConcurrentPuts(t *testing.T, storage string) {
 // the bolt file is shared across config generations, so no reload waits on
 // its lock and no request fails.
 func TestIntegrationReload(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "rs-1")
-	cfg := itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, dbPath: filepath.Join(t.TempDir(), "p.db")}
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
+	cfg := itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, dbPath: filepath.Join(t.TempDir(), "p.db")}
 	tc := startCaddy(t, cfg)
-	tok := k.mint(t, claimsFor("reloader"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("reloader"), nil)
 	url := itBase + profilePath
 	if r := do(t, tc.Client, "PUT", url, jsonPut(tok, ""), `{"FirstName":"Before"}`); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -491,11 +493,11 @@ func TestIntegrationReload(t *testing.T) {
 // TestIntegrationAccessLog: the access log names the user, and no line
 // carries the token, however it was sent.
 func TestIntegrationAccessLog(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "rs-1")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, logPath: logPath})
-	tok := k.mint(t, claimsFor("logged-user"), nil)
-	bad := k.mint(t, claimsFor("x"), map[string]any{"kid": "unknown"})
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, logPath: logPath})
+	tok := k.Mint(t, jwtauthtest.Claims("logged-user"), nil)
+	bad := k.Mint(t, jwtauthtest.Claims("x"), map[string]any{"kid": "unknown"})
 	for _, target := range []string{
 		profilePath + "?access_token=" + tok + "&keep=1",
 		profilePath + "?keep=1&ACCESS_TOKEN=" + tok,

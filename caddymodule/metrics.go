@@ -2,9 +2,10 @@ package caddymodule
 
 import (
 	"errors"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 // The module's metrics, on Caddy's registry under caddy_workspace_profile_.
@@ -32,11 +33,7 @@ var (
 		Help: "Signing keys in force across the remote key sets.",
 	}, func() float64 {
 		n := 0
-		rangeURLSources(func(s *urlSource) {
-			if ks := s.current(); ks != nil {
-				n += len(ks.keys)
-			}
-		})
+		rangeURLSources(func(s *jwtauth.URLSource) { n += s.KeysInForce() })
 		return float64(n)
 	})
 
@@ -45,9 +42,9 @@ var (
 		Help: "Seconds since the last good fetch of the oldest remote key set (0 when none is loaded).",
 	}, func() float64 {
 		var oldest float64
-		rangeURLSources(func(s *urlSource) {
-			if last := s.lastGood.Load(); last != 0 {
-				oldest = max(oldest, s.now().Sub(time.Unix(0, last)).Seconds())
+		rangeURLSources(func(s *jwtauth.URLSource) {
+			if age, ok := s.SinceLastGood(); ok {
+				oldest = max(oldest, age.Seconds())
 			}
 		})
 		return oldest
@@ -72,13 +69,26 @@ func registerMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
-func rangeURLSources(f func(*urlSource)) {
-	keySourcePool.Range(func(_, v any) bool {
-		if s, ok := v.(*urlSource); ok {
-			f(s)
-		}
-		return true
-	})
+// metricsObserver counts what the token core tells: key-set fetches and
+// token-cache lookups. It is stateless, so a value of it costs nothing to
+// pass as a jwtauth.Observer, and the counters are the package's, shared
+// by every config generation.
+type metricsObserver struct{}
+
+func (metricsObserver) KeySetFetched(ok bool) {
+	if ok {
+		metricKeySetFetches.WithLabelValues("ok").Inc()
+	} else {
+		metricKeySetFetches.WithLabelValues("error").Inc()
+	}
+}
+
+func (metricsObserver) TokenCacheLookup(hit bool) {
+	if hit {
+		metricTokenCache.WithLabelValues("hit").Inc()
+	} else {
+		metricTokenCache.WithLabelValues("miss").Inc()
+	}
 }
 
 // Request outcomes, the values of the outcome label.
@@ -108,26 +118,29 @@ const (
 )
 
 // authOutcome is the outcome label of an authentication refusal.
-func authOutcome(e *authError) string {
-	switch e.code {
-	case codeMissingToken:
+func authOutcome(e *jwtauth.Error) string {
+	switch e.Code {
+	case jwtauth.CodeMissingToken:
 		return outcomeMissingToken
-	case codeTokenExpired:
+	case jwtauth.CodeTokenExpired:
 		return outcomeExpired
-	case codeTokenNotYetValid:
+	case jwtauth.CodeTokenNotYetValid:
 		return outcomeNotYetValid
-	case codeInvalidIssuer:
+	case jwtauth.CodeInvalidIssuer:
 		return outcomeInvalidIssuer
-	case codeInvalidAudience:
+	case jwtauth.CodeInvalidAudience:
 		return outcomeInvalidAudience
-	case codeInvalidRequest:
+	case jwtauth.CodeInvalidRequest:
 		return outcomeInvalidRequest
 	case codeServiceAccountForbidden:
 		return outcomeServiceAccount
-	case codeKeysUnavailable:
+	case jwtauth.CodeKeysUnavailable:
 		return outcomeKeysUnavailable
 	}
 	return outcomeInvalidToken
 }
 
 func countOutcome(outcome string) { metricRequests.WithLabelValues(outcome).Inc() }
+
+// Interface guards
+var _ jwtauth.Observer = metricsObserver{}

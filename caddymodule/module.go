@@ -15,9 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -28,8 +28,8 @@ func init() {
 // Defaults of the handler's options.
 const (
 	DefaultPath         = "/api/workspace/account/profile"
-	DefaultLeeway       = 30 * time.Second
-	DefaultSubjectClaim = "sub"
+	DefaultLeeway       = jwtauth.DefaultLeeway
+	DefaultSubjectClaim = jwtauth.DefaultSubject
 	DefaultMaxBody      = 64 << 10
 	DefaultMaxUpstream  = 1 << 20
 	DefaultTokenCache   = 10000
@@ -39,7 +39,7 @@ const (
 
 // DefaultAlgorithms are the signature algorithms accepted when none are
 // configured: every asymmetric JWS algorithm, never HMAC or none.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 
 // Handler owns one API route, the workspace account profile. It
 // authenticates the caller with a JWT checked against the configured key
@@ -151,14 +151,17 @@ type Handler struct {
 	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
 	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
 
-	path       string
-	service    profile.Service
-	upstream   *reverseproxy.Handler
-	sourceKeys []string      // keySourcePool entries this handler holds
-	storeName  string        // the liveStores entry this handler holds
-	liveStore  profile.Store // and the store it registered there
-	verifier   *verifier
-	logger     *zap.Logger
+	path     string
+	service  profile.Service
+	upstream *reverseproxy.Handler
+	verifier *jwtauth.Verifier
+	logger   *zap.Logger
+	// What Provision took that others share, recorded as it is taken so
+	// that Cleanup gives back exactly that, after a partial Provision too.
+	sourceKeys  []string              // keySourcePool entries this handler holds
+	fileSources []*jwtauth.FileSource // its liveFiles entries
+	storeName   string                // the liveStores entry this handler holds
+	liveStore   profile.Store         // and the store it registered there
 	// storeErrors rate-limits the log lines of store failures
 	storeErrors *errorLog
 }
@@ -222,39 +225,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for i, iss := range h.Discovery {
 		discovery[i] = repl.ReplaceKnown(iss, "")
 	}
-	v := &verifier{
-		issuers:    append(append([]string(nil), h.Issuers...), discovery...),
-		audiences:  h.Audiences,
-		leeway:     DefaultLeeway,
-		subject:    h.SubjectClaim,
-		now:        time.Now,
-		algorithms: map[string]jwa.SignatureAlgorithm{},
-	}
-	if h.Leeway != nil {
-		v.leeway = time.Duration(*h.Leeway)
-	}
-	if v.subject == "" {
-		v.subject = DefaultSubjectClaim
-	}
-	algs := h.Algorithms
-	if len(algs) == 0 {
-		algs = DefaultAlgorithms
-	}
-	for _, a := range algs {
-		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
-	}
+	var sources []jwtauth.Source
 	for _, f := range h.JWKSFiles {
 		file := repl.ReplaceKnown(f, "")
-		src, err := loadFileSource(file, h.logger)
+		src, err := jwtauth.LoadFile(file, h.logger)
 		if err != nil {
 			return fmt.Errorf("workspace_profile: jwks_file %s: %w", file, err)
 		}
-		v.sources = append(v.sources, src)
+		h.fileSources = append(h.fileSources, src)
 		liveFiles.Store(src, struct{}{})
+		sources = append(sources, src)
 	}
 	// Remote sets are shared by URL across handlers and reloads; Cleanup
 	// releases them, and the last release stops their goroutine.
-	opts := remoteOptions{minRefresh: time.Duration(h.MinRefresh), maxRefresh: time.Duration(h.MaxRefresh), maxStale: time.Duration(h.MaxStale)}
+	opts := jwtauth.RefreshOptions{MinRefresh: time.Duration(h.MinRefresh), MaxRefresh: time.Duration(h.MaxRefresh), MaxStale: time.Duration(h.MaxStale)}
 	for _, u := range h.JWKSURLs {
 		key := repl.ReplaceKnown(u, "")
 		s, err := loadURLSource(key, "", opts, h.logger)
@@ -262,23 +246,35 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("workspace_profile: jwks_url: %w", err)
 		}
 		h.sourceKeys = append(h.sourceKeys, key)
-		v.sources = append(v.sources, s)
+		sources = append(sources, s)
 	}
 	for _, iss := range discovery {
-		key := discoveryURL(iss)
+		key := jwtauth.DiscoveryURL(iss)
 		s, err := loadURLSource(key, iss, opts, h.logger)
 		if err != nil {
 			return fmt.Errorf("workspace_profile: discovery: %w", err)
 		}
 		h.sourceKeys = append(h.sourceKeys, key)
-		v.sources = append(v.sources, s)
+		sources = append(sources, s)
 	}
-	size := DefaultTokenCache
+	cfg := jwtauth.Config{
+		Sources:    sources,
+		Algorithms: h.Algorithms,
+		Issuers:    append(append([]string(nil), h.Issuers...), discovery...),
+		Audiences:  h.Audiences,
+		Subject:    h.SubjectClaim,
+		CacheSize:  DefaultTokenCache,
+		Observer:   metricsObserver{},
+	}
+	if h.Leeway != nil {
+		cfg.Leeway = new(time.Duration(*h.Leeway))
+	}
 	if h.TokenCache != nil {
-		size = *h.TokenCache
+		cfg.CacheSize = *h.TokenCache
 	}
-	if size > 0 {
-		v.cache = newTokenCache(size)
+	v, err := jwtauth.New(cfg)
+	if err != nil {
+		return fmt.Errorf("workspace_profile: %w", err)
 	}
 	h.verifier = v
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -324,7 +320,7 @@ func (h *Handler) validateConfig() error {
 		return err
 	}
 	for _, a := range h.Algorithms {
-		if !supportedAlgorithm(a) {
+		if !jwtauth.SupportedAlgorithm(a) {
 			return fmt.Errorf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
 		}
 	}
@@ -333,9 +329,9 @@ func (h *Handler) validateConfig() error {
 		for _, raw := range raws {
 			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
 			if err != nil || u.Host == "" {
-				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, redactURL(raw))
+				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, jwtauth.RedactURL(raw))
 			}
-			if err := checkKeySetURL(u); err != nil {
+			if err := jwtauth.CheckKeySetURL(u); err != nil {
 				return fmt.Errorf("workspace_profile: %s: %w", opt, err)
 			}
 		}
@@ -352,7 +348,7 @@ func (h *Handler) validateConfig() error {
 	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
 		return fmt.Errorf("workspace_profile: min_refresh/max_refresh/max_stale: must not be negative")
 	}
-	if err := checkRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
+	if err := jwtauth.CheckRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
 		return fmt.Errorf("workspace_profile: %w", err)
 	}
 	if h.MaxUpstreamBody < 0 {
@@ -385,8 +381,10 @@ func (h *Handler) checkRequired() error {
 	return nil
 }
 
-// Cleanup releases the shared key sources this handler took; the storage
-// and upstream guest modules are cleaned up by Caddy, which loaded them.
+// Cleanup releases the shared key sources and registrations this handler
+// took, from its own records, so that it undoes a partial Provision too
+// (Caddy calls it after a failed one); the storage and upstream guest
+// modules are cleaned up by Caddy, which loaded them.
 func (h *Handler) Cleanup() error {
 	var errs []error
 	for _, key := range h.sourceKeys {
@@ -399,13 +397,10 @@ func (h *Handler) Cleanup() error {
 		liveStores.remove(h.storeName, h.liveStore)
 		h.storeName = ""
 	}
-	if h.verifier != nil {
-		for _, s := range h.verifier.sources {
-			if f, ok := s.(*fileSource); ok {
-				liveFiles.Delete(f)
-			}
-		}
+	for _, f := range h.fileSources {
+		liveFiles.Delete(f)
 	}
+	h.fileSources = nil
 	return errors.Join(errs...)
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // pgSchema is a PostgreSQL schema of this test's own, dropped after, and
@@ -44,10 +46,10 @@ func pgExec(t *testing.T, dsn, sql string, args ...any) {
 // connection: GET and PUT on the route keep answering.
 func TestIntegrationPgStalledExportKeepsRoute(t *testing.T) {
 	dsn, schema := pgSchema(t, "wp_stall")
-	k := newTestKey(t, jwa.RS256(), "k")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))},
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))},
 		storage: fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s max_conns 1 timeout 2s statement_timeout 20s", schema)})
-	tok := k.mint(t, claimsFor("stall-user"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("stall-user"), nil)
 	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), ""); r.status != 200 {
 		t.Fatalf("before: %d %s", r.status, r.body)
 	}
@@ -99,15 +101,15 @@ func TestIntegrationPgStalledExportKeepsRoute(t *testing.T) {
 // 50,000-line import rewrites answers within the route's timeout.
 func TestIntegrationPgPutDuringLargeImport(t *testing.T) {
 	_, schema := pgSchema(t, "wp_impput")
-	k := newTestKey(t, jwa.RS256(), "k")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))},
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))},
 		storage: fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 1s", schema)})
 	const n = 50000
 	var file bytes.Buffer
 	for i := range n {
 		fmt.Fprintf(&file, `{"UserId":"imp-%05d","UserName":"user-%05d","Email":"user%d@example.com","FirstName":"First %d","LastName":"Last %d","UserType":%d}`+"\n", i, i, i, i, i, i%3)
 	}
-	tok := k.mint(t, claimsFor("imp-25000"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("imp-25000"), nil)
 	admin := &http.Client{Timeout: 60 * time.Second}
 	importOnce := func() time.Duration {
 		start := time.Now()
@@ -163,13 +165,13 @@ func TestIntegrationPgPutDuringLargeImport(t *testing.T) {
 // with max_conns 1 the blocked PUT leaves no connection for a GET.
 func TestIntegrationPgReloadAppliesOptions(t *testing.T) {
 	dsn, schema := pgSchema(t, "wp_reload")
-	k := newTestKey(t, jwa.RS256(), "k")
-	jwks := writeFile(t, "k.json", jwksOf(t, k))
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	jwks := writeFile(t, "k.json", jwtauthtest.JWKS(t, k))
 	cfg := func(opts string) itConfig {
 		return itConfig{jwksFiles: []string{jwks}, storage: fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s %s", schema, opts)}
 	}
 	tc := startCaddy(t, cfg("max_conns 1 timeout 1s statement_timeout 10s"))
-	locked, free := k.mint(t, claimsFor("locked"), nil), k.mint(t, claimsFor("free"), nil)
+	locked, free := k.Mint(t, jwtauthtest.Claims("locked"), nil), k.Mint(t, jwtauthtest.Claims("free"), nil)
 	for _, tok := range []string{locked, free} {
 		if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), ""); r.status != 200 {
 			t.Fatalf("before: %d %s", r.status, r.body)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // tcpProxy stands between Caddy and PostgreSQL so that a test can cut the
@@ -106,13 +108,13 @@ func TestIntegrationPostgresOutage(t *testing.T) {
 	t.Cleanup(func() { dropSchema(dsn, schema) })
 	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, proxy.addr, cfg.Database)
 
-	k := newTestKey(t, jwa.RS256(), "k")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))},
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))},
 		storage: fmt.Sprintf("storage postgres %q schema %s timeout 1s", proxied, schema)})
 	url := itBase + profilePath
 	tokens := make([]string, 8)
 	for i := range tokens {
-		tokens[i] = k.mint(t, claimsFor(fmt.Sprintf("outage-%d", i)), nil)
+		tokens[i] = k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("outage-%d", i)), nil)
 		if r := do(t, tc.Client, "GET", url, bearer(tokens[i]), ""); r.status != 200 {
 			t.Fatalf("before the outage: %d %s", r.status, r.body)
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // TestReloadSwitchingStorageUnderLoad: reloads that switch the storage
@@ -20,9 +22,9 @@ import (
 // ("database not open", "closed pool"); a store now closes after the calls
 // in progress on it. Every answer that arrives must be a 200.
 func TestReloadSwitchingStorageUnderLoad(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "rs-1")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
 	dir := t.TempDir()
-	cfg := itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: "storage memory"}
+	cfg := itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage memory"}
 	startCaddy(t, cfg)
 	storages := []string{
 		"storage bolt " + filepath.Join(dir, "a.db"),
@@ -48,7 +50,7 @@ func TestReloadSwitchingStorageUnderLoad(t *testing.T) {
 	defer halt()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	for i := range 6 {
-		tok := k.mint(t, claimsFor(fmt.Sprintf("reload-%d", i)), nil)
+		tok := k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("reload-%d", i)), nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

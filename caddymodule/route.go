@@ -2,9 +2,10 @@ package caddymodule
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 // outcomeInvalidPath counts requests refused for the spelling of their path.
@@ -46,7 +47,7 @@ func matchRoute(escapedPath, route string) routeMatch {
 		return routeOwned
 	}
 	if !mayRespell(p) {
-		if foldEqual(strings.TrimSuffix(p, "/"), route) {
+		if jwtauth.FoldEqual(strings.TrimSuffix(p, "/"), route) {
 			return routeOwned
 		}
 		return routeOther
@@ -88,8 +89,7 @@ func canonicalSegments(p string) (segs []string, suspicious bool) {
 	b.Grow(len(p))
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if c == '%' && i+2 < len(p) && ishex(p[i+1]) && ishex(p[i+2]) {
-			d := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if d, ok := percentByte(p, i); ok {
 			i += 2
 			if d == '/' || d == '\\' {
 				suspicious = true
@@ -126,7 +126,7 @@ func segmentsEqual(segs []string, route string) bool {
 	rest := strings.TrimPrefix(route, "/")
 	for _, s := range segs {
 		want, tail, _ := strings.Cut(rest, "/")
-		if rest == "" || !foldEqual(s, want) {
+		if rest == "" || !jwtauth.FoldEqual(s, want) {
 			return false
 		}
 		rest = tail
@@ -134,38 +134,15 @@ func segmentsEqual(segs []string, route string) bool {
 	return rest == ""
 }
 
-// foldEqual compares the way .NET's OrdinalIgnoreCase does, and Go's
-// EqualFold too: two runes are equal when they fold to one another or
-// share an upper or lower case form, so that `ſ` matches `s`, `ı` matches
-// `i` and the Kelvin sign matches `k`. Invalid UTF-8 never matches.
-func foldEqual(a, b string) bool {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra == utf8.RuneError && na == 1 || rb == utf8.RuneError && nb == 1 {
-			return false
-		}
-		if ra != rb && unicode.ToUpper(ra) != unicode.ToUpper(rb) && unicode.ToLower(ra) != unicode.ToLower(rb) &&
-			!strings.EqualFold(a[:na], b[:nb]) {
-			return false
-		}
-		a, b = a[na:], b[nb:]
+// percentByte decodes the escape %XX at p[i]; ok is false when p[i] is
+// not the start of one. ParseUint in base 16 takes hex digits only: no
+// sign, no underscore.
+func percentByte(p string, i int) (b byte, ok bool) {
+	if p[i] != '%' || i+2 >= len(p) {
+		return 0, false
 	}
-	return a == b
-}
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
+	n, err := strconv.ParseUint(p[i+1:i+3], 16, 8)
+	return byte(n), err == nil
 }
 
 // identityHeaderPrefix names the headers that carry the caller's identity

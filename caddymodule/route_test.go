@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 type caddyHandlerFunc = caddyhttp.HandlerFunc
@@ -147,7 +149,7 @@ func TestMatchRouteOtherPath(t *testing.T) {
 // route is the route: no token is 401, a refused spelling is 400 problem
 // details, and neither reaches the next handler or the store.
 func TestRouteSpellingsNeedAToken(t *testing.T) {
-	h, store := newFileHandler(t, jwksOf(t, newTestKey(t, jwa.RS256(), "k")), nil)
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, jwtauthtest.NewKey(t, jwa.RS256(), "k")), nil)
 	for _, p := range routeSpellings {
 		rec := serveRaw(t, h, "GET", p, nil)
 		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), `"code":"MissingToken"`) {
@@ -171,9 +173,9 @@ func TestRouteSpellingsNeedAToken(t *testing.T) {
 // any case and with _ for -, never reach the next handler on any path,
 // unless keep_client_identity_headers is on.
 func TestIdentityHeadersScrubbedEverywhere(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	for _, keep := range []bool{false, true} {
-		h, _ := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.KeepClientIdentityHeaders = keep })
+		h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.KeepClientIdentityHeaders = keep })
 		req := newRawRequest("GET", "/api/other", nil)
 		for _, name := range []string{"X-Workspace-User-Id", "x-workspace-user-type", "X_Workspace_User_Id", "X-WORKSPACE-ROLE"} {
 			req.Header[name] = []string{"victim"}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -42,7 +43,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case http.MethodGet, http.MethodPut:
 	case http.MethodOptions:
 		// CORS is someone else's job, but a token never rides along
-		r.URL.RawQuery = withoutTokenParams(r.URL.RawQuery)
+		r.URL.RawQuery = jwtauth.WithoutTokenParams(r.URL.RawQuery)
 		r.RequestURI = r.URL.RequestURI()
 		return next.ServeHTTP(w, r)
 	default:
@@ -71,23 +72,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // authenticate extracts and verifies the token, sets the user
 // placeholders, and refuses service accounts.
-func (h *Handler) authenticate(r *http.Request) (claims, string, *authError) {
-	tok, aerr := extractToken(r, h.QueryToken == nil || *h.QueryToken)
+func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtauth.Error) {
+	tok, aerr := jwtauth.ExtractToken(r, h.QueryToken == nil || *h.QueryToken)
 	if aerr != nil {
 		return nil, "", aerr
 	}
-	c, aerr := h.verifier.verify(r.Context(), tok)
+	c, aerr := h.verifier.Verify(r.Context(), tok)
 	if aerr != nil {
 		return nil, "", aerr
 	}
 	// one rule for the profile key on every backend: what an import would
 	// refuse as a UserId (too long, untrimmed, control characters) is no
 	// subject either, so bolt and PostgreSQL never answer it differently
-	if sub, _ := c.str(h.verifier.subject); len(profile.UserIDProblems(sub)) > 0 {
-		return nil, "", errInvalidToken("The token subject is not a usable profile key.")
+	subject := h.verifier.SubjectClaim()
+	if sub, _ := c.Str(subject); len(profile.UserIDProblems(sub)) > 0 {
+		return nil, "", jwtauth.InvalidToken("The token subject is not a usable profile key.")
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		setUserPlaceholders(repl, c, h.verifier.subject)
+		setUserPlaceholders(repl, c, subject)
 	}
 	if h.isServiceAccount(c) {
 		return nil, "", errServiceAccount
@@ -95,8 +97,8 @@ func (h *Handler) authenticate(r *http.Request) (claims, string, *authError) {
 	// .NET's FindFirst takes the first of two case spellings; this edge
 	// would take another, so a token naming an identity claim twice
 	// (sub and SUB, UserType and usertype) is refused.
-	if len(c.folded(h.verifier.subject)) > 1 || len(c.folded(userTypeClaim)) > 1 {
-		return nil, "", errInvalidToken("The token names an identity claim twice, in different letter case.")
+	if len(c.Folded(subject)) > 1 || len(c.Folded(userTypeClaim)) > 1 {
+		return nil, "", jwtauth.InvalidToken("The token names an identity claim twice, in different letter case.")
 	}
 	return c, tok, nil
 }
@@ -105,7 +107,7 @@ const userPlaceholderPrefix = "http.auth.user."
 
 // setUserPlaceholders answers {http.auth.user.*} lazily from the claims, so
 // a request pays for the claims it logs and no more.
-func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
+func setUserPlaceholders(repl *caddy.Replacer, c jwtauth.Claims, subject string) {
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 		if !ok {
@@ -114,7 +116,7 @@ func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
 		if name == "id" {
 			name = subject
 		}
-		v, ok := c.text(name)
+		v, ok := c.Text(name)
 		if !ok {
 			return nil, false
 		}
@@ -126,8 +128,8 @@ func setUserPlaceholders(repl *caddy.Replacer, c claims, subject string) {
 // equals the configured claim ignoring case, every element of an array,
 // and numbers by value, so that 2, 2.0, 2e0 and "2" all match a configured
 // "2". Any match refuses the token.
-func (h *Handler) isServiceAccount(c claims) bool {
-	for _, raw := range c.folded(h.ServiceAccount.Claim) {
+func (h *Handler) isServiceAccount(c jwtauth.Claims) bool {
+	for _, raw := range c.Folded(h.ServiceAccount.Claim) {
 		values := []json.RawMessage{raw}
 		if raw[0] == '[' {
 			values = nil
@@ -149,7 +151,7 @@ func (h *Handler) isServiceAccount(c claims) bool {
 // way .NET's parsers read them (surrounding spaces, a leading + and leading
 // zeros allowed), so that " 2", "+2", "02" and 2.0 all match "2".
 func claimValueIs(raw json.RawMessage, want string) bool {
-	s := rawText(raw)
+	s := jwtauth.RawText(raw)
 	if s == want {
 		return true
 	}
@@ -180,12 +182,12 @@ const userTypeClaim = "UserType"
 // authenticate refuses a token naming it twice), numbers in their
 // canonical integer form: a token saying 1.0 or " 1" is an admin as one
 // saying 1 is, and the backend never sees another spelling.
-func userType(c claims) (string, bool) {
-	vals := c.folded(userTypeClaim)
+func userType(c jwtauth.Claims) (string, bool) {
+	vals := c.Folded(userTypeClaim)
 	if len(vals) == 0 {
 		return "", false
 	}
-	s := rawText(vals[0])
+	s := jwtauth.RawText(vals[0])
 	if f, ok := looseNumber(s); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return strconv.FormatFloat(f, 'f', -1, 64), true
 	}
@@ -193,10 +195,10 @@ func userType(c claims) (string, bool) {
 }
 
 // identity is what the profile service needs to know of the caller.
-func (h *Handler) identity(c claims) profile.Identity {
-	str := func(name string) string { s, _ := c.str(name); return s }
+func (h *Handler) identity(c jwtauth.Claims) profile.Identity {
+	str := func(name string) string { s, _ := c.Str(name); return s }
 	id := profile.Identity{
-		UserID:            str(h.verifier.subject),
+		UserID:            str(h.verifier.SubjectClaim()),
 		PreferredUserName: str("preferred_username"),
 		Email:             str("email"),
 		GivenName:         str("given_name"),
@@ -213,7 +215,7 @@ func (h *Handler) identity(c claims) profile.Identity {
 	return id
 }
 
-func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) error {
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c jwtauth.Claims) error {
 	p, err := h.service.Get(r.Context(), h.identity(c))
 	if err != nil {
 		return h.writeServiceError(w, r, err)
@@ -230,7 +232,7 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c claims) err
 	return writeEnvelope(w, http.StatusOK, profile.OK(p))
 }
 
-func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c claims) error {
+func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c jwtauth.Claims) error {
 	req, warnings, ok := h.readUpdate(w, r)
 	if !ok {
 		return nil
@@ -381,11 +383,12 @@ func writeEnvelope(w http.ResponseWriter, status int, env profile.Envelope) erro
 }
 
 // writeAuthProblem answers an authentication failure with problem details.
-func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *authError) error {
-	if e.status == http.StatusServiceUnavailable {
+func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *jwtauth.Error) error {
+	status := authStatus(e)
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	return writeProblem(w, r, instance, profile.NewProblem(e.status, e.code, e.desc, "", ""), e.wwwAuthenticate())
+	return writeProblem(w, r, instance, profile.NewProblem(status, e.Code, e.Desc, "", ""), wwwAuthenticate(e))
 }
 
 // retryAfterSeconds is the Retry-After of every 503 the route answers.

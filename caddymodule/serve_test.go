@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/boltstore"
 )
@@ -64,9 +66,9 @@ func jsonPut(tok, body string, extra ...string) map[string]string {
 }
 
 func TestRoutingAndMethods(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, store := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.CreateMissing = true })
-	tok := k.mint(t, claimsFor("u1"), nil)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.CreateMissing = true })
+	tok := k.Mint(t, jwtauthtest.Claims("u1"), nil)
 	for _, p := range []string{"/", "/api/workspace/account", profilePath + "/x", profilePath + "s", profilePath + "/.."} {
 		if rec := serve(t, h, "GET", p, bearer(tok), ""); rec.Code != nextStatus {
 			t.Errorf("%s: %d, want it passed on", p, rec.Code)
@@ -97,12 +99,12 @@ func TestRoutingAndMethods(t *testing.T) {
 }
 
 func TestGetAndPut(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, _ := newFileHandler(t, jwksOf(t, k), nil)
-	c := claimsFor("u1")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), nil)
+	c := jwtauthtest.Claims("u1")
 	c["preferred_username"] = "alice"
 	c["email"] = "alice@example.com"
-	tok := k.mint(t, c, nil)
+	tok := k.Mint(t, c, nil)
 
 	// without create_missing an unknown subject is 404
 	rec := serve(t, h, "GET", profilePath, bearer(tok), "")
@@ -162,7 +164,7 @@ func TestGetAndPut(t *testing.T) {
 	}
 
 	// user names are unique ignoring case
-	other := k.mint(t, claimsFor("u2"), nil)
+	other := k.Mint(t, jwtauthtest.Claims("u2"), nil)
 	rec = serve(t, h, "PUT", profilePath, jsonPut(other, `{"UserName":"ALICE"}`), `{"UserName":"ALICE"}`)
 	if env = decodeEnvelope(t, rec); rec.Code != 400 || itemCodes(env.Errors) != "UserNameTaken@UserName" {
 		t.Fatalf("taken name: %d %s", rec.Code, rec.Body)
@@ -170,9 +172,9 @@ func TestGetAndPut(t *testing.T) {
 }
 
 func TestPutBodies(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, store := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.CreateMissing = true; h.MaxBody = 1024 })
-	tok := k.mint(t, claimsFor("u1"), nil)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.CreateMissing = true; h.MaxBody = 1024 })
+	tok := k.Mint(t, jwtauthtest.Claims("u1"), nil)
 	big := `{"FirstName":"` + strings.Repeat("a", 1100) + `"}`
 	tests := []struct {
 		name, ct, body string
@@ -227,13 +229,13 @@ func TestPutBodies(t *testing.T) {
 }
 
 func TestStorageUnavailable(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	path := filepath.Join(t.TempDir(), "p.db")
-	h, _ := newFileHandler(t, jwksOf(t, k), func(h *Handler) {
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) {
 		h.CreateMissing = true
-		h.StorageRaw = json.RawMessage(`{"backend":"bolt","path":` + strings.TrimSpace(string(mustJSON(t, path))) + `}`)
+		h.StorageRaw = json.RawMessage(`{"backend":"bolt","path":` + strings.TrimSpace(string(jwtauthtest.MustJSON(t, path))) + `}`)
 	})
-	tok := k.mint(t, claimsFor("u1"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("u1"), nil)
 	if rec := serve(t, h, "GET", profilePath, bearer(tok), ""); rec.Code != 200 {
 		t.Fatalf("before the failure: %d", rec.Code)
 	}
@@ -253,5 +255,24 @@ func TestStorageUnavailable(t *testing.T) {
 	defer s.Close()
 	if p, err := s.Get(context.Background(), "u1"); err != nil || p.FirstName != "" || p.Version != 1 {
 		t.Fatalf("after the failed PUT: %+v %v", p, err)
+	}
+}
+
+// brokenStore fails every call, as a store that is down does.
+type brokenStore struct{ profile.Store }
+
+func (brokenStore) Get(context.Context, string) (profile.Profile, error) {
+	return profile.Profile{}, errors.New("connection refused")
+}
+
+// TestStorageUnavailableRetryAfter: a 503 StorageUnavailable tells the
+// client when to come back, as KeysUnavailable does.
+func TestStorageUnavailableRetryAfter(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), nil)
+	h.service.Store = brokenStore{h.service.Store}
+	rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, jwtauthtest.Claims("u"), nil)), "")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != retryAfterSeconds || strings.Contains(rec.Body.String(), "refused") {
+		t.Errorf("%d Retry-After=%q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
@@ -80,12 +81,12 @@ func (s faultStore) Get(ctx context.Context, id string) (profile.Profile, error)
 // store works is counted as client_closed, logged at debug and never as a
 // store failure (through a real Caddy, the client a raw socket).
 func TestClientCancelIsNotAStoreFailure(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: "storage test_fault hang", logPath: logPath})
+	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage test_fault hang", logPath: logPath})
 	closedBefore := testutil.ToFloat64(metricRequests.WithLabelValues(outcomeClientClosed))
 	storeErrBefore := testutil.ToFloat64(metricRequests.WithLabelValues(outcomeStorageError))
-	tok := k.mint(t, claimsFor("u-1"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("u-1"), nil)
 	const clients = 20
 	for range clients {
 		before := faultCalls.Load()
@@ -116,14 +117,14 @@ func TestClientCancelIsNotAStoreFailure(t *testing.T) {
 // TestStoreErrorsLoggedOncePerInterval: during an outage every request
 // fails; the log gets one line per interval with the count of the others.
 func TestStoreErrorsLoggedOncePerInterval(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, _ := newFileHandler(t, jwksOf(t, k), nil)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, _ := newFileHandler(t, jwtauthtest.JWKS(t, k), nil)
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
 	clock := time.Unix(1_800_000_000, 0)
 	h.storeErrors.now = func() time.Time { return clock }
 	h.service.Store = faultStore{Store: h.service.Store, mode: "down"}
-	tok := bearer(k.mint(t, claimsFor("u-1"), nil))
+	tok := bearer(k.Mint(t, jwtauthtest.Claims("u-1"), nil))
 	for range 100 {
 		if rec := serve(t, h, "GET", profilePath, tok, ""); rec.Code != 503 || strings.Contains(rec.Body.String(), "refused") {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -144,13 +145,13 @@ func TestStoreErrorsLoggedOncePerInterval(t *testing.T) {
 // refuse (too long for PostgreSQL's index, say) is refused at
 // authentication, the same on every backend, before any store call.
 func TestSubjectOneRuleOnEveryBackend(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	h, store := newFileHandler(t, jwksOf(t, k), func(h *Handler) { h.CreateMissing = true })
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k), func(h *Handler) { h.CreateMissing = true })
 	for name, sub := range map[string]string{
 		"256 bytes":       strings.Repeat("a", profile.MaxUserIDBytes+1),
 		"3000 characters": strings.Repeat("é", 1500),
 	} {
-		rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, claimsFor(sub), nil)), "")
+		rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, jwtauthtest.Claims(sub), nil)), "")
 		if rec.Code != 401 || !strings.Contains(rec.Body.String(), `"InvalidToken"`) {
 			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
 		}
@@ -158,7 +159,7 @@ func TestSubjectOneRuleOnEveryBackend(t *testing.T) {
 	if store.calls.Load() != 0 {
 		t.Errorf("%d store calls", store.calls.Load())
 	}
-	if rec := serve(t, h, "GET", profilePath, bearer(k.mint(t, claimsFor(strings.Repeat("a", profile.MaxUserIDBytes)), nil)), ""); rec.Code != 200 {
+	if rec := serve(t, h, "GET", profilePath, bearer(k.Mint(t, jwtauthtest.Claims(strings.Repeat("a", profile.MaxUserIDBytes)), nil)), ""); rec.Code != 200 {
 		t.Errorf("a subject of exactly %d bytes: %d %s", profile.MaxUserIDBytes, rec.Code, rec.Body)
 	}
 }

@@ -2,30 +2,30 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // BenchmarkTokenCache: GET through the handler (recorder, memory store)
 // with the token cache hit and missed, for RS256 and ES256, interleaved in
-// one loop so the ratio is read off one run; and the cache's heap at 100000
-// entries of realistic tokens.
+// one loop so the ratio is read off one run. The cache's heap at 100000
+// entries is jwtauth's BenchmarkTokenCacheMemory.
 //
 //	go test ./caddymodule -run '^$' -bench BenchmarkTokenCache -benchmem
 func BenchmarkTokenCache(b *testing.B) {
 	for _, alg := range []jwa.SignatureAlgorithm{jwa.RS256(), jwa.ES256()} {
 		b.Run(alg.String(), func(b *testing.B) {
-			k := newTestKey(b, alg, "k")
-			hit, _ := newFileHandler(b, jwksOf(b, k), func(h *Handler) { h.CreateMissing = true })
+			k := jwtauthtest.NewKey(b, alg, "k")
+			hit, _ := newFileHandler(b, jwtauthtest.JWKS(b, k), func(h *Handler) { h.CreateMissing = true })
 			off := 0
-			miss, _ := newFileHandler(b, jwksOf(b, k), func(h *Handler) { h.CreateMissing = true; h.TokenCache = &off })
-			tok := k.mint(b, claimsFor("bench"), nil)
+			miss, _ := newFileHandler(b, jwtauthtest.JWKS(b, k), func(h *Handler) { h.CreateMissing = true; h.TokenCache = &off })
+			tok := k.Mint(b, jwtauthtest.Claims("bench"), nil)
 			// the request is built once, so that only the handler is timed
 			req := httptest.NewRequest("GET", profilePath, nil)
 			req.Header.Set("Authorization", "Bearer "+tok)
@@ -52,47 +52,4 @@ func BenchmarkTokenCache(b *testing.B) {
 		})
 	}
 
-	b.Run("memory-100000", func(b *testing.B) {
-		// a realistic payload: the claims of an OIDC access token
-		claims := func(i int) map[string]any {
-			c := claimsFor(fmt.Sprintf("00u%017d", i))
-			c["preferred_username"] = fmt.Sprintf("user%d@example.com", i)
-			c["email"] = fmt.Sprintf("user%d@example.com", i)
-			c["given_name"], c["family_name"] = "Given", "Family"
-			c["scp"] = []string{"openid", "profile", "email"}
-			c["UserType"] = 0
-			c["jti"] = fmt.Sprintf("AT.%032d", i)
-			return c
-		}
-		ks := &keySet{keys: []verifyKey{{thumbprint: "tp"}}}
-		src := &fileSource{set: ks}
-		for b.Loop() {
-			// the baseline is taken before anything of the cache exists; each
-			// payload is made, decoded and dropped as the miss path does, so
-			// only what the cache keeps is counted
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			c := newTokenCache(100000)
-			for i := range 100000 {
-				payload := mustJSON(b, claims(i))
-				if _, err := decodeClaims(payload); err != nil {
-					b.Fatal(err)
-				}
-				var key [32]byte // a distinct SHA-256-sized key per entry
-				copy(key[:], fmt.Sprintf("%032d", i))
-				c.add(key, cachedToken{payload: payload, exp: float64(time.Now().Add(time.Hour).Unix()), thumbprint: "tp"})
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			if c.lru.Len() != 100000 {
-				b.Fatalf("%d entries", c.lru.Len())
-			}
-			if _, ok := c.lookup([32]byte{}, time.Now(), 0, []keySource{src}); ok {
-				b.Fatal("hit on an absent key")
-			}
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/100000-entries")
-			runtime.KeepAlive(c)
-		}
-	})
 }

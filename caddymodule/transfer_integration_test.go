@@ -13,6 +13,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -25,8 +26,8 @@ func TestIntegrationImportExport(t *testing.T) {
 }
 
 func testImportExport(t *testing.T, storage string) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwksOf(t, k))}, storage: storage})
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: storage})
 	admin := &http.Client{Timeout: 60 * time.Second}
 	post := func(body string) (int, importReport) {
 		resp, err := admin.Post(itAdmin+"/workspace-profile/profiles?verify=off", "application/x-ndjson", strings.NewReader(body))
@@ -93,10 +94,10 @@ func testImportExport(t *testing.T, storage string) {
 		t.Fatalf("round trip: %+v", d)
 	}
 	// the imported profile is served, and its name is taken
-	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(k.mint(t, claimsFor("imp-00007"), nil)), ""); r.status != 200 || *r.envelope(t).Data.UserName != "user-00007" {
+	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(k.Mint(t, jwtauthtest.Claims("imp-00007"), nil)), ""); r.status != 200 || *r.envelope(t).Data.UserName != "user-00007" {
 		t.Fatalf("served: %d %s", r.status, r.body)
 	}
-	if r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(k.mint(t, claimsFor("someone"), nil), ""), `{"UserName":"USER-00001"}`); r.status != 400 {
+	if r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(k.Mint(t, jwtauthtest.Claims("someone"), nil), ""), `{"UserName":"USER-00001"}`); r.status != 400 {
 		t.Fatalf("imported name not taken: %d", r.status)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -24,7 +25,7 @@ import (
 // through reverse_proxy and answers with the normalized response. A PUT is
 // validated here first, so the backend only ever sees valid, canonical
 // bodies; nothing refused at the edge reaches it.
-func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c claims, tok string) error {
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtauth.Claims, tok string) error {
 	var body []byte
 	var warnings []profile.Item
 	if r.Method == http.MethodPut {
@@ -110,10 +111,10 @@ func canonicalBody(req profile.UpdateRequest) []byte {
 // in the query, the caller's identity in X-Workspace-* headers that a
 // client cannot forge, Accept-Encoding identity (so that the body can be
 // read), and the validated body of a PUT without the client's trailers.
-func (h *Handler) upstreamRequest(r *http.Request, c claims, tok string, body []byte) *http.Request {
+func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string, body []byte) *http.Request {
 	out := r.Clone(r.Context())
 	out.URL.Path, out.URL.RawPath = h.path, ""
-	out.URL.RawQuery = withoutTokenParams(r.URL.RawQuery)
+	out.URL.RawQuery = jwtauth.WithoutTokenParams(r.URL.RawQuery)
 	out.RequestURI = ""
 	out.Trailer = nil
 	dropConnectionHeaders(out.Header)
@@ -124,7 +125,7 @@ func (h *Handler) upstreamRequest(r *http.Request, c claims, tok string, body []
 	}
 	out.Header.Set("Accept-Encoding", "identity")
 	out.Header.Set("Authorization", "Bearer "+tok)
-	if sub, ok := c.str(h.verifier.subject); ok {
+	if sub, ok := c.Str(h.verifier.SubjectClaim()); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)
 	}
 	if t, ok := userType(c); ok {
@@ -291,7 +292,8 @@ func withDefaultTimeouts(raw json.RawMessage) (json.RawMessage, error) {
 			return nil, err
 		}
 	}
-	if p, _ := jsonString(transport["protocol"]); p != "http" {
+	var protocol string
+	if json.Unmarshal(transport["protocol"], &protocol) != nil || protocol != "http" {
 		return raw, nil
 	}
 	for name, d := range map[string]time.Duration{"response_header_timeout": DefaultUpstreamResponseHeaderTimeout,

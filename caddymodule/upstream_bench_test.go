@@ -16,6 +16,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/zap"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // BenchmarkUpstream measures the upstream path through a real Caddy (caddytest,
@@ -41,8 +44,8 @@ func BenchmarkUpstream(b *testing.B) {
 	defer backend.Close()
 	dial := strings.TrimPrefix(backend.URL, "http://")
 
-	k := newTestKey(b, jwa.RS256(), "k")
-	jwksPath := writeFile(b, "jwks.json", jwksOf(b, k))
+	k := jwtauthtest.NewKey(b, jwa.RS256(), "k")
+	jwksPath := writeFile(b, "jwks.json", jwtauthtest.JWKS(b, k))
 	tc := newTester(b)
 	tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
@@ -60,9 +63,16 @@ func BenchmarkUpstream(b *testing.B) {
 	if b.Failed() {
 		b.FailNow()
 	}
-	tok := k.mint(b, claimsFor("u-42"), nil)
-	v := &verifier{sources: []keySource{mustFileSource(b, jwksPath)}, algorithms: map[string]jwa.SignatureAlgorithm{"RS256": jwa.RS256()},
-		issuers: []string{testIssuer}, audiences: []string{testAudience}, subject: "sub", leeway: DefaultLeeway, now: time.Now}
+	tok := k.Mint(b, jwtauthtest.Claims("u-42"), nil)
+	src, err := jwtauth.LoadFile(jwksPath, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := jwtauth.New(jwtauth.Config{Sources: []jwtauth.Source{src}, Algorithms: []string{"RS256"},
+		Issuers: []string{testIssuer}, Audiences: []string{testAudience}})
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	get := func(path string, auth bool) {
@@ -81,7 +91,7 @@ func BenchmarkUpstream(b *testing.B) {
 		}
 	}
 	verify := func() {
-		if _, aerr := v.verify(context.Background(), tok); aerr != nil {
+		if _, aerr := v.Verify(context.Background(), tok); aerr != nil {
 			b.Fatal(aerr)
 		}
 	}
@@ -112,7 +122,7 @@ func BenchmarkUpstream(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bare.Cleanup()
-	c, aerr := h.verifier.verify(context.Background(), tok)
+	c, aerr := h.verifier.Verify(context.Background(), tok)
 	if aerr != nil {
 		b.Fatal(aerr)
 	}
@@ -174,12 +184,4 @@ func BenchmarkUpstream(b *testing.B) {
 		b.ReportMetric(float64(tv.Nanoseconds())/n, "verify-ns/op")
 		b.ReportMetric(float64(tr-tv)/float64(tb), "x-bare-without-verification")
 	})
-}
-
-func mustFileSource(b *testing.B, path string) *fileSource {
-	s, err := loadFileSource(path, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
 }

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -37,7 +40,7 @@ func replay(t *testing.T, raw []byte) http.HandlerFunc {
 	}
 }
 
-func upstreamCaddyfile(key testKey, t *testing.T, to, extra string) string {
+func upstreamCaddyfile(key jwtauthtest.Key, t *testing.T, to, extra string) string {
 	return fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
@@ -52,10 +55,10 @@ func upstreamCaddyfile(key testKey, t *testing.T, to, extra string) string {
 		%s
 	}
 }
-`, writeFile(t, "jwks.json", jwksOf(t, key)), testIssuer, testAudience, to, extra)
+`, writeFile(t, "jwks.json", jwtauthtest.JWKS(t, key)), testIssuer, testAudience, to, extra)
 }
 
-func startUpstreamCaddy(t *testing.T, key testKey, to string) *caddytest.Tester {
+func startUpstreamCaddy(t *testing.T, key jwtauthtest.Key, to string) *caddytest.Tester {
 	tc := newTester(t)
 	tc.InitServer(upstreamCaddyfile(key, t, to, ""), "caddyfile")
 	if t.Failed() {
@@ -68,10 +71,10 @@ func startUpstreamCaddy(t *testing.T, key testKey, to string) *caddytest.Tester 
 // backend behind a real Caddy, reaches the client exactly as its golden
 // normalization says.
 func TestUpstreamFixtures(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newTestServer(t)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	backend := jwtauthtest.NewServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
-	tok := k.mint(t, claimsFor("u-1"), nil)
+	tok := k.Mint(t, jwtauthtest.Claims("u-1"), nil)
 
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "legacy", "*.http"))
 	if len(files) < 20 {
@@ -89,7 +92,7 @@ func TestUpstreamFixtures(t *testing.T) {
 			if err := json.Unmarshal(goldenRaw, &want); err != nil {
 				t.Fatal(err)
 			}
-			backend.serve(replay(t, raw))
+			backend.Serve(replay(t, raw))
 			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
 			if r.status != want.Status {
 				t.Fatalf("status %d, want %d: %s", r.status, want.Status, r.body)
@@ -124,13 +127,13 @@ func TestUpstreamFixtures(t *testing.T) {
 
 // TestUpstreamRequestSeen checks the exact request the backend receives.
 func TestUpstreamRequestSeen(t *testing.T) {
-	k := newTestKey(t, jwa.ES256(), "k")
-	backend := newTestServer(t)
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
+	backend := jwtauthtest.NewServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
-	c := claimsFor("u-42")
+	c := jwtauthtest.Claims("u-42")
 	c["UserType"] = 1
-	tok := k.mint(t, c, nil)
-	backend.serve(func(w http.ResponseWriter, r *http.Request) {
+	tok := k.Mint(t, c, nil)
+	backend.Serve(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Set-Cookie", "legacy=1; Path=/")
 		w.Header().Set("ETag", `"legacy-7"`)
@@ -146,7 +149,7 @@ func TestUpstreamRequestSeen(t *testing.T) {
 		r.header.Get("X-Legacy-Node") != "b2" || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("client got %d %v %s", r.status, r.header, r.body)
 	}
-	seen := backend.requests()
+	seen := backend.Requests()
 	if len(seen) != 1 {
 		t.Fatalf("%d requests reached the backend", len(seen))
 	}
@@ -163,10 +166,10 @@ func TestUpstreamRequestSeen(t *testing.T) {
 	if r.status != 200 || itemCodes(env.Warnings) != "UnknownField@nick" {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
-	seen = backend.requests()
+	seen = backend.Requests()
 	put := seen[len(seen)-1]
 	// a refusal by the backend keeps the edge's warnings too
-	backend.serve(replay(t, []byte("HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\r\n{\"title\":\"Conflict\",\"detail\":\"Locked.\"}")))
+	backend.Serve(replay(t, []byte("HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\r\n{\"title\":\"Conflict\",\"detail\":\"Locked.\"}")))
 	r = do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"B","nick":"x"}`)
 	if env = r.envelope(t); r.status != 409 || itemCodes(env.Errors) != "UpstreamError" || itemCodes(env.Warnings) != "UnknownField@nick" {
 		t.Fatalf("backend refusal: %d %s", r.status, r.body)
@@ -179,13 +182,13 @@ func TestUpstreamRequestSeen(t *testing.T) {
 // TestUpstreamRefusedNeverReachBackend: what the edge refuses, the backend
 // never sees.
 func TestUpstreamRefusedNeverReachBackend(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newTestServer(t)
-	backend.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	backend := jwtauthtest.NewServer(t)
+	backend.Serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
-	svc := claimsFor("robot")
+	svc := jwtauthtest.Claims("robot")
 	svc["UserType"] = 2
-	good := k.mint(t, claimsFor("u"), nil)
+	good := k.Mint(t, jwtauthtest.Claims("u"), nil)
 	cases := []struct {
 		name   string
 		method string
@@ -194,8 +197,8 @@ func TestUpstreamRefusedNeverReachBackend(t *testing.T) {
 		status int
 	}{
 		{"no token", "GET", nil, "", 401},
-		{"forged token", "GET", bearer(newTestKey(t, jwa.RS256(), "k").mint(t, claimsFor("u"), nil)), "", 401},
-		{"service account", "GET", bearer(k.mint(t, svc, nil)), "", 403},
+		{"forged token", "GET", bearer(jwtauthtest.NewKey(t, jwa.RS256(), "k").Mint(t, jwtauthtest.Claims("u"), nil)), "", 401},
+		{"service account", "GET", bearer(k.Mint(t, svc, nil)), "", 403},
 		{"invalid PUT body", "PUT", jsonPut(good, ""), `{"UserName":"x"}`, 400},
 		{"PUT not JSON", "PUT", map[string]string{"Authorization": "Bearer " + good, "Content-Type": "text/plain"}, "hi", 415},
 		{"DELETE", "DELETE", bearer(good), "", 405},
@@ -205,18 +208,18 @@ func TestUpstreamRefusedNeverReachBackend(t *testing.T) {
 			t.Errorf("%s: %d, want %d: %s", c.name, r.status, c.status, r.body)
 		}
 	}
-	if n := len(backend.requests()); n != 0 {
+	if n := len(backend.Requests()); n != 0 {
 		t.Fatalf("%d refused requests reached the backend", n)
 	}
-	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(good), ""); r.status != 200 || len(backend.requests()) != 1 {
+	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(good), ""); r.status != 200 || len(backend.Requests()) != 1 {
 		t.Fatalf("a good request did not reach the backend: %d", r.status)
 	}
 }
 
 // TestUpstreamTripFailures: unreachable, slow, huge and truncated backends.
 func TestUpstreamTripFailures(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	tok := k.mint(t, claimsFor("u"), nil)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	tok := k.Mint(t, jwtauthtest.Claims("u"), nil)
 
 	t.Run("unreachable", func(t *testing.T) {
 		dead := httptest.NewServer(http.NotFoundHandler())
@@ -229,7 +232,7 @@ func TestUpstreamTripFailures(t *testing.T) {
 		}
 	})
 
-	backend := newTestServer(t)
+	backend := jwtauthtest.NewServer(t)
 	tc := startUpstreamCaddy(t, k, strings.TrimPrefix(backend.URL, "http://"))
 	cases := []struct {
 		name   string
@@ -260,7 +263,7 @@ func TestUpstreamTripFailures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			backend.serve(c.answer)
+			backend.Serve(c.answer)
 			start := time.Now()
 			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), "")
 			if r.status != c.status || itemCodes(r.envelope(t).Errors) != c.code {
@@ -273,11 +276,11 @@ func TestUpstreamTripFailures(t *testing.T) {
 	}
 
 	t.Run("a PUT is sent once", func(t *testing.T) {
-		before := len(backend.requests())
-		backend.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+		before := len(backend.Requests())
+		backend.Serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
 		r := do(t, tc.Client, "PUT", itBase+profilePath, jsonPut(tok, ""), `{"FirstName":"A"}`)
-		if r.status != 502 || len(backend.requests()) != before+1 {
-			t.Fatalf("%d, %d backend requests", r.status, len(backend.requests())-before)
+		if r.status != 502 || len(backend.Requests()) != before+1 {
+			t.Fatalf("%d, %d backend requests", r.status, len(backend.Requests())-before)
 		}
 	})
 }
@@ -285,10 +288,10 @@ func TestUpstreamTripFailures(t *testing.T) {
 // TestUpstreamClientHangsUp: a client that gives up during the trip is an
 // access-log 499, and neither this module nor reverse_proxy logs an error.
 func TestUpstreamClientHangsUp(t *testing.T) {
-	k := newTestKey(t, jwa.RS256(), "k")
-	backend := newTestServer(t)
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	backend := jwtauthtest.NewServer(t)
 	released := make(chan struct{})
-	backend.serve(func(w http.ResponseWriter, r *http.Request) {
+	backend.Serve(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // hold the answer until the edge gives up on it
 		close(released)
 	})
@@ -302,7 +305,7 @@ func TestUpstreamClientHangsUp(t *testing.T) {
 
 	client := &http.Client{Timeout: 300 * time.Millisecond}
 	req, _ := http.NewRequest("GET", itBase+profilePath, nil)
-	req.Header.Set("Authorization", "Bearer "+k.mint(t, claimsFor("u"), nil))
+	req.Header.Set("Authorization", "Bearer "+k.Mint(t, jwtauthtest.Claims("u"), nil))
 	if _, err := client.Do(req); err == nil {
 		t.Fatal("the request was answered; it should have timed out on the client side")
 	}
@@ -320,6 +323,38 @@ func TestUpstreamClientHangsUp(t *testing.T) {
 	for _, line := range bytes.Split(all, []byte("\n")) {
 		if bytes.Contains(line, []byte(`"level":"error"`)) || bytes.Contains(line, []byte("upstream trip failed")) {
 			t.Fatalf("logged as a failure, for a client that hung up: %s", line)
+		}
+	}
+}
+
+// TestUpstreamDefaultTimeouts: an upstream without timeouts of its own
+// gets the defaults; configured ones are kept.
+func TestUpstreamDefaultTimeouts(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
+	jwks := writeFile(t, "jwks.json", jwtauthtest.JWKS(t, k))
+	// reverse_proxy provisions only inside a running config
+	newTester(t).InitServer(itGlobal+itSite+" {\n\trespond 204\n}\n", "caddyfile")
+	for name, c := range map[string]struct {
+		raw              string
+		header, readWant time.Duration
+	}{
+		"no transport":     {`{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, DefaultUpstreamReadTimeout},
+		"transport, none":  {`{"handler":"reverse_proxy","transport":{"protocol":"http","dial_timeout":"1s"},"upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, DefaultUpstreamReadTimeout},
+		"user's own kept":  {`{"handler":"reverse_proxy","transport":{"protocol":"http","response_header_timeout":"2s","read_timeout":"3s"},"upstreams":[{"dial":"127.0.0.1:1"}]}`, 2 * time.Second, 3 * time.Second},
+		"one of them kept": {`{"handler":"reverse_proxy","transport":{"protocol":"http","read_timeout":3000000000},"upstreams":[{"dial":"127.0.0.1:1"}]}`, DefaultUpstreamResponseHeaderTimeout, 3 * time.Second},
+	} {
+		h := &Handler{JWKSFiles: []string{jwks}, Issuers: []string{testIssuer},
+			Audiences: []string{testAudience}, UpstreamRaw: json.RawMessage(c.raw)}
+		if err := h.Provision(caddy.ActiveContext()); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = h.Cleanup() })
+		tr, ok := h.upstream.Transport.(*reverseproxy.HTTPTransport)
+		if !ok {
+			t.Fatalf("%s: transport %T", name, h.upstream.Transport)
+		}
+		if time.Duration(tr.ResponseHeaderTimeout) != c.header || time.Duration(tr.ReadTimeout) != c.readWant {
+			t.Errorf("%s: response_header_timeout %v read_timeout %v", name, time.Duration(tr.ResponseHeaderTimeout), time.Duration(tr.ReadTimeout))
 		}
 	}
 }

@@ -1,7 +1,8 @@
-package caddymodule
+package jwtauth
 
-// This file and verify.go are the only ones that import jwx, so that a new
-// major version of it touches little.
+// This file and verify.go are the only ones of the module that import jwx
+// (tests and jwtauthtest aside), so that a new major version of it touches
+// this package only.
 
 import (
 	"bytes"
@@ -156,10 +157,10 @@ func (ks *keySet) has(thumbprint string) bool {
 }
 
 // status lists the keys for the admin endpoint: nothing secret.
-func (ks *keySet) status() []keyStatus {
-	out := make([]keyStatus, 0, len(ks.keys))
+func (ks *keySet) status() []KeyStatus {
+	out := make([]KeyStatus, 0, len(ks.keys))
 	for _, k := range ks.keys {
-		out = append(out, keyStatus{Kid: k.kid, Alg: k.alg, Kty: k.kty})
+		out = append(out, KeyStatus{Kid: k.kid, Alg: k.alg, Kty: k.kty})
 	}
 	return out
 }
@@ -200,10 +201,10 @@ func (ks *keySet) duplicateKids() []duplicateKid {
 	return out
 }
 
-// supportedAlgorithm reports whether jwx knows alg and it is an asymmetric
+// SupportedAlgorithm reports whether jwx knows alg and it is an asymmetric
 // signature algorithm; HMAC is refused outright so that a public key can
 // never be used as an HMAC secret.
-func supportedAlgorithm(alg string) bool {
+func SupportedAlgorithm(alg string) bool {
 	a, ok := jwa.LookupSignatureAlgorithm(alg)
 	if !ok {
 		return false

@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"encoding/base64"
@@ -24,8 +24,8 @@ func TestPrecheckToken(t *testing.T) {
 		"aaaa.bbbb.cc cc":                   false,
 		"":                                  false,
 		"aaaa.bbbb.cccé":                    false,
-		part(maxTokenLen-10) + ".bbbb.cccc": true, // exactly 8 KiB
-		part(maxTokenLen-9) + ".bbbb.cccc":  false,
+		part(MaxTokenLen-10) + ".bbbb.cccc": true, // exactly 8 KiB
+		part(MaxTokenLen-9) + ".bbbb.cccc":  false,
 	}
 	for tok, want := range tests {
 		if got := precheckToken(tok); got != want {
@@ -49,7 +49,7 @@ func FuzzPrecheckToken(f *testing.F) {
 		if !precheckToken(tok) {
 			return
 		}
-		if len(tok) > maxTokenLen {
+		if len(tok) > MaxTokenLen {
 			t.Fatalf("accepted %d bytes", len(tok))
 		}
 		parts := strings.Split(tok, ".")
@@ -78,16 +78,16 @@ func TestExtractToken(t *testing.T) {
 		{name: "header extra spaces", auth: []string{"Bearer   abc  "}, token: "abc"},
 		{name: "query", target: "/p?x=1&access_token=abc", query: true, token: "abc"},
 		{name: "query escaped value", target: "/p?access_token=a%2Eb", query: true, token: "a.b"},
-		{name: "query ignored when off", target: "/p?access_token=abc", query: false, errCode: codeMissingToken},
-		{name: "nothing", target: "/p?x=1", query: true, errCode: codeMissingToken},
-		{name: "other scheme", auth: []string{"Basic abc"}, errCode: codeMissingToken},
-		{name: "scheme only", auth: []string{"Bearer"}, errCode: codeMissingToken},
-		{name: "both", target: "/p?access_token=abc", auth: []string{"Bearer abc"}, query: true, errCode: codeInvalidRequest},
-		{name: "query twice", target: "/p?access_token=a&access_token=b", query: true, errCode: codeInvalidRequest},
-		{name: "encoded name", target: "/p?%61ccess_token=abc", query: true, errCode: codeInvalidRequest},
-		{name: "two headers", auth: []string{"Bearer a", "Bearer b"}, errCode: codeInvalidRequest},
-		{name: "empty query value", target: "/p?access_token=", query: true, errCode: codeInvalidToken},
-		{name: "bad escape", target: "/p?access_token=%zz", query: true, errCode: codeInvalidToken},
+		{name: "query ignored when off", target: "/p?access_token=abc", query: false, errCode: CodeMissingToken},
+		{name: "nothing", target: "/p?x=1", query: true, errCode: CodeMissingToken},
+		{name: "other scheme", auth: []string{"Basic abc"}, errCode: CodeMissingToken},
+		{name: "scheme only", auth: []string{"Bearer"}, errCode: CodeMissingToken},
+		{name: "both", target: "/p?access_token=abc", auth: []string{"Bearer abc"}, query: true, errCode: CodeInvalidRequest},
+		{name: "query twice", target: "/p?access_token=a&access_token=b", query: true, errCode: CodeInvalidRequest},
+		{name: "encoded name", target: "/p?%61ccess_token=abc", query: true, errCode: CodeInvalidRequest},
+		{name: "two headers", auth: []string{"Bearer a", "Bearer b"}, errCode: CodeInvalidRequest},
+		{name: "empty query value", target: "/p?access_token=", query: true, errCode: CodeInvalidToken},
+		{name: "bad escape", target: "/p?access_token=%zz", query: true, errCode: CodeInvalidToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,9 +99,9 @@ func TestExtractToken(t *testing.T) {
 			for _, a := range tt.auth {
 				r.Header.Add("Authorization", a)
 			}
-			tok, aerr := extractToken(r, tt.query)
+			tok, aerr := ExtractToken(r, tt.query)
 			if tt.errCode != "" {
-				if aerr == nil || aerr.code != tt.errCode {
+				if aerr == nil || aerr.Code != tt.errCode {
 					t.Fatalf("got token %q, err %v; want %s", tok, aerr, tt.errCode)
 				}
 				return

@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"context"
@@ -17,17 +17,19 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// keySource is where signing keys come from. The verifier only asks for
-// the current set and, for a token naming an unknown kid, for a refresh.
-// Keeping it this small lets the remote source's inside be replaced (cache,
-// stale-if-error, metrics) without touching verification.
-type keySource interface {
+// Source is where signing keys come from: a file read once (FileSource)
+// or a URL fetched in the background (URLSource). The verifier only asks
+// for the current set and, for a token naming an unknown kid, for a
+// refresh; the admin view asks for the status. Keeping it this small lets
+// the remote source's inside be replaced (cache, stale-if-error) without
+// touching verification. Only this package implements it.
+type Source interface {
+	// Status is what the admin endpoint shows of the source: nothing secret.
+	Status() SourceStatus
 	// current returns the keys in force, or nil if none was ever loaded.
 	current() *keySet
 	// refreshForUnknownKid may fetch the set again, rate-limited; it
@@ -35,14 +37,17 @@ type keySource interface {
 	refreshForUnknownKid(ctx context.Context, kid string) bool
 }
 
-// fileSource is a key set read once from a local file at provision.
-type fileSource struct {
+// FileSource is a key set read once from a local file.
+type FileSource struct {
 	path     string
 	set      *keySet
 	loadedAt time.Time
 }
 
-func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
+// LoadFile reads a JWKS, a single JWK or PEM public keys from path. A file
+// that cannot be read or holds no usable key is an error; keys that are
+// skipped, and kids that several keys share, are logged.
+func LoadFile(path string, logger *zap.Logger) (*FileSource, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -53,16 +58,17 @@ func loadFileSource(path string, logger *zap.Logger) (*fileSource, error) {
 		return nil, err
 	}
 	logDuplicateKids(logger, path, ks)
-	return &fileSource{path: path, set: ks, loadedAt: time.Now()}, nil
+	return &FileSource{path: path, set: ks, loadedAt: time.Now()}, nil
 }
 
-func (f *fileSource) status() sourceStatus {
+// Status implements Source.
+func (f *FileSource) Status() SourceStatus {
 	t := f.loadedAt.UTC()
-	return sourceStatus{File: f.path, Keys: f.set.status(), LastGood: &t}
+	return SourceStatus{File: f.path, Keys: f.set.status(), LastGood: &t}
 }
 
-func (f *fileSource) current() *keySet                                  { return f.set }
-func (f *fileSource) refreshForUnknownKid(context.Context, string) bool { return false }
+func (f *FileSource) current() *keySet                                  { return f.set }
+func (f *FileSource) refreshForUnknownKid(context.Context, string) bool { return false }
 
 // maxSkippedLogged bounds the warnings one document's skipped keys cause;
 // the rest are counted in one more line.
@@ -104,44 +110,52 @@ const (
 	maxFirstBackoff     = 8 * time.Second
 )
 
-// remoteOptions tune a remote key source; zero values take the defaults.
-// Handler.validateConfig makes sure that minRefresh <= maxRefresh <=
-// maxStale once the defaults are in; nothing here adjusts them.
-type remoteOptions struct {
-	minRefresh, maxRefresh, maxStale time.Duration
+// RefreshOptions tune a remote key source; zero values take the defaults.
+// The caller checks with CheckRefreshOrder that MinRefresh <= MaxRefresh <=
+// MaxStale once the defaults are in; nothing here adjusts them.
+type RefreshOptions struct {
+	// MinRefresh is the shortest time between two fetches of the set,
+	// and the least interval between fetches for unknown kids. Default 30s.
+	MinRefresh time.Duration
+	// MaxRefresh is the longest time the set is kept without a fetch.
+	// Default 15m.
+	MaxRefresh time.Duration
+	// MaxStale is how long the last good set keeps serving while fetches
+	// fail. Default 24h.
+	MaxStale time.Duration
 }
 
-func (o remoteOptions) withDefaults() remoteOptions {
-	if o.minRefresh <= 0 {
-		o.minRefresh = defaultMinRefresh
+func (o RefreshOptions) withDefaults() RefreshOptions {
+	if o.MinRefresh <= 0 {
+		o.MinRefresh = defaultMinRefresh
 	}
-	if o.maxRefresh <= 0 {
-		o.maxRefresh = defaultMaxRefresh
+	if o.MaxRefresh <= 0 {
+		o.MaxRefresh = defaultMaxRefresh
 	}
-	if o.maxStale <= 0 {
-		o.maxStale = defaultMaxStale
+	if o.MaxStale <= 0 {
+		o.MaxStale = defaultMaxStale
 	}
 	return o
 }
 
-// checkRefreshOrder refuses options that contradict each other once the
+// CheckRefreshOrder refuses options that contradict each other once the
 // defaults fill the unset ones: max_refresh shorter than min_refresh, or
 // max_stale shorter than max_refresh (the set would go stale between two
 // scheduled fetches). The error names both options and says which value is
 // a default.
-func checkRefreshOrder(minRefresh, maxRefresh, maxStale time.Duration) error {
+func CheckRefreshOrder(minRefresh, maxRefresh, maxStale time.Duration) error {
 	show := func(set, def time.Duration) string {
 		if set > 0 {
 			return shortDuration(set)
 		}
 		return shortDuration(def) + " (the default)"
 	}
-	o := remoteOptions{minRefresh: minRefresh, maxRefresh: maxRefresh, maxStale: maxStale}.withDefaults()
-	if o.maxRefresh < o.minRefresh {
+	o := RefreshOptions{MinRefresh: minRefresh, MaxRefresh: maxRefresh, MaxStale: maxStale}.withDefaults()
+	if o.MaxRefresh < o.MinRefresh {
 		return fmt.Errorf("max_refresh: %s is shorter than min_refresh %s",
 			show(maxRefresh, defaultMaxRefresh), show(minRefresh, defaultMinRefresh))
 	}
-	if o.maxStale < o.maxRefresh {
+	if o.MaxStale < o.MaxRefresh {
 		return fmt.Errorf("max_stale: %s is shorter than max_refresh %s",
 			show(maxStale, defaultMaxStale), show(maxRefresh, defaultMaxRefresh))
 	}
@@ -160,9 +174,9 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// urlSource is a key set fetched from a JWKS URL. One exists per URL in the
-// process, shared through keySourcePool by every handler and config
-// generation that names it, so a reload neither refetches nor loses it.
+// URLSource is a key set fetched from a JWKS URL. The glue keeps one per
+// URL in the process, shared by every handler and config generation that
+// names it, so a reload neither refetches nor loses it.
 //
 // The first fetch runs in the background with a backoff from 1s, so Caddy
 // starts while the provider is down and the route answers KeysUnavailable
@@ -172,16 +186,17 @@ func shortDuration(d time.Duration) string {
 // the last good set keeps serving for at most maxStale.
 //
 // The options and the logger are those of the config that loaded the source
-// last (see loadURLSource), so they are atomic: a reload swaps them while
+// last (see Reconfigure), so they are atomic: a reload swaps them while
 // the source runs.
-type urlSource struct {
-	url    string
-	issuer string // discovery mode: url is the issuer's discovery document
-	opts   atomic.Pointer[remoteOptions]
-	logger atomic.Pointer[zap.Logger]
-	wake   chan struct{} // the options changed: run recomputes its wait
-	client *http.Client
-	now    func() time.Time
+type URLSource struct {
+	url      string
+	issuer   string // discovery mode: url is the issuer's discovery document
+	opts     atomic.Pointer[RefreshOptions]
+	logger   atomic.Pointer[zap.Logger]
+	wake     chan struct{} // the options changed: run recomputes its wait
+	client   *http.Client
+	now      func() time.Time
+	observer Observer // nil: nobody counts
 
 	set      atomic.Pointer[keySet]
 	lastGood atomic.Int64 // unix nanoseconds of the last good fetch
@@ -193,63 +208,68 @@ type urlSource struct {
 	lastError   string
 	generation  atomic.Uint64
 
-	life   context.Context // ends when the source is destroyed; nil until start
+	life   context.Context // ends when the source is closed; nil until Start
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// keySourcePool shares one urlSource per URL across handlers and reloads.
-var keySourcePool = caddy.NewUsagePool()
-
-// loadURLSource takes the shared source for url, starting it if it is new.
-// The caller must release it with keySourcePool.Delete(url).
-// For discovery, issuer is set and url is its discovery document.
-//
-// A source already running takes opts and logger: the newest config's
-// options win. On a reload the new config is provisioned before the old one
-// is cleaned up, so a changed min_refresh, max_refresh or max_stale takes
-// effect with the reload. When two handlers of one config name the same URL
-// with different options, the one provisioned last wins.
-func loadURLSource(url, issuer string, opts remoteOptions, logger *zap.Logger) (*urlSource, error) {
-	v, loaded, err := keySourcePool.LoadOrNew(url, func() (caddy.Destructor, error) {
-		s := newURLSource(url, opts, logger)
-		s.issuer = issuer
-		s.start()
-		return s, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	s := v.(*urlSource)
-	if loaded {
-		s.logger.Store(logger)
-		s.setOptions(opts)
-	}
-	return s, nil
+// URLOptions are what a URLSource is made with besides its URL.
+type URLOptions struct {
+	// Issuer, when set, makes the source a discovery source: its URL is
+	// the issuer's discovery document (DiscoveryURL), which must name it.
+	Issuer   string
+	Refresh  RefreshOptions
+	Logger   *zap.Logger // nil: no logs
+	Observer Observer    // nil: nobody counts
+	// Now is the source's clock; nil is time.Now. Tests inject one.
+	Now func() time.Time
 }
 
-func newURLSource(rawURL string, opts remoteOptions, logger *zap.Logger) *urlSource {
-	s := &urlSource{
-		url:    rawURL,
-		wake:   make(chan struct{}, 1),
-		client: newKeySetClient(defaultFetchTimeout),
-		now:    time.Now,
+// NewURLSource makes a source for rawURL; it fetches nothing until Start
+// (a test may drive it without).
+func NewURLSource(rawURL string, o URLOptions) *URLSource {
+	s := &URLSource{
+		url:      rawURL,
+		issuer:   o.Issuer,
+		wake:     make(chan struct{}, 1),
+		client:   newKeySetClient(defaultFetchTimeout),
+		now:      o.Now,
+		observer: o.Observer,
 	}
-	s.logger.Store(logger)
-	s.opts.Store(new(opts.withDefaults()))
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	s.logger.Store(o.Logger)
+	s.opts.Store(new(o.Refresh.withDefaults()))
 	return s
 }
 
 // options are the source's options in force, defaults applied.
-func (s *urlSource) options() remoteOptions { return *s.opts.Load() }
+func (s *URLSource) options() RefreshOptions { return *s.opts.Load() }
 
 // log is the logger of the config that loaded the source last.
-func (s *urlSource) log() *zap.Logger { return s.logger.Load() }
+func (s *URLSource) log() *zap.Logger { return s.logger.Load() }
+
+// Reconfigure gives a running source the options and logger of the newest
+// config that uses it. On a reload the new config is provisioned before the
+// old one is cleaned up, so a changed min_refresh, max_refresh or max_stale
+// takes effect with the reload; when two handlers of one config name the
+// same URL with different options, the one provisioned last wins.
+func (s *URLSource) Reconfigure(opts RefreshOptions, logger *zap.Logger) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	s.logger.Store(logger)
+	s.setOptions(opts)
+}
 
 // setOptions replaces the options and wakes the run loop, so that a shorter
 // max_refresh cuts the wait in progress. max_stale and min_refresh are read
 // on every use and need no wake.
-func (s *urlSource) setOptions(opts remoteOptions) {
+func (s *URLSource) setOptions(opts RefreshOptions) {
 	s.opts.Store(new(opts.withDefaults()))
 	select {
 	case s.wake <- struct{}{}:
@@ -257,10 +277,10 @@ func (s *urlSource) setOptions(opts remoteOptions) {
 	}
 }
 
-// start runs the source's goroutine. A shared source outlives the config
-// that created it, so its context is its own, ended by Destruct when the
+// Start runs the source's goroutine. A shared source outlives the config
+// that created it, so its context is its own, ended by Close when the
 // last user releases it, never by one config's unload.
-func (s *urlSource) start() {
+func (s *URLSource) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.life, s.cancel, s.done = ctx, cancel, make(chan struct{})
 	go func() {
@@ -269,9 +289,8 @@ func (s *urlSource) start() {
 	}()
 }
 
-// Destruct stops the goroutine and waits for it; it implements
-// caddy.Destructor for the pool.
-func (s *urlSource) Destruct() error {
+// Close stops the goroutine and waits for it.
+func (s *URLSource) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
@@ -290,14 +309,14 @@ func newKeySetClient(timeout time.Duration) *http.Client {
 			if len(via) >= 3 {
 				return errors.New("too many redirects")
 			}
-			return checkKeySetURL(req.URL)
+			return CheckKeySetURL(req.URL)
 		},
 	}
 }
 
-// checkKeySetURL allows https, and plain http only to a loopback host
+// CheckKeySetURL allows https, and plain http only to a loopback host
 // (a provider on the same machine, or a test).
-func checkKeySetURL(u *url.URL) error {
+func CheckKeySetURL(u *url.URL) error {
 	switch u.Scheme {
 	case "https":
 		return nil
@@ -316,19 +335,19 @@ func checkKeySetURL(u *url.URL) error {
 
 // current returns the set in force, or nil when none was ever loaded or the
 // last good one is older than maxStale.
-func (s *urlSource) current() *keySet {
+func (s *URLSource) current() *keySet {
 	ks := s.set.Load()
 	if ks == nil {
 		return nil
 	}
-	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.options().maxStale {
+	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.options().MaxStale {
 		return nil
 	}
 	return ks
 }
 
 // run fetches until ctx ends; it is the source's only goroutine.
-func (s *urlSource) run(ctx context.Context) {
+func (s *URLSource) run(ctx context.Context) {
 	backoff := firstBackoff
 	for {
 		wait, err := s.refresh(ctx)
@@ -353,7 +372,7 @@ func (s *urlSource) run(ctx context.Context) {
 // a reload changes the options meanwhile, a wait longer than the new bound
 // (max_refresh after a good fetch, min_refresh after a failed one) is cut to
 // it, counted from when the wait began.
-func (s *urlSource) sleep(ctx context.Context, wait time.Duration, fetched bool) bool {
+func (s *URLSource) sleep(ctx context.Context, wait time.Duration, fetched bool) bool {
 	start := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -365,9 +384,9 @@ func (s *urlSource) sleep(ctx context.Context, wait time.Duration, fetched bool)
 			return true
 		case <-s.wake:
 			o := s.options()
-			bound := o.maxRefresh
+			bound := o.MaxRefresh
 			if !fetched {
-				bound = o.minRefresh
+				bound = o.MinRefresh
 			}
 			if bound < wait {
 				wait = bound
@@ -382,17 +401,17 @@ func (s *urlSource) sleep(ctx context.Context, wait time.Duration, fetched bool)
 }
 
 // refresh fetches now and says how long to wait before the next fetch.
-func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
+func (s *URLSource) refresh(ctx context.Context) (time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	maxAge, err := s.fetchLocked(ctx)
 	o := s.options()
-	wait := o.minRefresh // after a failure, try again soon
+	wait := o.MinRefresh // after a failure, try again soon
 	switch {
 	case err == nil && maxAge < 0: // the provider says nothing: max_refresh
-		wait = o.maxRefresh
+		wait = o.MaxRefresh
 	case err == nil:
-		wait = min(max(maxAge, o.minRefresh), o.maxRefresh)
+		wait = min(max(maxAge, o.MinRefresh), o.MaxRefresh)
 	}
 	s.nextRefresh = s.now().Add(wait)
 	return wait, err
@@ -406,18 +425,18 @@ func (s *urlSource) refresh(ctx context.Context) (time.Duration, error) {
 // so a client that hangs up neither aborts it for the callers queued behind
 // nor spends the min_refresh allowance on a failed attempt. It ends early
 // only when the source itself is destroyed.
-func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
+func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	gen := s.generation.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.generation.Load() != gen {
 		return true
 	}
-	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.options().minRefresh {
+	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.options().MinRefresh {
 		return false
 	}
 	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
-		c.Write(zap.String("url", redactURL(s.url)), zap.String("kid", logKid(kid)))
+		c.Write(zap.String("url", RedactURL(s.url)), zap.String("kid", logKid(kid)))
 	}
 	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFetchTimeout)
 	defer cancel()
@@ -431,15 +450,17 @@ func (s *urlSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 // fetchLocked downloads and parses the set; on success it replaces the set
 // in force and returns the document's max-age (-1 when it gives none). The
 // caller holds mu, so only one fetch runs at a time.
-func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
+func (s *URLSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastAttempt = s.now()
 	ks, maxAge, err := s.download(ctx)
 	if err != nil {
 		// URLs in errors are redacted where they are made (get); the rest
 		// may quote the provider's document, so it is bounded
 		s.lastError = logText(err.Error(), maxLoggedText)
-		metricKeySetFetches.WithLabelValues("error").Inc()
-		s.log().Warn("fetching key set failed", zap.String("url", redactURL(s.url)), zap.String("error", s.lastError),
+		if s.observer != nil {
+			s.observer.KeySetFetched(false)
+		}
+		s.log().Warn("fetching key set failed", zap.String("url", RedactURL(s.url)), zap.String("error", s.lastError),
 			zap.Bool("serving_previous_keys", s.current() != nil))
 		return 0, err
 	}
@@ -447,12 +468,14 @@ func (s *urlSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.set.Store(ks)
 	s.lastGood.Store(s.now().UnixNano())
 	s.generation.Add(1)
-	metricKeySetFetches.WithLabelValues("ok").Inc()
-	s.log().Info("key set loaded", zap.String("url", redactURL(s.url)), zap.Strings("kids", logKids(ks.kids())))
+	if s.observer != nil {
+		s.observer.KeySetFetched(true)
+	}
+	s.log().Info("key set loaded", zap.String("url", RedactURL(s.url)), zap.Strings("kids", logKids(ks.kids())))
 	return maxAge, nil
 }
 
-func (s *urlSource) download(ctx context.Context) (*keySet, time.Duration, error) {
+func (s *URLSource) download(ctx context.Context) (*keySet, time.Duration, error) {
 	target := s.url
 	if s.issuer != "" {
 		if err := s.discover(ctx); err != nil {
@@ -465,20 +488,20 @@ func (s *urlSource) download(ctx context.Context) (*keySet, time.Duration, error
 		return nil, 0, err
 	}
 	ks, skipped, err := parseKeySet(body)
-	logSkipped(s.log(), redactURL(s.url), skipped)
+	logSkipped(s.log(), RedactURL(s.url), skipped)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(ks.keys) > maxKeysPerSet {
 		return nil, 0, fmt.Errorf("key set has %d keys, more than %d", len(ks.keys), maxKeysPerSet)
 	}
-	logDuplicateKids(s.log(), redactURL(s.url), ks)
+	logDuplicateKids(s.log(), RedactURL(s.url), ks)
 	return ks, cacheMaxAge(hdr.Get("Cache-Control")), nil
 }
 
 // get fetches one document with the source's client and size cap. Its
-// errors name target redacted (see redactURL), never in clear.
-func (s *urlSource) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
+// errors name target redacted (see RedactURL), never in clear.
+func (s *URLSource) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, nil, redactURLError(err)
@@ -490,14 +513,14 @@ func (s *urlSource) get(ctx context.Context, target, accept string) ([]byte, htt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("%s: status %d", redactURL(target), resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s: status %d", RedactURL(target), resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySetBytes+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(body) > maxKeySetBytes {
-		return nil, nil, fmt.Errorf("%s: document larger than %d bytes", redactURL(target), maxKeySetBytes)
+		return nil, nil, fmt.Errorf("%s: document larger than %d bytes", RedactURL(target), maxKeySetBytes)
 	}
 	return body, resp.Header, nil
 }
@@ -506,7 +529,7 @@ func (s *urlSource) get(ctx context.Context, target, accept string) ([]byte, htt
 // document, and checks that the document speaks for that issuer and that
 // jwks_uri is https (or loopback http). It is read again on every fetch, so
 // a provider that moves its key set is followed.
-func (s *urlSource) discover(ctx context.Context) error {
+func (s *URLSource) discover(ctx context.Context) error {
 	body, _, err := s.get(ctx, s.url, "application/json")
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
@@ -525,15 +548,15 @@ func (s *urlSource) discover(ctx context.Context) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("discovery document has no usable jwks_uri")
 	}
-	if err := checkKeySetURL(u); err != nil {
+	if err := CheckKeySetURL(u); err != nil {
 		return fmt.Errorf("discovery jwks_uri: %w", err)
 	}
 	s.jwksURI = doc.JWKSURI
 	return nil
 }
 
-// discoveryURL is where an issuer publishes its OpenID configuration.
-func discoveryURL(issuer string) string {
+// DiscoveryURL is where an issuer publishes its OpenID configuration.
+func DiscoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
@@ -556,30 +579,32 @@ func cacheMaxAge(cc string) time.Duration {
 	return age
 }
 
-// sourceStatus is what the admin endpoint shows of a remote source.
-type sourceStatus struct {
+// SourceStatus is what the admin endpoint shows of a source.
+type SourceStatus struct {
 	URL         string      `json:"url,omitempty"`
 	File        string      `json:"file,omitempty"`
 	JWKSURI     string      `json:"jwks_uri,omitempty"`
-	Keys        []keyStatus `json:"keys"`
+	Keys        []KeyStatus `json:"keys"`
 	LastGood    *time.Time  `json:"last_good_fetch"`
 	LastError   string      `json:"last_error,omitempty"`
 	NextRefresh *time.Time  `json:"next_refresh,omitempty"`
 	Stale       bool        `json:"stale"`
 }
 
-type keyStatus struct {
+// KeyStatus names one key of a set: never its material.
+type KeyStatus struct {
 	Kid string `json:"kid"`
 	Alg string `json:"alg,omitempty"`
 	Kty string `json:"kty"`
 }
 
-func (s *urlSource) status() sourceStatus {
+// Status implements Source.
+func (s *URLSource) Status() SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sourceStatus{URL: redactURL(s.url), LastError: s.lastError, Keys: []keyStatus{}}
+	st := SourceStatus{URL: RedactURL(s.url), LastError: s.lastError, Keys: []KeyStatus{}}
 	if s.jwksURI != "" {
-		st.JWKSURI = redactURL(s.jwksURI)
+		st.JWKSURI = RedactURL(s.jwksURI)
 	}
 	if ks := s.set.Load(); ks != nil {
 		st.Keys = ks.status()
@@ -594,11 +619,30 @@ func (s *urlSource) status() sourceStatus {
 	return st
 }
 
-// redactURL is how a key-set URL is shown in logs, errors and on the admin
+// KeysInForce is how many keys the source verifies with now: 0 when none
+// was ever loaded or the set is older than max_stale.
+func (s *URLSource) KeysInForce() int {
+	if ks := s.current(); ks != nil {
+		return len(ks.keys)
+	}
+	return 0
+}
+
+// SinceLastGood is the time since the last good fetch; ok is false when
+// there was none.
+func (s *URLSource) SinceLastGood() (d time.Duration, ok bool) {
+	last := s.lastGood.Load()
+	if last == 0 {
+		return 0, false
+	}
+	return s.now().Sub(time.Unix(0, last)), true
+}
+
+// RedactURL is how a key-set URL is shown in logs, errors and on the admin
 // endpoint: userinfo becomes "xxxxx", every query value "REDACTED" (names
 // stay, so the shape is recognisable), the fragment goes. A URL that does
 // not parse is not shown at all.
-func redactURL(raw string) string {
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "[unparsable URL]"
@@ -629,7 +673,7 @@ func redactURL(raw string) string {
 func redactURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		ue.URL = redactURL(ue.URL)
+		ue.URL = RedactURL(ue.URL)
 	}
 	return err
 }

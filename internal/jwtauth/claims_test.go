@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"encoding/json"
@@ -36,11 +36,11 @@ func TestClaimReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{"n": "2", "s": "2", "b": "true", "a": `["x","y"]`, "o": `{"k":1}`} {
-		if got, ok := c.text(name); !ok || got != want {
+		if got, ok := c.Text(name); !ok || got != want {
 			t.Errorf("text(%s) = %q, want %q", name, got, want)
 		}
 	}
-	if _, ok := c.text("missing"); ok {
+	if _, ok := c.Text("missing"); ok {
 		t.Error("text of a missing claim")
 	}
 	if f, ok := numericDate(c["f"]); !ok || f != 1.5e9 {

@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -21,10 +22,44 @@ import (
 // names no kid, so a large key set cannot be turned into a CPU amplifier.
 const maxCandidateKeys = 8
 
-// verifier checks tokens against the keys of its sources and the claim
-// rules of the config. It is safe for concurrent use.
-type verifier struct {
-	sources    []keySource
+// Defaults of Config.
+const (
+	DefaultLeeway  = 30 * time.Second
+	DefaultSubject = "sub"
+)
+
+// DefaultAlgorithms are the signature algorithms accepted when none are
+// configured: every asymmetric JWS algorithm, never HMAC or none.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Config is what a Verifier checks tokens against.
+type Config struct {
+	// Sources of the signing keys; at least one.
+	Sources []Source
+	// Algorithms accepted; each must pass SupportedAlgorithm. Empty:
+	// DefaultAlgorithms.
+	Algorithms []string
+	// Issuers accepted as iss, and audiences of which aud must name one;
+	// at least one of each.
+	Issuers   []string
+	Audiences []string
+	// Leeway is the clock skew allowed on exp, nbf and iat; nil is
+	// DefaultLeeway (0 is a valid leeway).
+	Leeway *time.Duration
+	// Subject is the claim that names the caller; empty is DefaultSubject.
+	Subject string
+	// CacheSize is how many verified tokens are remembered; 0 disables.
+	CacheSize int
+	// Now is the verifier's clock; nil is time.Now.
+	Now func() time.Time
+	// Observer is told of cache lookups; nil is nobody.
+	Observer Observer
+}
+
+// Verifier checks tokens against the keys of its sources and the claim
+// rules of its Config. It is safe for concurrent use.
+type Verifier struct {
+	sources    []Source
 	algorithms map[string]jwa.SignatureAlgorithm
 	issuers    []string
 	audiences  []string
@@ -32,15 +67,73 @@ type verifier struct {
 	subject    string
 	now        func() time.Time
 	cache      *tokenCache // nil when disabled
+	observer   Observer
 }
 
-// claims is the verified payload of a token, each claim kept as raw JSON
+// New checks cfg and builds its verifier.
+func New(cfg Config) (*Verifier, error) {
+	switch {
+	case len(cfg.Sources) == 0:
+		return nil, errors.New("at least one key source is required")
+	case len(cfg.Issuers) == 0:
+		return nil, errors.New("at least one issuer is required")
+	case len(cfg.Audiences) == 0:
+		return nil, errors.New("at least one audience is required")
+	case cfg.Leeway != nil && *cfg.Leeway < 0:
+		return nil, errors.New("leeway must not be negative")
+	case cfg.CacheSize < 0:
+		return nil, errors.New("the token cache size must not be negative")
+	}
+	v := &Verifier{
+		sources:    cfg.Sources,
+		algorithms: map[string]jwa.SignatureAlgorithm{},
+		issuers:    cfg.Issuers,
+		audiences:  cfg.Audiences,
+		leeway:     DefaultLeeway,
+		subject:    cfg.Subject,
+		now:        cfg.Now,
+		observer:   cfg.Observer,
+	}
+	for _, s := range cfg.Sources {
+		if s == nil {
+			return nil, errors.New("a key source is nil")
+		}
+	}
+	if cfg.Leeway != nil {
+		v.leeway = *cfg.Leeway
+	}
+	if v.subject == "" {
+		v.subject = DefaultSubject
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = DefaultAlgorithms
+	}
+	for _, a := range algs {
+		if !SupportedAlgorithm(a) {
+			return nil, fmt.Errorf("%q is not an accepted asymmetric JWS algorithm", a)
+		}
+		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v, nil
+}
+
+// SubjectClaim is the name of the claim that names the caller.
+func (v *Verifier) SubjectClaim() string { return v.subject }
+
+// Claims is the verified payload of a token, each claim kept as raw JSON
 // and decoded only when something asks for it: most requests read a
 // handful of claims out of many.
-type claims map[string]json.RawMessage
+type Claims map[string]json.RawMessage
 
-// str returns a string claim; ok is false when it is absent or not a string.
-func (c claims) str(name string) (string, bool) {
+// Str returns a string claim; ok is false when it is absent or not a string.
+func (c Claims) Str(name string) (string, bool) {
 	return jsonString(c[name])
 }
 
@@ -66,33 +159,34 @@ slow:
 	return s, true
 }
 
-// folded returns the values of every member whose name equals name
+// Folded returns the values of every member whose name equals name
 // ignoring case, as .NET compares claim types: the exactly named member
 // first. checkClaimsJSON has made sure no name appears twice exactly.
-func (c claims) folded(name string) []json.RawMessage {
+func (c Claims) Folded(name string) []json.RawMessage {
 	var out []json.RawMessage
 	if raw, ok := c[name]; ok {
 		out = append(out, raw)
 	}
 	for k, raw := range c {
-		if k != name && foldEqual(k, name) {
+		if k != name && FoldEqual(k, name) {
 			out = append(out, raw)
 		}
 	}
 	return out
 }
 
-// text is a claim's string form: strings unquoted, anything else (numbers
+// Text is a claim's string form: strings unquoted, anything else (numbers
 // as written in the token, booleans, arrays, objects) as compact JSON.
-func (c claims) text(name string) (string, bool) {
+func (c Claims) Text(name string) (string, bool) {
 	raw, ok := c[name]
 	if !ok {
 		return "", false
 	}
-	return rawText(raw), true
+	return RawText(raw), true
 }
 
-func rawText(raw json.RawMessage) string {
+// RawText is the string form of one claim value, as Text gives it.
+func RawText(raw json.RawMessage) string {
 	if s, ok := jsonString(raw); ok {
 		return s
 	}
@@ -111,36 +205,40 @@ type header struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// verify returns the claims of a valid token, or the refusal to answer.
+// Verify returns the claims of a valid token, or the refusal to answer.
 // The signature is checked before the claims, so a forged token is always
 // InvalidToken whatever its claims say.
-func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) {
+func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	if !precheckToken(tok) {
-		return nil, errInvalidToken("The token is not a compact JWS.")
+		return nil, InvalidToken("The token is not a compact JWS.")
 	}
 	var cacheKey [sha256.Size]byte
 	if v.cache != nil {
 		cacheKey = sha256.Sum256([]byte(tok))
 		if payload, ok := v.cache.lookup(cacheKey, v.now(), v.leeway, v.sources); ok {
 			if c, err := decodeClaims(payload); err == nil {
-				metricTokenCache.WithLabelValues("hit").Inc()
+				if v.observer != nil {
+					v.observer.TokenCacheLookup(true)
+				}
 				return c, nil
 			}
 		}
-		metricTokenCache.WithLabelValues("miss").Inc()
+		if v.observer != nil {
+			v.observer.TokenCacheLookup(false)
+		}
 	}
 	hdrPart, rest, _ := strings.Cut(tok, ".")
 	payloadPart, _, _ := strings.Cut(rest, ".")
 	var h header
 	if err := decodeSegment(hdrPart, &h); err != nil {
-		return nil, errInvalidToken("The token header is malformed.")
+		return nil, InvalidToken("The token header is malformed.")
 	}
 	if h.Crit != nil {
-		return nil, errInvalidToken("The token has critical header parameters.")
+		return nil, InvalidToken("The token has critical header parameters.")
 	}
 	alg, ok := v.algorithms[h.Alg]
 	if !ok {
-		return nil, errInvalidToken("The token algorithm is not accepted.")
+		return nil, InvalidToken("The token algorithm is not accepted.")
 	}
 	payload, signer, found, aerr := v.checkSignature(tok, alg, h)
 	if aerr != nil {
@@ -162,18 +260,18 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 			}
 		}
 		if !found {
-			return nil, errInvalidToken("No configured key matches the token.")
+			return nil, InvalidToken("No configured key matches the token.")
 		}
 	}
 	if payload == nil {
-		return nil, errInvalidToken("The token signature is invalid.")
+		return nil, InvalidToken("The token signature is invalid.")
 	}
 	if err := checkClaimsJSON(payload); err != nil {
-		return nil, errInvalidToken("The token claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
+		return nil, InvalidToken("The token claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
 	}
 	c, err := decodeClaims(payload)
 	if err != nil {
-		return nil, errInvalidToken("The token claims are malformed.")
+		return nil, InvalidToken("The token claims are malformed.")
 	}
 	if aerr := v.checkClaims(c); aerr != nil {
 		return nil, aerr
@@ -188,7 +286,7 @@ func (v *verifier) verify(ctx context.Context, tok string) (claims, *authError) 
 // checkSignature tries the candidate keys. found reports whether any key
 // could have signed the token; payload is nil when none verified it, else
 // signer is the key that did.
-func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h header) (payload []byte, signer verifyKey, found bool, aerr *authError) {
+func (v *Verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h header) (payload []byte, signer verifyKey, found bool, aerr *Error) {
 	var buf [maxCandidateKeys]verifyKey
 	cands := buf[:0]
 	loaded := false
@@ -199,7 +297,7 @@ func (v *verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h head
 		}
 	}
 	if !loaded {
-		return nil, verifyKey{}, false, errKeysUnavailable
+		return nil, verifyKey{}, false, ErrKeysUnavailable
 	}
 	if len(cands) > maxCandidateKeys {
 		cands = cands[:maxCandidateKeys]
@@ -220,7 +318,7 @@ func decodeSegment(seg string, dst any) error {
 	return json.Unmarshal(raw, dst)
 }
 
-func parseClaims(seg string) (claims, error) {
+func parseClaims(seg string) (Claims, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return nil, err
@@ -231,8 +329,8 @@ func parseClaims(seg string) (claims, error) {
 // decodeClaims splits the payload into raw claims; the types are checked
 // where each claim is read, so "exp must be numeric" can be told apart
 // from a string that looks like a number.
-func decodeClaims(raw []byte) (claims, error) {
-	var c claims
+func decodeClaims(raw []byte) (Claims, error) {
+	var c Claims
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, err
 	}
@@ -246,18 +344,18 @@ var errNotObject = errors.New("claims are not a JSON object")
 
 // checkClaims applies the contract's claim rules in ASP.NET's order:
 // lifetime, then issuer, then audience, then the subject.
-func (v *verifier) checkClaims(c claims) *authError {
+func (v *Verifier) checkClaims(c Claims) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	leeway := v.leeway.Seconds()
 	exp, ok := numericDate(c["exp"])
 	if !ok {
-		return errInvalidToken("The token has no numeric exp claim.")
+		return InvalidToken("The token has no numeric exp claim.")
 	}
 	if !saneDate(exp) {
-		return errInvalidToken("The token has an exp claim outside the years 1970 to 9999.")
+		return InvalidToken("The token has an exp claim outside the years 1970 to 9999.")
 	}
 	if now > exp+leeway {
-		return &authError{401, codeTokenExpired, "The token has expired."}
+		return &Error{CodeTokenExpired, "The token has expired."}
 	}
 	for _, name := range []string{"nbf", "iat"} {
 		raw, present := c[name]
@@ -266,29 +364,29 @@ func (v *verifier) checkClaims(c claims) *authError {
 		}
 		t, ok := numericDate(raw)
 		if !ok {
-			return errInvalidToken("The token has a non-numeric " + name + " claim.")
+			return InvalidToken("The token has a non-numeric " + name + " claim.")
 		}
 		if !saneDate(t) {
-			return errInvalidToken("The token has an " + name + " claim outside the years 1970 to 9999.")
+			return InvalidToken("The token has an " + name + " claim outside the years 1970 to 9999.")
 		}
 		if t > now+leeway {
-			return &authError{401, codeTokenNotYetValid, "The token is not valid yet."}
+			return &Error{CodeTokenNotYetValid, "The token is not valid yet."}
 		}
 	}
-	if iss, _ := c.str("iss"); !slices.Contains(v.issuers, iss) {
-		return &authError{401, codeInvalidIssuer, "The token issuer is not accepted."}
+	if iss, _ := c.Str("iss"); !slices.Contains(v.issuers, iss) {
+		return &Error{CodeInvalidIssuer, "The token issuer is not accepted."}
 	}
 	if !audienceMatches(c["aud"], v.audiences) {
-		return &authError{401, codeInvalidAudience, "The token audience is not accepted."}
+		return &Error{CodeInvalidAudience, "The token audience is not accepted."}
 	}
-	sub, _ := c.str(v.subject)
+	sub, _ := c.Str(v.subject)
 	if sub == "" {
-		return errInvalidToken("The token has no subject.")
+		return InvalidToken("The token has no subject.")
 	}
 	// HTTP trims spaces around a header value, so " u-1" would reach a
 	// backend as u-1 while this edge keeps them apart.
 	if strings.TrimSpace(sub) != sub {
-		return errInvalidToken("The token subject has leading or trailing whitespace.")
+		return InvalidToken("The token subject has leading or trailing whitespace.")
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"net/http"
@@ -7,15 +7,15 @@ import (
 	"unicode"
 )
 
-// maxTokenLen is the largest compact JWS the route accepts (8 KiB). Larger
+// MaxTokenLen is the largest compact JWS the route accepts (8 KiB). Larger
 // tokens are refused before any decoding, so a client cannot make the edge
 // parse megabytes of base64.
-const maxTokenLen = 8 << 10
+const MaxTokenLen = 8 << 10
 
 // tokenParam is the query parameter that may carry the token.
 const tokenParam = "access_token"
 
-// extractToken finds the bearer token of r: the Authorization header
+// ExtractToken finds the bearer token of r: the Authorization header
 // (scheme case-insensitive) or, when allowQuery is set, the access_token
 // query parameter. Both at once, or the parameter twice, are
 // invalid_request: a token must be unambiguous.
@@ -27,21 +27,21 @@ const tokenParam = "access_token"
 // a `;` separator. Such a request is refused rather than cleaned, so that
 // the literal name is the only one the access-log filter has to find and
 // the backend never receives a token in its query.
-func extractToken(r *http.Request, allowQuery bool) (string, *authError) {
+func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
 	var token string
 	fromHeader := false
 	if h := r.Header.Values("Authorization"); len(h) > 0 {
 		if len(h) > 1 {
-			return "", errInvalidRequest("more than one Authorization header")
+			return "", InvalidRequest("more than one Authorization header")
 		}
 		scheme, cred, ok := strings.Cut(h[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			// another scheme (Basic, ...) carries no bearer token
-			return "", errMissingToken
+			return "", ErrMissingToken
 		}
 		token, fromHeader = strings.TrimSpace(cred), true
 		if token == "" {
-			return "", errMissingToken
+			return "", ErrMissingToken
 		}
 	}
 	found := 0
@@ -52,27 +52,27 @@ func extractToken(r *http.Request, allowQuery bool) (string, *authError) {
 				continue
 			}
 			if rawKey != tokenParam || i > 0 {
-				return "", errInvalidRequest("the token parameter must be spelled access_token, after an & or at the start")
+				return "", InvalidRequest("the token parameter must be spelled access_token, after an & or at the start")
 			}
 			if !allowQuery {
 				continue // dropped on the way to the backend, never read
 			}
 			found++
 			if found > 1 {
-				return "", errInvalidRequest("the access_token parameter appears more than once")
+				return "", InvalidRequest("the access_token parameter appears more than once")
 			}
 			if fromHeader {
-				return "", errInvalidRequest("the token was sent both in the Authorization header and in the query")
+				return "", InvalidRequest("the token was sent both in the Authorization header and in the query")
 			}
 			v, err := url.QueryUnescape(rawVal)
 			if err != nil || v == "" {
-				return "", errInvalidToken("the access_token parameter is malformed")
+				return "", InvalidToken("the access_token parameter is malformed")
 			}
 			token = v
 		}
 	}
 	if token == "" {
-		return "", errMissingToken
+		return "", ErrMissingToken
 	}
 	return token, nil
 }
@@ -103,7 +103,7 @@ func namesTokenParam(rawKey string) bool {
 			letters = append(letters, r)
 		}
 	}
-	return foldEqual(string(letters), tokenParamLetters)
+	return FoldEqual(string(letters), tokenParamLetters)
 }
 
 // tokenParamLetters is the token parameter's name without its separator.
@@ -137,10 +137,10 @@ func lenientUnescape(s string) string {
 	return b.String()
 }
 
-// withoutTokenParams drops from a raw query every pair that names the token
+// WithoutTokenParams drops from a raw query every pair that names the token
 // parameter, in any spelling namesTokenParam knows and after an & or a ;,
 // and keeps the others exactly as they were encoded.
-func withoutTokenParams(raw string) string {
+func WithoutTokenParams(raw string) string {
 	if raw == "" {
 		return ""
 	}
@@ -165,7 +165,7 @@ pairs:
 // unpadded base64url alphabet. It is cheap enough to run on every request
 // and is the fuzzed boundary between the network and jwx.
 func precheckToken(tok string) bool {
-	if len(tok) == 0 || len(tok) > maxTokenLen {
+	if len(tok) == 0 || len(tok) > MaxTokenLen {
 		return false
 	}
 	dots, partLen := 0, 0

@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"crypto/x509"
@@ -8,19 +8,21 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 func TestParseKeySet(t *testing.T) {
-	rsaKey := newTestKey(t, jwa.RS256(), "r")
-	ecKey := newTestKey(t, jwa.ES256(), "e")
-	rsaJWK := string(mustJSON(t, rsaKey.pub))
+	rsaKey := jwtauthtest.NewKey(t, jwa.RS256(), "r")
+	ecKey := jwtauthtest.NewKey(t, jwa.ES256(), "e")
+	rsaJWK := string(jwtauthtest.MustJSON(t, rsaKey.Pub))
 
 	t.Run("jwks with unsupported keys skipped", func(t *testing.T) {
 		doc := `{"keys":[` + rsaJWK + `,
 			{"kty":"oct","k":"c2VjcmV0","kid":"hmac"},
 			{"kty":"RSA","kid":"enc","use":"enc","n":"` + strings.Repeat("A", 10) + `","e":"AQAB"},
 			{"kty":"XYZ","kid":"future"},
-			` + string(mustJSON(t, ecKey.pub)) + `]}`
+			` + string(jwtauthtest.MustJSON(t, ecKey.Pub)) + `]}`
 		ks, skipped, err := parseKeySet([]byte(doc))
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +42,7 @@ func TestParseKeySet(t *testing.T) {
 	})
 	t.Run("pem public key", func(t *testing.T) {
 		var raw any
-		if err := jwk.Export(rsaKey.pub, &raw); err != nil {
+		if err := jwk.Export(rsaKey.Pub, &raw); err != nil {
 			t.Fatal(err)
 		}
 		der, err := x509.MarshalPKIXPublicKey(raw)
@@ -53,11 +55,11 @@ func TestParseKeySet(t *testing.T) {
 		}
 	})
 	t.Run("private key publishes its public half", func(t *testing.T) {
-		priv, err := jwk.Import(rsaKey.priv)
+		priv, err := jwk.Import(rsaKey.Priv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ks, _, err := parseKeySet(mustJSON(t, priv))
+		ks, _, err := parseKeySet(jwtauthtest.MustJSON(t, priv))
 		if err != nil || len(ks.keys) != 1 {
 			t.Fatalf("%+v %v", ks, err)
 		}
@@ -81,12 +83,12 @@ func TestParseKeySet(t *testing.T) {
 
 func TestSupportedAlgorithm(t *testing.T) {
 	for _, a := range DefaultAlgorithms {
-		if !supportedAlgorithm(a) {
+		if !SupportedAlgorithm(a) {
 			t.Errorf("%s refused", a)
 		}
 	}
 	for _, a := range []string{"HS256", "HS512", "none", "rs256", "ES256K", ""} {
-		if supportedAlgorithm(a) {
+		if SupportedAlgorithm(a) {
 			t.Errorf("%s accepted", a)
 		}
 	}

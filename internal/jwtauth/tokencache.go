@@ -1,4 +1,4 @@
-package caddymodule
+package jwtauth
 
 import (
 	"crypto/sha256"
@@ -31,7 +31,7 @@ func newTokenCache(size int) *tokenCache {
 // past exp plus leeway, and its key still in one of the sources' sets (a
 // key that leaves the set takes its tokens with it). A stale entry is
 // removed.
-func (c *tokenCache) lookup(key [sha256.Size]byte, now time.Time, leeway time.Duration, sources []keySource) ([]byte, bool) {
+func (c *tokenCache) lookup(key [sha256.Size]byte, now time.Time, leeway time.Duration, sources []Source) ([]byte, bool) {
 	e, ok := c.lru.Get(key)
 	if !ok {
 		return nil, false
@@ -45,7 +45,7 @@ func (c *tokenCache) lookup(key [sha256.Size]byte, now time.Time, leeway time.Du
 
 func (c *tokenCache) add(key [sha256.Size]byte, e cachedToken) { c.lru.Add(key, e) }
 
-func keyInForce(thumbprint string, sources []keySource) bool {
+func keyInForce(thumbprint string, sources []Source) bool {
 	for _, s := range sources {
 		if ks := s.current(); ks != nil && ks.has(thumbprint) {
 			return true
