@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
@@ -305,7 +306,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("workspace_profile: storage: %w", err)
 	}
-	backend := mod.(StorageBackend)
+	backend, ok := mod.(StorageBackend)
+	if !ok {
+		return fmt.Errorf("workspace_profile: storage: module %T is not a storage backend", mod)
+	}
 	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
 	h.storeName = backend.StoreName()
 	h.liveStore = h.service.Store
@@ -409,4 +413,5 @@ var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -67,13 +67,9 @@ func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// pgPool shares each pgx pool between the handlers and config generations
+// whose DSN, schema and options are the same.
 var pgPool = caddy.NewUsagePool()
-
-// pgCloser closes a pool when the last config using it is cleaned up,
-// after the calls still in progress on it have returned.
-type pgCloser struct{ *drainingStore }
-
-func (p pgCloser) Destruct() error { return p.Close() }
 
 // Provision opens the pool, or takes the already open one.
 func (p *PostgresStorage) Provision(ctx caddy.Context) error {
@@ -89,7 +85,7 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 	sum := sha256.Sum256([]byte(dsn + "\x00" + p.Schema))
 	p.dsnKey = hex.EncodeToString(sum[:])
 	key := fmt.Sprintf("%s/%d/%d/%d/%d", p.dsnKey, opts.MaxConns, opts.Timeout, opts.StatementTimeout, opts.ExportTimeout)
-	val, _, err := pgPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+	ds, err := openShared(pgPool, key, func() (profile.Store, error) {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		s, err := pgstore.Open(openCtx, dsn, opts)
@@ -97,23 +93,17 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		ctx.Logger().Info("opened PostgreSQL profile store", zap.String("schema", p.Schema))
-		return pgCloser{newDrainingStore(s)}, nil
+		return s, nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres storage: %w", err)
 	}
-	p.key, p.store = key, val.(pgCloser).drainingStore
+	p.key, p.store = key, ds
 	return nil
 }
 
 // Cleanup releases this config's use of the pool; the last user closes it.
-func (p *PostgresStorage) Cleanup() error {
-	if p.key == "" {
-		return nil
-	}
-	_, err := pgPool.Delete(p.key)
-	return err
-}
+func (p *PostgresStorage) Cleanup() error { return releaseShared(pgPool, &p.key) }
 
 // ProfileStore implements StorageBackend.
 func (p *PostgresStorage) ProfileStore() profile.Store { return p.store }

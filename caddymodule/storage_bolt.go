@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -15,46 +13,11 @@ import (
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/boltstore"
-	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
 
 func init() {
-	caddy.RegisterModule(MemoryStorage{})
 	caddy.RegisterModule(BoltStorage{})
 }
-
-// MemoryStorage keeps profiles in memory for as long as the config that
-// loaded it: a reload or restart empties it. For tests and experiments.
-type MemoryStorage struct {
-	store *memstore.Store
-	id    uint64
-}
-
-// memoryStores numbers the memory stores of this process, for their names:
-// a name says which store it is, and nothing about the process's memory.
-var memoryStores atomic.Uint64
-
-// CaddyModule returns the Caddy module information.
-func (MemoryStorage) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "http.workspace_profile.storage.memory",
-		New: func() caddy.Module { return new(MemoryStorage) },
-	}
-}
-
-// Provision creates the empty store.
-func (m *MemoryStorage) Provision(caddy.Context) error {
-	m.store = memstore.New()
-	m.id = memoryStores.Add(1)
-	return nil
-}
-
-// ProfileStore implements StorageBackend.
-func (m *MemoryStorage) ProfileStore() profile.Store { return m.store }
-
-// StoreName implements StorageBackend: "memory:<n>", n counting the
-// memory stores provisioned by this process (a reload makes a new one).
-func (m *MemoryStorage) StoreName() string { return "memory:" + strconv.FormatUint(m.id, 10) }
 
 // boltPool shares each open bolt file between every handler and config
 // generation that names it: bbolt locks its file, so opening it again in
@@ -140,12 +103,6 @@ func (BoltStorage) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// boltCloser closes the file when the last config using it is cleaned
-// up, after the calls still in progress on it have returned.
-type boltCloser struct{ *drainingStore }
-
-func (b boltCloser) Destruct() error { return b.Close() }
-
 // Provision opens the file, or takes the already open one from the pool.
 func (b *BoltStorage) Provision(ctx caddy.Context) error {
 	b.logger = ctx.Logger()
@@ -162,7 +119,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	val, _, err := boltPool.LoadOrNew(abs, func() (caddy.Destructor, error) {
+	ds, err := openShared(boltPool, abs, func() (profile.Store, error) {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return nil, err
 		}
@@ -171,24 +128,18 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		b.logger.Info("opened profile store", zap.String("path", abs))
-		return boltCloser{newDrainingStore(s)}, nil
+		return s, nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt storage: %w", err)
 	}
 	b.key = abs
-	b.store = boltTimeoutStore{drainingStore: val.(boltCloser).drainingStore, timeout: timeout}
+	b.store = boltTimeoutStore{drainingStore: ds, timeout: timeout}
 	return nil
 }
 
 // Cleanup releases this config's use of the file; the last user closes it.
-func (b *BoltStorage) Cleanup() error {
-	if b.key == "" {
-		return nil
-	}
-	_, err := boltPool.Delete(b.key)
-	return err
-}
+func (b *BoltStorage) Cleanup() error { return releaseShared(boltPool, &b.key) }
 
 // ProfileStore implements StorageBackend.
 func (b *BoltStorage) ProfileStore() profile.Store { return b.store }
@@ -219,7 +170,6 @@ func (b *BoltStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards
 var (
-	_ StorageBackend        = (*MemoryStorage)(nil)
 	_ StorageBackend        = (*BoltStorage)(nil)
 	_ caddy.Provisioner     = (*BoltStorage)(nil)
 	_ caddy.CleanerUpper    = (*BoltStorage)(nil)

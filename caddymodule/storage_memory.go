@@ -1,0 +1,54 @@
+package caddymodule
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
+)
+
+func init() {
+	caddy.RegisterModule(MemoryStorage{})
+}
+
+// MemoryStorage keeps profiles in memory for as long as the config that
+// loaded it: a reload or restart empties it. For tests and experiments.
+type MemoryStorage struct {
+	store *memstore.Store
+	id    uint64
+}
+
+// memoryStores numbers the memory stores of this process, for their names:
+// a name says which store it is, and nothing about the process's memory.
+var memoryStores atomic.Uint64
+
+// CaddyModule returns the Caddy module information.
+func (MemoryStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.workspace_profile.storage.memory",
+		New: func() caddy.Module { return new(MemoryStorage) },
+	}
+}
+
+// Provision creates the empty store.
+func (m *MemoryStorage) Provision(caddy.Context) error {
+	m.store = memstore.New()
+	m.id = memoryStores.Add(1)
+	return nil
+}
+
+// ProfileStore implements StorageBackend.
+func (m *MemoryStorage) ProfileStore() profile.Store { return m.store }
+
+// StoreName implements StorageBackend: "memory:<n>", n counting the
+// memory stores provisioned by this process (a reload makes a new one).
+func (m *MemoryStorage) StoreName() string { return "memory:" + strconv.FormatUint(m.id, 10) }
+
+// Interface guards
+var (
+	_ StorageBackend    = (*MemoryStorage)(nil)
+	_ caddy.Provisioner = (*MemoryStorage)(nil)
+)
