@@ -36,8 +36,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	case routeRefused:
 		countOutcome(outcomeInvalidPath)
-		return writeProblem(w, r, h.path, profile.NewProblem(http.StatusBadRequest, codeInvalidPath,
-			"The request path names this route through an encoded slash, a backslash or a control character.", "", ""), "")
+		return writeProblem(w, r, h.path, profile.NewProblem(http.StatusBadRequest, codeInvalidPath, profile.DetailInvalidPath, "", ""), "")
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodPut:
@@ -86,7 +85,7 @@ func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtaut
 	// subject either, so bolt and PostgreSQL never answer it differently
 	subject := h.verifier.SubjectClaim()
 	if sub, _ := c.Str(subject); len(profile.UserIDProblems(sub)) > 0 {
-		return nil, "", jwtauth.InvalidToken("The token subject is not a usable profile key.")
+		return nil, "", jwtauth.InvalidToken(profile.DetailUnusableSubject)
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		setUserPlaceholders(repl, c, subject)
@@ -98,7 +97,7 @@ func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtaut
 	// would take another, so a token naming an identity claim twice
 	// (sub and SUB, UserType and usertype) is refused.
 	if len(c.Folded(subject)) > 1 || len(c.Folded(userTypeClaim)) > 1 {
-		return nil, "", jwtauth.InvalidToken("The token names an identity claim twice, in different letter case.")
+		return nil, "", jwtauth.InvalidToken(profile.DetailIdentityClaimTwice)
 	}
 	return c, tok, nil
 }
@@ -242,7 +241,7 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c jwtauth.Cla
 		return h.writeServiceError(w, r, err)
 	}
 	if !res.Changed {
-		warnings = append(warnings, profile.NewWarning(profile.CodeNoChanges, "The request changes nothing; the profile is as it was.", ""))
+		warnings = append(warnings, profile.NoChangesWarning())
 	}
 	countOutcome(outcomeOK)
 	w.Header().Set("ETag", res.Profile.ETag())
@@ -272,8 +271,7 @@ func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
 	if err != nil {
-		return refuse(http.StatusBadRequest, profile.Failed(profile.NewError(profile.CodeInvalidJSON,
-			"The request body could not be read.", "", profile.TypeValidation, nil)))
+		return refuse(http.StatusBadRequest, profile.Failed(profile.BodyUnreadableItem()))
 	}
 	if int64(len(body)) > h.MaxBody {
 		return refuse(http.StatusRequestEntityTooLarge, profile.Failed(profile.PayloadTooLargeItem(h.MaxBody)))

@@ -34,7 +34,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 			return nil
 		}
 		warnings = warns
-		body = canonicalBody(req)
+		body = req.CanonicalJSON()
 	}
 	out := h.upstreamRequest(r, c, tok, body)
 
@@ -51,9 +51,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 		return nil
 	case buf.overflow:
 		countOutcome(outcomeUpstreamError)
-		return writeEnvelope(w, http.StatusBadGateway, profile.Failed(profile.NewError(profile.CodeUpstreamResponseTooLarge,
-			"The backend's answer is larger than this API accepts.", "", profile.TypeSystem,
-			map[string]string{"MaxBytes": itoa(h.MaxUpstreamBody)})))
+		return writeEnvelope(w, http.StatusBadGateway, profile.Failed(profile.UpstreamTooLargeItem(h.MaxUpstreamBody)))
 	case err != nil:
 		return h.writeTripError(w, err)
 	}
@@ -77,7 +75,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	case n.Problem != nil:
 		challenge := ""
 		if n.Status == http.StatusUnauthorized {
-			challenge = `Bearer realm="workspace", error="invalid_token", error_description="The backend refused the token."`
+			challenge = `Bearer realm="workspace", error="invalid_token", error_description="` + profile.DetailBackendRefusedToken + `"`
 		}
 		return writeProblem(w, r, h.path, *n.Problem, challenge)
 	case n.Envelope == nil: // 304
@@ -89,21 +87,6 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	// as they do in storage mode
 	n.Envelope.Warnings = append(n.Envelope.Warnings, warnings...)
 	return writeEnvelope(w, n.Status, *n.Envelope)
-}
-
-// canonicalBody is the PUT body the backend gets: the four known properties
-// that were present, in their canonical spelling, already validated and
-// trimmed, so that it never binds a field the contract does not have.
-func canonicalBody(req profile.UpdateRequest) []byte {
-	m := make(map[string]string, 4)
-	for name, v := range map[string]*string{profile.FieldUserName: req.UserName, profile.FieldEmail: req.Email,
-		profile.FieldFirstName: req.FirstName, profile.FieldLastName: req.LastName} {
-		if v != nil {
-			m[name] = *v
-		}
-	}
-	b, _ := json.Marshal(m) // map keys are sorted: the body is canonical
-	return b
 }
 
 // upstreamRequest is the request the backend sees: the route's own path
@@ -186,18 +169,18 @@ var noNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) erro
 // writeTripError answers a failed trip: 504 for a timeout, 502 otherwise.
 func (h *Handler) writeTripError(w http.ResponseWriter, err error) error {
 	var he caddyhttp.HandlerError
-	status, code, msg := http.StatusBadGateway, profile.CodeUpstreamUnavailable, "The backend could not be reached."
+	status, item := http.StatusBadGateway, profile.UpstreamUnavailableItem()
 	switch {
 	case errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout, errors.Is(err, context.DeadlineExceeded):
-		status, code, msg = http.StatusGatewayTimeout, profile.CodeUpstreamTimeout, "The backend did not answer in time."
+		status, item = http.StatusGatewayTimeout, profile.UpstreamTimeoutItem()
 	case errors.Is(err, errAborted):
-		code, msg = profile.CodeUpstreamInvalidResponse, "The backend's answer broke off."
+		item = profile.UpstreamBrokenOffItem()
 	}
 	countOutcome(outcomeUpstreamError)
 	if ce := h.logger.Check(zapcore.WarnLevel, "upstream trip failed"); ce != nil {
 		ce.Write(zap.Error(err), zap.Int("status", status))
 	}
-	return writeEnvelope(w, status, profile.Failed(profile.NewError(code, msg, "", profile.TypeSystem, nil)))
+	return writeEnvelope(w, status, profile.Failed(item))
 }
 
 // Response headers that are the edge's to set, or hop-by-hop.
@@ -265,8 +248,6 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 
 // Flush is a no-op: nothing goes to the client before the end.
 func (b *bufferedResponse) Flush() {}
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func httpBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 

@@ -19,6 +19,22 @@ type UpdateRequest struct {
 	LastName  *string
 }
 
+// CanonicalJSON is the request as a legacy backend gets it: the known
+// properties that were present, in their canonical spelling, already
+// validated and trimmed, so that the backend never binds a field the
+// contract does not have. Map keys are sorted: the body is canonical.
+func (r UpdateRequest) CanonicalJSON() []byte {
+	m := make(map[string]string, 4)
+	for name, v := range map[string]*string{FieldUserName: r.UserName, FieldEmail: r.Email,
+		FieldFirstName: r.FirstName, FieldLastName: r.LastName} {
+		if v != nil {
+			m[name] = *v
+		}
+	}
+	b, _ := json.Marshal(m) // a map of strings always marshals
+	return b
+}
+
 // field returns the slot of a canonical property name, or nil.
 func (r *UpdateRequest) field(canonical string) **string {
 	switch canonical {

@@ -186,3 +186,19 @@ func TestBindUpdateMessagesQuoteBoundedNames(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalJSON: the body a legacy backend gets names the present
+// properties only, in canonical spelling and sorted order.
+func TestCanonicalJSON(t *testing.T) {
+	name, empty := "alice", ""
+	for want, req := range map[string]UpdateRequest{
+		`{}`:                                 {},
+		`{"UserName":"alice"}`:               {UserName: &name},
+		`{"Email":"","FirstName":"alice"}`:   {FirstName: &name, Email: &empty},
+		`{"LastName":"alice","UserName":""}`: {LastName: &name, UserName: &empty},
+	} {
+		if got := string(req.CanonicalJSON()); got != want {
+			t.Errorf("CanonicalJSON = %s, want %s", got, want)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func genericClientError(status int) Normalized {
 	case 415:
 		it = UnsupportedMediaTypeItem()
 	default:
-		it = NewError(CodeUpstreamError, "The backend rejected the request.", "", TypeBusinessRule, nil)
+		it = BackendRejectedItem()
 	}
 	return failed(status, it)
 }
@@ -252,7 +252,7 @@ func fromEnvelope(status int, o object) Normalized {
 	if !env.Success {
 		env.Data = nil
 		if len(env.Errors) == 0 {
-			env.Errors = Items{NewError(CodeUpstreamError, "The backend rejected the request.", "", TypeBusinessRule, nil)}
+			env.Errors = Items{BackendRejectedItem()}
 		}
 		if status < 300 {
 			status = 400
@@ -348,7 +348,7 @@ func problemItems(o object) []Item {
 	if s := str(o["code"]); s != nil {
 		code = *s
 	}
-	msg := "The backend rejected the request."
+	msg := msgBackendRejected
 	if s := str(o["detail"]); s != nil {
 		msg = *s
 	} else if s := str(o["title"]); s != nil {
