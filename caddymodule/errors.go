@@ -41,13 +41,28 @@ func authStatus(e *jwtauth.Error) int {
 func wwwAuthenticate(e *jwtauth.Error) string {
 	switch e.Code {
 	case jwtauth.CodeMissingToken:
-		return `Bearer realm="workspace"`
+		return bearerChallenge("", "")
 	case jwtauth.CodeInvalidRequest:
-		return `Bearer realm="workspace", error="invalid_request"`
+		return bearerChallenge("invalid_request", "")
 	case jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid, jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
-		return `Bearer realm="workspace", error="invalid_token", error_description="` + e.Desc + `"`
+		return bearerChallenge("invalid_token", e.Desc)
 	}
 	return ""
+}
+
+// bearerChallenge is the one place a WWW-Authenticate Bearer challenge is
+// written (RFC 6750 section 3): the realm, then the error code and its
+// description when there are. A description never holds a quote: every
+// one is a sentence of this module's.
+func bearerChallenge(errCode, desc string) string {
+	c := `Bearer realm="workspace"`
+	if errCode != "" {
+		c += `, error="` + errCode + `"`
+	}
+	if desc != "" {
+		c += `, error_description="` + desc + `"`
+	}
+	return c
 }
 
 // statusOf maps an error of the profile service to the status and envelope

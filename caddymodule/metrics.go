@@ -91,56 +91,5 @@ func (metricsObserver) TokenCacheLookup(hit bool) {
 	}
 }
 
-// Request outcomes, the values of the outcome label.
-const (
-	outcomeOK               = "ok"
-	outcomeNotModified      = "not_modified"
-	outcomeValidationError  = "validation_error"
-	outcomeNotFound         = "not_found"
-	outcomePrecondition     = "precondition_failed"
-	outcomeMethodNotAllowed = "method_not_allowed"
-	outcomeStorageError     = "storage_error"
-	outcomeUpstreamError    = "upstream_error"
-	outcomeClientClosed     = "client_closed"
-	outcomeUserNameTaken    = "user_name_taken"
-	outcomePayloadTooLarge  = "payload_too_large"
-	outcomeUnsupportedMedia = "unsupported_media_type"
-	outcomeServiceAccount   = "service_account"
-	outcomeKeysUnavailable  = "keys_unavailable"
-	outcomeMissingToken     = "missing_token"
-	outcomeInvalidToken     = "invalid_token"
-	outcomeExpired          = "expired"
-	outcomeNotYetValid      = "not_yet_valid"
-	outcomeInvalidIssuer    = "invalid_issuer"
-	outcomeInvalidAudience  = "invalid_audience"
-	outcomeInvalidRequest   = "invalid_request"
-	outcomeUpstreamRejected = "upstream_rejected"
-)
-
-// authOutcome is the outcome label of an authentication refusal.
-func authOutcome(e *jwtauth.Error) string {
-	switch e.Code {
-	case jwtauth.CodeMissingToken:
-		return outcomeMissingToken
-	case jwtauth.CodeTokenExpired:
-		return outcomeExpired
-	case jwtauth.CodeTokenNotYetValid:
-		return outcomeNotYetValid
-	case jwtauth.CodeInvalidIssuer:
-		return outcomeInvalidIssuer
-	case jwtauth.CodeInvalidAudience:
-		return outcomeInvalidAudience
-	case jwtauth.CodeInvalidRequest:
-		return outcomeInvalidRequest
-	case codeServiceAccountForbidden:
-		return outcomeServiceAccount
-	case jwtauth.CodeKeysUnavailable:
-		return outcomeKeysUnavailable
-	}
-	return outcomeInvalidToken
-}
-
-func countOutcome(outcome string) { metricRequests.WithLabelValues(outcome).Inc() }
-
 // Interface guards
 var _ jwtauth.Observer = metricsObserver{}

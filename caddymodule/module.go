@@ -34,9 +34,13 @@ const (
 	DefaultMaxBody      = 64 << 10
 	DefaultMaxUpstream  = 1 << 20
 	DefaultTokenCache   = 10000
-	DefaultServiceClaim = "UserType"
+	DefaultServiceClaim = userTypeClaim
 	DefaultServiceValue = "2"
 )
+
+// userTypeClaim is the claim that says what kind of user the caller is: a
+// service account (refused by default), an admin or a user.
+const userTypeClaim = "UserType"
 
 // DefaultAlgorithms are the signature algorithms accepted when none are
 // configured: every asymmetric JWS algorithm, never HMAC or none.

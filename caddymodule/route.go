@@ -8,9 +8,6 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
-// outcomeInvalidPath counts requests refused for the spelling of their path.
-const outcomeInvalidPath = "invalid_path"
-
 // routeMatch is what a request path is to the route.
 type routeMatch uint8
 

@@ -35,7 +35,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case routeOther:
 		return next.ServeHTTP(w, r)
 	case routeRefused:
-		countOutcome(outcomeInvalidPath)
 		return writeProblem(w, r, h.path, profile.NewProblem(http.StatusBadRequest, codeInvalidPath, profile.DetailInvalidPath, "", ""), "")
 	}
 	switch r.Method {
@@ -46,7 +45,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.RequestURI = r.URL.RequestURI()
 		return next.ServeHTTP(w, r)
 	default:
-		countOutcome(outcomeMethodNotAllowed)
 		w.Header().Set("Allow", "GET, PUT")
 		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
 	}
@@ -56,7 +54,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {
-		countOutcome(authOutcome(aerr))
 		return writeAuthProblem(w, r, h.path, aerr)
 	}
 	if h.upstream != nil {
@@ -174,9 +171,6 @@ func looseNumber(s string) (float64, bool) {
 	return f, err == nil
 }
 
-// userTypeClaim is the claim that says what kind of user the caller is.
-const userTypeClaim = "UserType"
-
 // userType is the UserType claim (its name compared ignoring case;
 // authenticate refuses a token naming it twice), numbers in their
 // canonical integer form: a token saying 1.0 or " 1" is an admin as one
@@ -223,11 +217,9 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c jwtauth.Cla
 	w.Header().Set("ETag", etag)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && profile.MatchETag(inm, etag, true) {
 		countOutcome(outcomeNotModified)
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNotModified)
+		putNotModified(w, http.StatusNotModified)
 		return nil
 	}
-	countOutcome(outcomeOK)
 	return writeEnvelope(w, http.StatusOK, profile.OK(p))
 }
 
@@ -243,7 +235,6 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c jwtauth.Cla
 	if !res.Changed {
 		warnings = append(warnings, profile.NoChangesWarning())
 	}
-	countOutcome(outcomeOK)
 	w.Header().Set("ETag", res.Profile.ETag())
 	return writeEnvelope(w, http.StatusOK, profile.OK(res.Profile, warnings...))
 }
@@ -252,14 +243,6 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c jwtauth.Cla
 // modes. When the body is refused it writes the answer and returns ok=false.
 func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profile.UpdateRequest, warnings []profile.Item, ok bool) {
 	refuse := func(status int, env profile.Envelope) (profile.UpdateRequest, []profile.Item, bool) {
-		switch status {
-		case http.StatusUnsupportedMediaType:
-			countOutcome(outcomeUnsupportedMedia)
-		case http.StatusRequestEntityTooLarge:
-			countOutcome(outcomePayloadTooLarge)
-		default:
-			countOutcome(outcomeValidationError)
-		}
 		_ = writeEnvelope(w, status, env)
 		return profile.UpdateRequest{}, nil, false
 	}
@@ -303,24 +286,13 @@ func isJSONContentType(ct string) bool {
 func (h *Handler) writeServiceError(w http.ResponseWriter, r *http.Request, err error) error {
 	if r.Context().Err() != nil {
 		// the client hung up: the store was asked to stop, not broken
-		countOutcome(outcomeClientClosed)
 		if ce := h.logger.Check(zapcore.DebugLevel, "client closed the request during a store call"); ce != nil {
 			ce.Write()
 		}
-		w.WriteHeader(499)
+		writeClientClosed(w)
 		return nil
 	}
 	status, item := statusOf(err)
-	switch item.Code {
-	case profile.CodeProfileNotFound:
-		countOutcome(outcomeNotFound)
-	case profile.CodePreconditionFailed:
-		countOutcome(outcomePrecondition)
-	case profile.CodeUserNameTaken:
-		countOutcome(outcomeUserNameTaken)
-	default:
-		countOutcome(outcomeStorageError)
-	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		// the error text is for operators; the client gets a generic item
@@ -369,7 +341,30 @@ func setCommonHeaders(hdr http.Header, contentType string) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 }
 
+// The writers below count the response they write, its outcome read off
+// its code in outcomeOf (outcomes.go); the put* ones only write, for an
+// answer counted otherwise.
+
+// writeEnvelope counts and writes an envelope.
 func writeEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error {
+	countOutcome(envelopeOutcome(env))
+	return putEnvelope(w, status, env)
+}
+
+// writeClientClosed counts and writes the 499 of a client that hung up;
+// nobody reads it, but the access log does.
+func writeClientClosed(w http.ResponseWriter) {
+	countOutcome(outcomeClientClosed)
+	w.WriteHeader(499)
+}
+
+// putNotModified writes a 304 (or another status without a body).
+func putNotModified(w http.ResponseWriter, status int) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+}
+
+func putEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error {
 	body, err := json.Marshal(env)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -395,6 +390,11 @@ const retryAfterSeconds = "5"
 // writeProblem writes p with the route's own path as its instance (never
 // the client's spelling of it) and Caddy's request ID as its traceId.
 func writeProblem(w http.ResponseWriter, r *http.Request, instance string, p profile.Problem, wwwAuthenticate string) error {
+	countOutcome(problemOutcome(p.Code))
+	return putProblem(w, r, instance, p, wwwAuthenticate)
+}
+
+func putProblem(w http.ResponseWriter, r *http.Request, instance string, p profile.Problem, wwwAuthenticate string) error {
 	p.Instance = instance
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		p.TraceID, _ = repl.GetString("http.request.uuid")

@@ -43,14 +43,12 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	switch {
 	case r.Context().Err() != nil:
 		// the client hung up: nobody reads the answer, and it is no error
-		countOutcome(outcomeClientClosed)
 		if ce := h.logger.Check(zapcore.DebugLevel, "client closed the request during the upstream trip"); ce != nil {
 			ce.Write()
 		}
-		w.WriteHeader(499)
+		writeClientClosed(w)
 		return nil
 	case buf.overflow:
-		countOutcome(outcomeUpstreamError)
 		return writeEnvelope(w, http.StatusBadGateway, profile.Failed(profile.UpstreamTooLargeItem(h.MaxUpstreamBody)))
 	case err != nil:
 		return h.writeTripError(w, err)
@@ -63,30 +61,23 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	}
 	n := profile.Normalize(legacy)
 	copyEndToEndHeaders(w.Header(), buf.header)
-	switch {
-	case n.Status < 400:
-		countOutcome(outcomeOK)
-	case n.Status >= 500:
-		countOutcome(outcomeUpstreamError)
-	default:
-		countOutcome(outcomeUpstreamRejected)
-	}
+	// the backend's codes are its own: the answer counts by its status
+	countOutcome(relayedOutcome(n.Status))
 	switch {
 	case n.Problem != nil:
 		challenge := ""
 		if n.Status == http.StatusUnauthorized {
-			challenge = `Bearer realm="workspace", error="invalid_token", error_description="` + profile.DetailBackendRefusedToken + `"`
+			challenge = bearerChallenge("invalid_token", profile.DetailBackendRefusedToken)
 		}
-		return writeProblem(w, r, h.path, *n.Problem, challenge)
+		return putProblem(w, r, h.path, *n.Problem, challenge)
 	case n.Envelope == nil: // 304
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(n.Status)
+		putNotModified(w, n.Status)
 		return nil
 	}
 	// the edge's own warnings (UnknownField) hold whatever the backend said,
 	// as they do in storage mode
 	n.Envelope.Warnings = append(n.Envelope.Warnings, warnings...)
-	return writeEnvelope(w, n.Status, *n.Envelope)
+	return putEnvelope(w, n.Status, *n.Envelope)
 }
 
 // upstreamRequest is the request the backend sees: the route's own path
@@ -176,7 +167,6 @@ func (h *Handler) writeTripError(w http.ResponseWriter, err error) error {
 	case errors.Is(err, errAborted):
 		item = profile.UpstreamBrokenOffItem()
 	}
-	countOutcome(outcomeUpstreamError)
 	if ce := h.logger.Check(zapcore.WarnLevel, "upstream trip failed"); ce != nil {
 		ce.Write(zap.Error(err), zap.Int("status", status))
 	}
