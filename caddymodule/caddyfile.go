@@ -198,7 +198,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if err := h.checkRequired(); err != nil {
-		return d.Err(err.Error())
+		return d.Err("workspace_profile: " + err.Error())
 	}
 	return nil
 }

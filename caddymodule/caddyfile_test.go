@@ -145,7 +145,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 }
 
 // TestProvisionErrors: config errors that only show once the JSON is
-// provisioned (JSON configs skip the Caddyfile parser) name the option.
+// provisioned (JSON configs skip the Caddyfile parser) name the option,
+// and Caddy names the module.
 func TestProvisionErrors(t *testing.T) {
 	bad := map[string]struct {
 		h       Handler
@@ -173,8 +174,9 @@ func TestProvisionErrors(t *testing.T) {
 			}
 			ctx, cancel := newTestContext()
 			defer cancel()
-			err := h.Provision(ctx)
-			_ = h.Cleanup()
+			// as Caddy loads it, which names the module in front of the
+			// handler's own error (and cleans up after a failed Provision)
+			_, err := ctx.LoadModuleByID("http.handlers.workspace_profile", caddyconfig.JSON(h, nil))
 			if err == nil || !strings.Contains(err.Error(), "workspace_profile") || !strings.Contains(err.Error(), tt.mention) {
 				t.Fatalf("error %v must name workspace_profile and %q", err, tt.mention)
 			}

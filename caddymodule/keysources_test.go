@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/goleak"
@@ -132,18 +134,18 @@ func TestRefreshOptionsConflict(t *testing.T) {
 		h    *Handler
 		want string // "" for a valid config
 	}{
-		"max below min":         {base(30*time.Second, 10*time.Second, 0), "workspace_profile: max_refresh: 10s is shorter than min_refresh 30s"},
-		"min above default max": {base(20*time.Minute, 0, 0), "workspace_profile: max_refresh: 15m (the default) is shorter than min_refresh 20m"},
-		"stale below max":       {base(0, 2*time.Hour, time.Hour), "workspace_profile: max_stale: 1h is shorter than max_refresh 2h"},
-		"stale below default":   {base(0, 0, 10*time.Minute), "workspace_profile: max_stale: 10m is shorter than max_refresh 15m (the default)"},
-		"max above def. stale":  {base(0, 48*time.Hour, 0), "workspace_profile: max_stale: 24h (the default) is shorter than max_refresh 48h"},
+		"max below min":         {base(30*time.Second, 10*time.Second, 0), "max_refresh: 10s is shorter than min_refresh 30s"},
+		"min above default max": {base(20*time.Minute, 0, 0), "max_refresh: 15m (the default) is shorter than min_refresh 20m"},
+		"stale below max":       {base(0, 2*time.Hour, time.Hour), "max_stale: 1h is shorter than max_refresh 2h"},
+		"stale below default":   {base(0, 0, 10*time.Minute), "max_stale: 10m is shorter than max_refresh 15m (the default)"},
+		"max above def. stale":  {base(0, 48*time.Hour, 0), "max_stale: 24h (the default) is shorter than max_refresh 48h"},
 		"odd durations":         {base(90*time.Second, 0, 0), ""},
 		"defaults":              {base(0, 0, 0), ""},
 		"all set":               {base(time.Minute, time.Hour, 2*time.Hour), ""},
 		"equal":                 {base(15*time.Minute, 0, 15*time.Minute), ""},
 		"max equals def. stale": {base(0, 24*time.Hour, 0), ""},
 		"min 90s max 2m30s":     {base(90*time.Second, 150*time.Second, 0), ""},
-		"seconds formatting":    {base(0, 90*time.Minute+30*time.Second, time.Hour), "workspace_profile: max_stale: 1h is shorter than max_refresh 1h30m30s"},
+		"seconds formatting":    {base(0, 90*time.Minute+30*time.Second, time.Hour), "max_stale: 1h is shorter than max_refresh 1h30m30s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := tt.h.validateConfig()
@@ -307,4 +309,42 @@ func TestNoGoroutineLeakAcrossReloads(t *testing.T) {
 		c()
 	}
 	idp.CloseClientConnections()
+}
+
+// TestFailedProvisionReleasesSources: a Provision that fails after it took
+// key sources (a second jwks_file that cannot be read, a storage module
+// that does not exist) leaves none of them behind once Caddy has called
+// Cleanup: no file on the admin view, no reference to a URL's source.
+func TestFailedProvisionReleasesSources(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
+	idp := jwtauthtest.NewJWKSServer(t, jwtauthtest.JWKS(t, k))
+	good := writeFile(t, "good.json", jwtauthtest.JWKS(t, k))
+	listed := func() bool {
+		found := false
+		liveFiles.Range(func(f, _ any) bool {
+			found = f.(*jwtauth.FileSource).Status().File == good
+			return !found
+		})
+		return found
+	}
+	for name, h := range map[string]Handler{
+		"second file unreadable": {JWKSFiles: []string{good, filepath.Join(t.TempDir(), "missing.json")},
+			Issuers: []string{testIssuer}, Audiences: []string{testAudience}, StorageRaw: json.RawMessage(`{"backend":"memory"}`)},
+		"unknown storage": {JWKSFiles: []string{good}, JWKSURLs: []string{idp.URL},
+			Issuers: []string{testIssuer}, Audiences: []string{testAudience}, StorageRaw: json.RawMessage(`{"backend":"nope"}`)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := newTestContext()
+			defer cancel()
+			if _, err := ctx.LoadModuleByID("http.handlers.workspace_profile", caddyconfig.JSON(h, nil)); err == nil {
+				t.Fatal("provisioned")
+			}
+			if listed() {
+				t.Error("the file source of a failed Provision is still on the admin view")
+			}
+			if n, ok := keySourcePool.References(idp.URL); ok {
+				t.Errorf("the URL source of a failed Provision still has %d references", n)
+			}
+		})
+	}
 }

@@ -235,7 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		file := repl.ReplaceKnown(f, "")
 		src, err := jwtauth.LoadFile(file, h.logger)
 		if err != nil {
-			return fmt.Errorf("workspace_profile: jwks_file %s: %w", file, err)
+			return fmt.Errorf("jwks_file %s: %w", file, err)
 		}
 		h.fileSources = append(h.fileSources, src)
 		liveFiles.Store(src, struct{}{})
@@ -248,7 +248,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		key := repl.ReplaceKnown(u, "")
 		s, err := loadURLSource(key, "", opts, h.logger)
 		if err != nil {
-			return fmt.Errorf("workspace_profile: jwks_url: %w", err)
+			return fmt.Errorf("jwks_url: %w", err)
 		}
 		h.sourceKeys = append(h.sourceKeys, key)
 		sources = append(sources, s)
@@ -257,7 +257,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		key := jwtauth.DiscoveryURL(iss)
 		s, err := loadURLSource(key, iss, opts, h.logger)
 		if err != nil {
-			return fmt.Errorf("workspace_profile: discovery: %w", err)
+			return fmt.Errorf("discovery: %w", err)
 		}
 		h.sourceKeys = append(h.sourceKeys, key)
 		sources = append(sources, s)
@@ -279,26 +279,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	v, err := jwtauth.New(cfg)
 	if err != nil {
-		return fmt.Errorf("workspace_profile: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	h.verifier = v
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("workspace_profile: metrics: %w", err)
+		return fmt.Errorf("metrics: %w", err)
 	}
 
 	if h.UpstreamRaw != nil {
 		raw, err := withDefaultTimeouts(h.UpstreamRaw)
 		if err != nil {
-			return fmt.Errorf("workspace_profile: upstream: %w", err)
+			return fmt.Errorf("upstream: %w", err)
 		}
 		h.UpstreamRaw = raw
 		mod, err := ctx.LoadModule(h, "UpstreamRaw")
 		if err != nil {
-			return fmt.Errorf("workspace_profile: upstream: %w", err)
+			return fmt.Errorf("upstream: %w", err)
 		}
 		rp, ok := mod.(*reverseproxy.Handler)
 		if !ok {
-			return fmt.Errorf("workspace_profile: upstream: handler must be reverse_proxy, not %T", mod)
+			return fmt.Errorf("upstream: handler must be reverse_proxy, not %T", mod)
 		}
 		h.upstream = rp
 		return nil
@@ -308,11 +308,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	mod, err := ctx.LoadModule(h, "StorageRaw")
 	if err != nil {
-		return fmt.Errorf("workspace_profile: storage: %w", err)
+		return fmt.Errorf("storage: %w", err)
 	}
 	backend, ok := mod.(StorageBackend)
 	if !ok {
-		return fmt.Errorf("workspace_profile: storage: module %T is not a storage backend", mod)
+		return fmt.Errorf("storage: module %T is not a storage backend", mod)
 	}
 	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
 	h.storeName = backend.StoreName()
@@ -323,13 +323,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // validateConfig checks the options that do not need any I/O; it runs at
 // provision so that a bad config never starts a goroutine or opens a file.
+// Its errors, as all of Provision's, name the option but not the module:
+// Caddy prefixes "provision http.handlers.workspace_profile: " itself.
 func (h *Handler) validateConfig() error {
 	if err := h.checkRequired(); err != nil {
 		return err
 	}
 	for _, a := range h.Algorithms {
 		if !jwtauth.SupportedAlgorithm(a) {
-			return fmt.Errorf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
+			return fmt.Errorf("algorithms: %q is not an accepted asymmetric JWS algorithm", a)
 		}
 	}
 	repl := caddy.NewReplacer()
@@ -337,33 +339,33 @@ func (h *Handler) validateConfig() error {
 		for _, raw := range raws {
 			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
 			if err != nil || u.Host == "" {
-				return fmt.Errorf("workspace_profile: %s: %q is not an absolute URL", opt, jwtauth.RedactURL(raw))
+				return fmt.Errorf("%s: %q is not an absolute URL", opt, jwtauth.RedactURL(raw))
 			}
 			if err := jwtauth.CheckKeySetURL(u); err != nil {
-				return fmt.Errorf("workspace_profile: %s: %w", opt, err)
+				return fmt.Errorf("%s: %w", opt, err)
 			}
 		}
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
-		return fmt.Errorf("workspace_profile: leeway: must not be negative")
+		return fmt.Errorf("leeway: must not be negative")
 	}
 	if h.MaxBody < 0 {
-		return fmt.Errorf("workspace_profile: max_body: must not be negative")
+		return fmt.Errorf("max_body: must not be negative")
 	}
 	if h.TokenCache != nil && *h.TokenCache < 0 {
-		return fmt.Errorf("workspace_profile: token_cache: must not be negative")
+		return fmt.Errorf("token_cache: must not be negative")
 	}
 	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
-		return fmt.Errorf("workspace_profile: min_refresh/max_refresh/max_stale: must not be negative")
+		return fmt.Errorf("min_refresh/max_refresh/max_stale: must not be negative")
 	}
 	if err := jwtauth.CheckRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
-		return fmt.Errorf("workspace_profile: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	if h.MaxUpstreamBody < 0 {
-		return fmt.Errorf("workspace_profile: max_upstream_body: must not be negative")
+		return fmt.Errorf("max_upstream_body: must not be negative")
 	}
 	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
-		return fmt.Errorf("workspace_profile: path: %q must be a clean absolute path", h.Path)
+		return fmt.Errorf("path: %q must be a clean absolute path", h.Path)
 	}
 	return nil
 }
@@ -372,19 +374,19 @@ func (h *Handler) validateConfig() error {
 // the Caddyfile parser runs it too, to point at the directive's line.
 func (h *Handler) checkRequired() error {
 	if len(h.Issuers)+len(h.Discovery) == 0 {
-		return fmt.Errorf("workspace_profile: issuer: at least one issuer is required")
+		return fmt.Errorf("issuer: at least one issuer is required")
 	}
 	if len(h.Audiences) == 0 {
-		return fmt.Errorf("workspace_profile: audience: at least one audience is required")
+		return fmt.Errorf("audience: at least one audience is required")
 	}
 	if len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) == 0 {
-		return fmt.Errorf("workspace_profile: jwks_url/jwks_file/discovery: at least one key source is required")
+		return fmt.Errorf("jwks_url/jwks_file/discovery: at least one key source is required")
 	}
 	if h.UpstreamRaw != nil && h.StorageRaw != nil {
-		return fmt.Errorf("workspace_profile: storage/upstream: configure exactly one backend, not both")
+		return fmt.Errorf("storage/upstream: configure exactly one backend, not both")
 	}
 	if h.UpstreamRaw != nil && h.CreateMissing {
-		return fmt.Errorf("workspace_profile: create_missing: applies to storage mode only, not with upstream")
+		return fmt.Errorf("create_missing: applies to storage mode only, not with upstream")
 	}
 	return nil
 }
