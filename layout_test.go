@@ -1,0 +1,38 @@
+package caddyworkspaceprofile
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLayoutDependencies keeps the packages apart as the README's Layout
+// says: the domain and the token core build without Caddy, and the core
+// without Prometheus and without the domain, so that each can be read and
+// tested without a web server (and a jwx or Caddy upgrade touches one
+// package). It reads `go list -deps`, which follows every import, direct
+// or not.
+func TestLayoutDependencies(t *testing.T) {
+	const module = "github.com/workspace-edge/caddy-workspace-profile/"
+	for pattern, forbidden := range map[string][]string{
+		"./profile/...": {"github.com/caddyserver/"},
+		"./internal/jwtauth/...": {"github.com/caddyserver/", "github.com/prometheus/",
+			module + "profile", module + "caddymodule"},
+	} {
+		out, err := exec.Command("go", "list", "-deps", pattern).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pattern, err, out)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) == 0 {
+			t.Fatalf("go list -deps %s listed nothing", pattern)
+		}
+		for _, dep := range deps {
+			for _, f := range forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("%s depends on %s", pattern, dep)
+				}
+			}
+		}
+	}
+}
