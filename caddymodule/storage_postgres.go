@@ -40,8 +40,12 @@ type PostgresStorage struct {
 	// 4 and the number of CPUs).
 	MaxConns int32 `json:"max_conns,omitempty"`
 
-	// Bounds every operation, waiting for a connection included, so that
-	// a database that is down gives 503 StorageUnavailable quickly.
+	// Bounds every operation of the route, waiting for a connection
+	// included, so that a database that is down gives 503
+	// StorageUnavailable quickly. An export or import of the admin
+	// endpoint waits this long at most for its connection, and an import
+	// this long for each row lock (lock_timeout); their whole run is bound
+	// by export_timeout and by statement_timeout per statement instead.
 	// Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 

@@ -28,8 +28,10 @@ type Options struct {
 	// MaxConns bounds the pool. Default: pgxpool's (the larger of 4 and
 	// the number of CPUs).
 	MaxConns int32
-	// Timeout bounds every operation, including waiting for a connection,
-	// so that a database that is down answers quickly. Default: 5s.
+	// Timeout bounds every Get and Update, including waiting for a
+	// connection, so that a database that is down answers quickly; an
+	// export or import waits this long at most for its connection, and an
+	// import this long for each row lock (lock_timeout). Default: 5s.
 	Timeout time.Duration
 	// StatementTimeout is set as the sessions' statement_timeout.
 	// Default: 5s. Exports do not have it (see Export).
