@@ -7,7 +7,7 @@ import (
 )
 
 // TestLayoutDependencies keeps the packages apart as the README's Layout
-// says: the domain and the token core build without Caddy, and the core
+// says: the domain, the token core and the store drain build without Caddy, and the core
 // without Prometheus and without the domain, so that each can be read and
 // tested without a web server (and a jwx or Caddy upgrade touches one
 // package). It reads `go list -deps`, which follows every import, direct
@@ -15,7 +15,8 @@ import (
 func TestLayoutDependencies(t *testing.T) {
 	const module = "github.com/workspace-edge/caddy-workspace-profile/"
 	for pattern, forbidden := range map[string][]string{
-		"./profile/...": {"github.com/caddyserver/"},
+		"./profile/...":        {"github.com/caddyserver/"},
+		"./internal/drain/...": {"github.com/caddyserver/"},
 		"./internal/jwtauth/...": {"github.com/caddyserver/", "github.com/prometheus/",
 			module + "profile", module + "caddymodule"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -42,7 +43,7 @@ func BenchmarkGet(b *testing.B) {
 		b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
 	}
 	// the floors read the bolt file directly, under the route's wrappers
-	store := h.service.Store.(boltTimeoutStore).drainingStore.Store.(*boltstore.Store)
+	store := h.service.Store.(drain.Timeout).Store.Store.(*boltstore.Store)
 	var rawPub any
 	if err := jwkExport(k, &rawPub); err != nil {
 		b.Fatal(err)

@@ -49,8 +49,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeEnvelope(w, http.StatusMethodNotAllowed, profile.Failed(profile.MethodNotAllowedItem()))
 	}
 
-	if d, ok := h.service.Store.(interface{ enter() func() }); ok {
-		defer d.enter()() // the store closes after this request (storage_drain.go)
+	if d, ok := h.service.Store.(interface{ Enter() func() }); ok {
+		defer d.Enter()() // the store closes after this request (internal/drain)
 	}
 	c, tok, aerr := h.authenticate(r)
 	if aerr != nil {

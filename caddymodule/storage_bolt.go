@@ -1,8 +1,8 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"os"
 	"path/filepath"
 	"time"
@@ -44,28 +44,8 @@ type BoltStorage struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	key    string
-	store  boltTimeoutStore
+	store  drain.Timeout
 	logger *zap.Logger
-}
-
-// boltTimeoutStore bounds each Get and Update of the route by the
-// storage's timeout, on top of the request's context (boltstore honours
-// both; see its Deadlines).
-type boltTimeoutStore struct {
-	*drainingStore
-	timeout time.Duration
-}
-
-func (b boltTimeoutStore) Get(ctx context.Context, userID string) (profile.Profile, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	return b.drainingStore.Get(ctx, userID)
-}
-
-func (b boltTimeoutStore) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	return b.drainingStore.Update(ctx, userID, fn)
 }
 
 // resolveBoltPath names the file a path reaches, so that every spelling
@@ -134,7 +114,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("bolt storage: %w", err)
 	}
 	b.key = abs
-	b.store = boltTimeoutStore{drainingStore: ds, timeout: timeout}
+	b.store = drain.Timeout{Store: ds, D: timeout}
 	return nil
 }
 

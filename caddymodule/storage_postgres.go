@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"strconv"
 	"time"
 
@@ -60,7 +61,7 @@ type PostgresStorage struct {
 
 	key    string
 	dsnKey string // the hash of DSN and schema, for StoreName
-	store  *drainingStore
+	store  *drain.Store
 }
 
 // CaddyModule returns the Caddy module information.

@@ -1,12 +1,14 @@
-package caddymodule
+// Package drain lets a store shared by several config generations close
+// only after the calls in progress on it, and bounds the calls of a route
+// by a deadline of the store's own. It knows no Caddy: caddymodule keeps
+// these stores in its pools and closes them when the last config lets go.
+package drain
 
 import (
 	"context"
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -15,13 +17,13 @@ import (
 // progress on it.
 const drainGrace = 10 * time.Second
 
-// drainingStore counts the calls in progress on a store that config
+// Store counts the calls in progress on a store that config
 // generations share. Caddy cleans up an old config as soon as the new one
 // runs, without waiting for the old config's requests; closing the store
 // then would fail them ("database not open", "closed pool"). Close waits
 // until the calls in progress have returned, at most drainGrace, and then
 // closes the store.
-type drainingStore struct {
+type Store struct {
 	profile.Store
 
 	mu     sync.Mutex
@@ -29,13 +31,14 @@ type drainingStore struct {
 	idle   chan struct{} // closed when active reaches 0 after Close began
 }
 
-func newDrainingStore(s profile.Store) *drainingStore { return &drainingStore{Store: s} }
+// New wraps s; Close closes s once the calls in progress have returned.
+func New(s profile.Store) *Store { return &Store{Store: s} }
 
-// enter records a call in progress; the returned func ends it. The
+// Enter records a call in progress; the returned func ends it. The
 // handler holds one for each route request in storage mode, from before
 // authentication to its answer, so that a request between two store calls
 // keeps the store open too.
-func (d *drainingStore) enter() func() {
+func (d *Store) Enter() func() {
 	d.mu.Lock()
 	d.active++
 	d.mu.Unlock()
@@ -50,42 +53,42 @@ func (d *drainingStore) enter() func() {
 	}
 }
 
-func (d *drainingStore) Get(ctx context.Context, id string) (profile.Profile, error) {
-	defer d.enter()()
+func (d *Store) Get(ctx context.Context, id string) (profile.Profile, error) {
+	defer d.Enter()()
 	return d.Store.Get(ctx, id)
 }
 
-func (d *drainingStore) Update(ctx context.Context, id string, fn profile.UpdateFunc) (profile.Profile, error) {
-	defer d.enter()()
+func (d *Store) Update(ctx context.Context, id string, fn profile.UpdateFunc) (profile.Profile, error) {
+	defer d.Enter()()
 	return d.Store.Update(ctx, id, fn)
 }
 
 var errNoTransfer = errors.New("this store cannot export or import")
 
 // Export implements profile.Exporter when the store does.
-func (d *drainingStore) Export(ctx context.Context, fn func(profile.Profile) error) error {
+func (d *Store) Export(ctx context.Context, fn func(profile.Profile) error) error {
 	ex, ok := d.Store.(profile.Exporter)
 	if !ok {
 		return errNoTransfer
 	}
-	defer d.enter()()
+	defer d.Enter()()
 	return ex.Export(ctx, fn)
 }
 
 // Import implements profile.Importer when the store does.
-func (d *drainingStore) Import(ctx context.Context, profiles []profile.Profile) error {
+func (d *Store) Import(ctx context.Context, profiles []profile.Profile) error {
 	im, ok := d.Store.(profile.Importer)
 	if !ok {
 		return errNoTransfer
 	}
-	defer d.enter()()
+	defer d.Enter()()
 	return im.Import(ctx, profiles)
 }
 
 // Close waits until no call has been in progress for drainQuiet (a
 // request that Caddy handed to the old config just before may still be on
 // its way to the store), at most drainGrace in all, then closes the store.
-func (d *drainingStore) Close() error {
+func (d *Store) Close() error {
 	deadline := time.Now().Add(drainGrace)
 	for time.Now().Before(deadline) {
 		d.mu.Lock()
@@ -115,38 +118,24 @@ func (d *drainingStore) Close() error {
 // closes.
 const drainQuiet = 100 * time.Millisecond
 
-// sharedStore is a store in a storage module's caddy.UsagePool (boltPool,
-// pgPool): the last config that releases it closes it, after the calls
-// still in progress on it have returned.
-type sharedStore struct{ *drainingStore }
-
-// Destruct implements caddy.Destructor.
-func (s sharedStore) Destruct() error { return s.Close() }
-
-// openShared takes the store under key from pool, opening it with open
-// when no config holds it yet (a reload keeps the open one: bbolt locks its
-// file, and a new pgx pool per reload would only churn connections).
-func openShared(pool *caddy.UsagePool, key string, open func() (profile.Store, error)) (*drainingStore, error) {
-	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		s, err := open()
-		if err != nil {
-			return nil, err
-		}
-		return sharedStore{newDrainingStore(s)}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return val.(sharedStore).drainingStore, nil
+// Timeout bounds each Get and Update by D on top of the caller's context
+// (bolt storage's timeout: boltstore honours both; see its Deadlines).
+// Export, Import, Enter and Close are the drain Store's.
+type Timeout struct {
+	*Store
+	D time.Duration
 }
 
-// releaseShared gives back the use of *key that openShared took, once:
-// *key is emptied, so that a second Cleanup releases nothing.
-func releaseShared(pool *caddy.UsagePool, key *string) error {
-	if *key == "" {
-		return nil
-	}
-	_, err := pool.Delete(*key)
-	*key = ""
-	return err
+// Get implements profile.Store.
+func (t Timeout) Get(ctx context.Context, userID string) (profile.Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.D)
+	defer cancel()
+	return t.Store.Get(ctx, userID)
+}
+
+// Update implements profile.Store.
+func (t Timeout) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.D)
+	defer cancel()
+	return t.Store.Update(ctx, userID, fn)
 }
