@@ -160,8 +160,19 @@ func TestAuthenticationTable(t *testing.T) {
 			if p.Code != tt.code || p.Instance != profilePath || p.Detail == "" {
 				t.Fatalf("problem %+v, want code %s", p, tt.code)
 			}
-			if got := rec.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, tt.wwwAuth) {
-				t.Fatalf("WWW-Authenticate %q, want prefix %q", got, tt.wwwAuth)
+			// the challenge exactly (RFC 6750 §3): none for 403, no error=
+			// without a token, and the detail as error_description
+			want := ""
+			switch tt.code {
+			case "MissingToken":
+				want = `Bearer realm="workspace"`
+			case "InvalidRequest":
+				want = `Bearer realm="workspace", error="invalid_request"`
+			case "InvalidToken", "TokenExpired", "TokenNotYetValid", "InvalidIssuer", "InvalidAudience":
+				want = `Bearer realm="workspace", error="invalid_token", error_description="` + p.Detail + `"`
+			}
+			if got := rec.Header().Get("WWW-Authenticate"); got != want || !strings.HasPrefix(got, tt.wwwAuth) {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, want)
 			}
 			if tt.status == 403 && (rec.Header().Get("WWW-Authenticate") != "" || p.Detail != profile.ServiceAccountDetail) {
 				t.Fatalf("403 must carry the legacy detail and no challenge: %+v", p)

@@ -143,6 +143,33 @@ func (r itResponse) envelope(t testing.TB) envelopeBody {
 	return e
 }
 
+// doAsync is do for goroutines: a failed request is reported with
+// t.Errorf (t.Fatal must not be called off the test's goroutine) and
+// answers status 0.
+func doAsync(t testing.TB, client *http.Client, method, url string, hdr map[string]string, body string) itResponse {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return itResponse{}
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return itResponse{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return itResponse{resp.StatusCode, resp.Header, b}
+}
+
 func do(t testing.TB, client *http.Client, method, url string, hdr map[string]string, body string) itResponse {
 	t.Helper()
 	var rd io.Reader
@@ -191,7 +218,14 @@ func TestIntegrationEnvoyVectors(t *testing.T) {
 	for _, tok := range v.Tokens {
 		t.Run(tok.Name, func(t *testing.T) {
 			r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok.Token), "")
-			switch tok.Expect {
+			expect := tok.Expect
+			// the accepted vectors expire on 2033-05-29; a real Caddy runs on
+			// the real clock, so from then on they are expired tokens (their
+			// acceptance is proved on an injected clock in internal/jwtauth)
+			if expect == "accept" && time.Now().After(time.Date(2033, 5, 28, 0, 0, 0, 0, time.UTC)) {
+				expect, tok.Code = "reject", "TokenExpired"
+			}
+			switch expect {
 			case "accept":
 				if r.status != 200 || r.envelope(t).Data.UserID != "test@example.com" {
 					t.Fatalf("%d %s", r.status, r.body)
@@ -353,10 +387,11 @@ func testConcurrentPuts(t *testing.T, storage string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := do(t, tc.Client, "PUT", url, jsonPut(tok, ""), `{"UserName":"Contested"}`)
+			r := doAsync(t, tc.Client, "PUT", url, jsonPut(tok, ""), `{"UserName":"Contested"}`)
 			statuses[i] = r.status
-			if r.status == 400 {
-				codes[i] = itemCodes(r.envelope(t).Errors)
+			var env envelopeBody
+			if r.status == 400 && json.Unmarshal(r.body, &env) == nil {
+				codes[i] = itemCodes(env.Errors)
 			}
 		}()
 	}
@@ -385,7 +420,7 @@ func testConcurrentPuts(t *testing.T, storage string) {
 				if field == "Email" {
 					v += "@example.com"
 				}
-				if r := do(t, tc.Client, "PUT", url, jsonPut(tok, ""), fmt.Sprintf(`{%q:%q}`, field, v)); r.status != 200 {
+				if r := doAsync(t, tc.Client, "PUT", url, jsonPut(tok, ""), fmt.Sprintf(`{%q:%q}`, field, v)); r.status != 200 {
 					t.Errorf("%s: %d %s", field, r.status, r.body)
 				}
 			}
