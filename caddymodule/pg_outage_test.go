@@ -18,79 +18,71 @@ import (
 )
 
 // tcpProxy stands between Caddy and PostgreSQL so that a test can cut the
-// database off (a real network fault: connections reset, new ones refused)
-// and bring it back, without touching the server other tests use.
+// database off (a real network fault: connections reset, new ones closed
+// at once) and bring it back, without touching the server other tests use.
+// Its listener stays open through the outage, so that nothing else can take
+// its port before the database comes back.
 type tcpProxy struct {
 	addr, target string
 	mu           sync.Mutex
 	ln           net.Listener
+	down         bool
 	conns        []net.Conn
 }
 
 func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := &tcpProxy{target: target}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
+	p := &tcpProxy{target: target, addr: ln.Addr().String(), ln: ln}
+	go p.serve()
+	t.Cleanup(func() { p.cut(); _ = ln.Close() })
 	return p
 }
 
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
 		}
-	}()
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
 }
 
-// cut closes the listener and every connection: the database is gone.
+// cut closes every connection and every new one: the database is gone.
 func (p *tcpProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
+	p.down = true
 	for _, c := range p.conns {
 		c.Close()
 	}
 	p.conns = nil
 }
 
-// restore listens again on the same address: the database is back.
-func (p *tcpProxy) restore(t *testing.T) {
-	var ln net.Listener
-	var err error
-	for range 50 { // the port was just released
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
+// restore lets connections through again: the database is back.
+func (p *tcpProxy) restore(*testing.T) {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
 }
 
 // TestIntegrationPostgresOutage: PostgreSQL becomes unreachable mid-load.
