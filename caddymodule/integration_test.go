@@ -249,8 +249,9 @@ func TestIntegrationEnvoyVectors(t *testing.T) {
 func TestVectorsMatchShared(t *testing.T) {
 	shared, err := os.ReadFile(filepath.Join("..", "..", "shared", "vectors", "envoy-jwt-authn.json"))
 	if os.IsNotExist(err) {
-		t.Log("no ../shared beside the repo; comparing nothing")
-		return
+		// a skip, not a pass: nothing was compared (CI has shared/ beside
+		// the checkout and refuses skipped tests)
+		t.Skip("no ../shared/vectors beside this checkout: the copy in testdata/vectors was not compared with the team's master copy")
 	}
 	if err != nil {
 		t.Fatal(err)
