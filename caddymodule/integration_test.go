@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
 // The integration tests run a real Caddy in this process through caddytest
@@ -96,13 +97,12 @@ func (c itConfig) storageLine() string {
 }
 
 // pgStorage is the storage line for PostgreSQL in a schema of this test's
-// own, dropped after; without PROFILE_TEST_PG_DSN the test is skipped with
-// the way to run it.
+// own, dropped after. The database is pgtest.DSN's: PROFILE_TEST_PG_DSN,
+// or else a throwaway server this test binary starts (and puts in
+// PROFILE_TEST_PG_DSN); with neither the test is skipped with the way to
+// run it.
 func pgStorage(t *testing.T) string {
-	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN, e.g. PROFILE_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/test (.ci/run sets it)")
-	}
+	dsn := pgtest.DSN(t)
 	schema := fmt.Sprintf("wp_it_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
 	t.Cleanup(func() { dropSchema(dsn, schema) })
 	return fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 2s", schema)

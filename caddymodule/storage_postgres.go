@@ -1,11 +1,9 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"strconv"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 )
@@ -26,8 +25,11 @@ func init() {
 // schema and options in the process and shared across config reloads that
 // keep them; a reload that changes max_conns, timeout, statement_timeout
 // or export_timeout opens a new pool, and the old one closes with the old
-// config. The schema is created and migrated at provision (safe when nodes
-// start at once).
+// config. The schema is created and migrated in the background, not at
+// provision (safe when nodes start at once): a node whose database is down
+// starts, answers 503 StorageUnavailable on the route, and retries with
+// backoff (1s doubling to 15s, sooner on a request, at most once a
+// second) until the database is back.
 type PostgresStorage struct {
 	// The connection string, a URL or key=value DSN as pgx reads it.
 	// Placeholders such as {env.PROFILE_PG_DSN} are replaced. Required.
@@ -72,6 +74,11 @@ func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// pgFirstAttemptDelay is how long a new store waits before its first
+// attempt to connect and migrate, unless a request comes first: longer
+// than validating a config takes, short enough not to be noticed.
+var pgFirstAttemptDelay = time.Second
+
 // pgPool shares each pgx pool between the handlers and config generations
 // whose DSN, schema and options are the same.
 var pgPool = caddy.NewUsagePool()
@@ -90,15 +97,30 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 	sum := sha256.Sum256([]byte(dsn + "\x00" + p.Schema))
 	p.dsnKey = hex.EncodeToString(sum[:])
 	key := fmt.Sprintf("%s/%d/%d/%d/%d", p.dsnKey, opts.MaxConns, opts.Timeout, opts.StatementTimeout, opts.ExportTimeout)
+	logger := ctx.Logger()
+	schema := opts.Schema
+	if schema == "" {
+		schema = "workspace_profile"
+	}
 	ds, err := openShared(pgPool, key, func() (profile.Store, error) {
-		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		s, err := pgstore.Open(openCtx, dsn, opts)
-		if err != nil {
-			return nil, err
-		}
-		ctx.Logger().Info("opened PostgreSQL profile store", zap.String("schema", p.Schema))
-		return s, nil
+		// The store connects and migrates in the background (see
+		// pgstore.Lazy): a database that is down does not fail the config,
+		// and so takes down no other site of this Caddy; the route answers
+		// 503 StorageUnavailable until the store is open. The first attempt
+		// waits for the route's first request or a second, whichever comes
+		// first, and the store is closed when the last config using it is
+		// cleaned up: `caddy validate` and `caddy adapt --validate`, which
+		// provision the config and clean it up at once, never connect.
+		return pgstore.OpenLazy(dsn, opts, pgstore.LazyOptions{
+			Delay: pgFirstAttemptDelay,
+			OnOpen: func(attempts int) {
+				logger.Info("opened PostgreSQL profile store", zap.String("schema", schema), zap.Int("attempts", attempts))
+			},
+			OnFail: func(err error, attempt int, retryIn time.Duration) {
+				logger.Error("PostgreSQL profile store not open yet; the route answers 503 StorageUnavailable until it is",
+					zap.String("schema", schema), zap.Int("attempt", attempt), zap.Duration("retry_in", retryIn), zap.Error(err))
+			},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres storage: %w", err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
+
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -17,10 +19,7 @@ import (
 // statement waits on a row lock gets context.Canceled, and the pool keeps
 // its connection (the same server session serves the next request).
 func TestCancelMidStatementKeepsConnection(t *testing.T) {
-	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN")
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	schema := fmt.Sprintf("wp_cancel_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	s, err := Open(ctx, dsn, Options{Schema: schema, MaxConns: 1, Timeout: 3 * time.Second})

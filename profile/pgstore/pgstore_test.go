@@ -12,19 +12,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
+
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/storetest"
 )
 
-// dsn is the test database, from PROFILE_TEST_PG_DSN (.ci/run sets it).
-func dsn(t *testing.T) string {
-	d := os.Getenv("PROFILE_TEST_PG_DSN")
-	if d == "" {
-		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN, e.g. PROFILE_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/test (.ci/run sets it)")
-	}
-	return d
-}
+// dsn is the test database: PROFILE_TEST_PG_DSN, or else a throwaway
+// server this test binary starts (see internal/pgtest); the test is
+// skipped, saying how to run it, when there is neither.
+func dsn(t testing.TB) string { return pgtest.DSN(t) }
 
 var schemaSeq atomic.Int64
 
