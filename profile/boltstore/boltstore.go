@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,8 +37,14 @@ var ErrLocked = errors.New("bolt file is locked by another process")
 
 // Store is a profile.Store in a bbolt file.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	writers atomic.Int32 // updates in progress, to choose between Update and Batch
 }
+
+// batchDelay is how long the first update of a batch waits for others to
+// join it before the commit. An update with no other in progress commits
+// at once, without waiting.
+const batchDelay = time.Millisecond
 
 // record is the stored form of a profile; the user ID is the key.
 type record struct {
@@ -55,6 +62,9 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	}
+	if db != nil {
+		db.MaxBatchDelay = batchDelay
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening bolt file %s: %w", path, err)
@@ -198,23 +208,39 @@ func (e errDomain) Unwrap() error { return e.err }
 // Update implements profile.Store. bbolt runs one writer at a time, so the
 // read, fn and the write are atomic; any error rolls everything back. It
 // is bounded by ctx (see Deadlines).
+//
+// Concurrent updates share one commit, and so one fsync (group commit,
+// bbolt's Batch): each is acknowledged only once the commit holding it is
+// durable. When one update of a batch fails (UserNameTaken, a stale
+// If-Match), bbolt rolls the batch back, commits the others without it and
+// runs the failed one again alone, so its error is its own and the others
+// are unaffected. An update with no other in progress commits alone at
+// once (db.Update), so a lone client pays no batching delay. fn may
+// therefore run more than once; it only computes
+// the next profile from the current one, so each run stands alone, and
+// only the run that committed gives the answer.
 func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc) (profile.Profile, error) {
-	outc := make(chan profile.Profile, 1)
+	var out profile.Profile // written by the run that commits, read after run returns
+	commit := s.db.Batch
+	if s.writers.Add(1) == 1 {
+		commit = s.db.Update // alone: nobody to share a commit with, no delay
+	}
+	defer s.writers.Add(-1)
 	err := run(ctx, func(c *call) error {
-		return s.db.Update(func(tx *bolt.Tx) error {
+		return commit(func(tx *bolt.Tx) error {
 			if err := c.begin(ctx); err != nil {
 				return err
 			}
 			defer c.end()
-			out, err := s.update(tx, userID, fn)
-			outc <- out
+			p, err := s.update(tx, userID, fn)
+			out = p
 			return err
 		})
 	})
 	var de errDomain
 	switch {
 	case err == nil:
-		return <-outc, nil
+		return out, nil
 	case errors.As(err, &de):
 		return profile.Profile{}, de.err
 	case errors.Is(err, profile.ErrUnavailable):
