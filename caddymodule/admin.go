@@ -49,13 +49,24 @@ func serveKeys(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET only"}
 	}
 	out := struct {
+		Version string                 `json:"version"`
 		Sources []jwtauth.SourceStatus `json:"sources"`
-	}{Sources: []jwtauth.SourceStatus{}}
+	}{Version: Version, Sources: []jwtauth.SourceStatus{}}
 	rangeURLSources(func(s *jwtauth.URLSource) { out.Sources = append(out.Sources, s.Status()) })
+	// a file named by several handlers (or by both configs of a reload's
+	// overlap) is one source to an operator: list each path once, as last
+	// loaded
+	files := map[string]jwtauth.SourceStatus{}
 	liveFiles.Range(func(k, _ any) bool {
-		out.Sources = append(out.Sources, k.(*jwtauth.FileSource).Status())
+		st := k.(*jwtauth.FileSource).Status()
+		if prev, ok := files[st.File]; !ok || prev.LastGood == nil || st.LastGood != nil && st.LastGood.After(*prev.LastGood) {
+			files[st.File] = st
+		}
 		return true
 	})
+	for _, st := range files {
+		out.Sources = append(out.Sources, st)
+	}
 	sort.Slice(out.Sources, func(i, j int) bool {
 		return out.Sources[i].URL+out.Sources[i].File < out.Sources[j].URL+out.Sources[j].File
 	})

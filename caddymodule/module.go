@@ -26,6 +26,11 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
+// Version is this module's version, shown by the admin endpoint
+// (/workspace-profile/keys) and in a debug line at Provision: a build from a
+// checkout shows "(devel)" in `caddy build-info`, so the module says it.
+const Version = "0.2.0-dev"
+
 // Defaults of the handler's options.
 const (
 	DefaultPath         = "/api/workspace/account/profile"
@@ -199,6 +204,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, loads the key sources and the storage backend.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.logger.Debug("provisioning workspace_profile", zap.String("version", Version))
 	h.storeErrors = new(errorLog)
 	repl := caddy.NewReplacer()
 	h.path = h.Path

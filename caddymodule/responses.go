@@ -75,6 +75,7 @@ func writeClientClosed(w http.ResponseWriter) {
 // putNotModified writes a 304 (or another status without a body).
 func putNotModified(w http.ResponseWriter, status int) {
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 }
 
