@@ -97,6 +97,14 @@ func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profil
 		_ = writeEnvelope(w, status, env)
 		return profile.UpdateRequest{}, nil, false
 	}
+	// A coded body (gzip, br, deflate...) is refused before a byte of it is
+	// read: the edge decodes none, so it could neither check it nor cap
+	// its decoded size (RFC 9110 section 15.5.16: 415 with Accept-Encoding).
+	if !isIdentityEncoding(r.Header.Values("Content-Encoding")) {
+		w.Header().Set("Accept-Encoding", "identity")
+		return refuse(http.StatusUnsupportedMediaType, profile.Failed(profile.NewError(profile.CodeUnsupportedMediaType,
+			"The request body must be sent without a content coding (Content-Encoding: identity).", "", profile.TypeValidation, nil)))
+	}
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return refuse(http.StatusUnsupportedMediaType, profile.Failed(profile.UnsupportedMediaTypeItem()))
 	}
@@ -118,6 +126,19 @@ func (h *Handler) readUpdate(w http.ResponseWriter, r *http.Request) (req profil
 		return refuse(http.StatusBadRequest, env)
 	}
 	return req, warnings, true
+}
+
+// isIdentityEncoding reports whether the Content-Encoding values of a
+// request name no coding: absent, empty, or only "identity" (any case).
+func isIdentityEncoding(values []string) bool {
+	for _, v := range values {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isJSONContentType accepts application/json and application/*+json, in

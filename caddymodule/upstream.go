@@ -84,7 +84,8 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 // (never the client's spelling of it), the token in Authorization and never
 // in the query, the caller's identity in X-Workspace-* headers that a
 // client cannot forge, Accept-Encoding identity (so that the body can be
-// read), and the validated body of a PUT without the client's trailers.
+// read), and the validated body of a PUT without the client's trailers or
+// Content-Encoding.
 func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string, body []byte) *http.Request {
 	out := r.Clone(r.Context())
 	out.URL.Path, out.URL.RawPath = h.path, ""
@@ -98,6 +99,9 @@ func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string,
 		}
 	}
 	out.Header.Set("Accept-Encoding", "identity")
+	// the body the backend gets is the edge's own, never coded: the
+	// client's label for its body must not ride along beside it
+	delete(out.Header, "Content-Encoding")
 	out.Header.Set("Authorization", "Bearer "+tok)
 	if sub, ok := c.Str(h.verifier.SubjectClaim()); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)

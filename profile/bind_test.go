@@ -202,3 +202,35 @@ func TestCanonicalJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestBindUpdateLoneSurrogate (threats.md D07): an escaped surrogate that
+// is not one half of a pair would be decoded to U+FFFD and stored so;
+// it is refused as invalid UTF-8 is, and a proper pair is kept.
+func TestBindUpdateLoneSurrogate(t *testing.T) {
+	for _, body := range []string{
+		`{"FirstName":"\ud800"}`,
+		`{"FirstName":"a\uD800b"}`,
+		`{"FirstName":"\udc00"}`,
+		`{"FirstName":"\ud800\u0041"}`,
+		`{"FirstName":"\ud800\ud800"}`,
+		`{"FirstName":"\udc00\ud800"}`,
+		`{"LastName":"x\\\ud800"}`,
+		`{"F\ud800":"x"}`,
+		`{"Email":"\uDBFF"}`,
+	} {
+		req, _, errs := BindUpdate([]byte(body))
+		if codes(errs) != "InvalidJson" || show(req) != show(UpdateRequest{}) {
+			t.Errorf("%s: errs %q, req %s", body, codes(errs), show(req))
+		}
+	}
+	for body, want := range map[string]string{
+		`{"FirstName":"\ud83d\ude00"}`:  "\U0001F600",
+		`{"FirstName":"\\ud800"}`:       `\ud800`, // an escaped backslash, no escape
+		`{"FirstName":"\uD83D\uDE00x"}`: "\U0001F600x",
+	} {
+		req, _, errs := BindUpdate([]byte(body))
+		if len(errs) != 0 || req.FirstName == nil || *req.FirstName != want {
+			t.Errorf("%s: errs %q, req %s", body, codes(errs), show(req))
+		}
+	}
+}

@@ -51,7 +51,7 @@ type LineReport struct {
 // rules of a PUT. UserId is required and checked by UserIDProblems; a null
 // or absent UserName is allowed (profiles created from claims may have
 // none). As in a PUT, names match case-insensitively (Unicode simple
-// folding), and invalid UTF-8 or a name that appears twice (also UserId
+// folding), and invalid UTF-8, an escaped lone surrogate, or a name that appears twice (also UserId
 // beside userid, or UserName beside username) refuses the line. Every
 // backend gets lines checked by this one function, so that any export
 // imports into any backend.
@@ -67,6 +67,10 @@ func ParseImportLine(line []byte) (Profile, []Item) {
 	// encoding/json would silently turn invalid UTF-8 into U+FFFD.
 	if !utf8.Valid(line) {
 		return Profile{}, []Item{NewError(CodeInvalidJSON, "The line is not valid UTF-8.", "", TypeValidation, nil)}
+	}
+	// ... and an escaped lone surrogate into U+FFFD too (see BindUpdate).
+	if HasLoneSurrogate(line) {
+		return Profile{}, []Item{NewError(CodeInvalidJSON, "The line holds an escaped lone surrogate (\\uD800-\\uDFFF).", "", TypeValidation, nil)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()

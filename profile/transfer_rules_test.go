@@ -28,7 +28,7 @@ func TestParseImportLineUserIDRules(t *testing.T) {
 		{"empty", `{"UserId":""}`, "Required@UserId"},
 		{"null", `{"UserId":null}`, "Required@UserId"},
 		{"invalid UTF-8 in the id", "{\"UserId\":\"u-\xc3\"}", "InvalidJson"},
-		{"escaped lone surrogate", `{"UserId":"u-\ud800"}`, "InvalidCharacters@UserId"},
+		{"escaped lone surrogate", `{"UserId":"u-\ud800"}`, "InvalidJson"}, // as invalid UTF-8 (D07)
 		{"two UserId keys", `{"UserId":"a","UserId":"b"}`, "DuplicateProperty@UserId"},
 		{"two UserId keys by case", `{"userid":"a","USERID":"b"}`, "DuplicateProperty@UserId"},
 		{"two UserId keys, one null", `{"UserId":null,"userId":"b"}`, "DuplicateProperty@UserId"},

@@ -245,3 +245,25 @@ func TestCheckImportSet(t *testing.T) {
 		t.Fatalf("%v", out)
 	}
 }
+
+// TestParseImportLineLoneSurrogate (threats.md D07): an import line is
+// refused for an escaped lone surrogate as a PUT is, and an import file
+// holding one writes nothing.
+func TestParseImportLineLoneSurrogate(t *testing.T) {
+	for _, line := range []string{
+		`{"UserId":"u-1","FirstName":"\ud800"}`,
+		`{"UserId":"u-\udfff"}`,
+		`{"UserId":"u-1","LastName":"\ud800\u0041"}`,
+	} {
+		if _, errs := ParseImportLine([]byte(line)); codes(errs) != "InvalidJson" {
+			t.Errorf("%s: %q", line, codes(errs))
+		}
+	}
+	if p, errs := ParseImportLine([]byte(`{"UserId":"u-1","FirstName":"\ud83d\ude00"}`)); len(errs) != 0 || p.FirstName != "\U0001F600" {
+		t.Errorf("a pair: %q %+v", codes(errs), p)
+	}
+	f, err := ReadImport(strings.NewReader("{\"UserId\":\"u-1\"}\n{\"UserId\":\"u-2\",\"FirstName\":\"\\ud800\"}\n"), 1<<20)
+	if err != nil || f.Profiles != nil || len(f.Refused) != 1 || f.Refused[0].Line != 2 {
+		t.Fatalf("file: %v %+v", err, f)
+	}
+}

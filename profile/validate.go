@@ -12,7 +12,7 @@ import (
 const (
 	UserNameMinLength = 3
 	UserNameMaxLength = 64
-	EmailMaxLength    = 254
+	EmailMaxLength    = 254 // bytes of UTF-8, not characters
 	NameMaxLength     = 100
 )
 
@@ -83,11 +83,13 @@ func UserNameProblems(s string) []Item {
 }
 
 // EmailProblems checks a trimmed, non-empty email: one plain address
-// (local@domain, no display name, no angle brackets) of at most 254
-// characters.
+// (local@domain, no display name, no angle brackets) of at most 254 bytes
+// of UTF-8. The limit counts bytes, not characters: it is RFC 5321's
+// octet limit on a path, and what every backend stores (an address of
+// non-ASCII characters is longer in bytes than in characters).
 func EmailProblems(s string) []Item {
-	if n := utf8.RuneCountInString(s); n > EmailMaxLength {
-		return []Item{NewError(CodeTooLong, "Email must be at most 254 characters long.", FieldEmail, TypeValidation,
+	if n := len(s); n > EmailMaxLength {
+		return []Item{NewError(CodeTooLong, "Email must be at most 254 bytes long (UTF-8).", FieldEmail, TypeValidation,
 			lengthMeta("MaxLength", EmailMaxLength, n))}
 	}
 	if !plainAddress(s) {

@@ -90,3 +90,21 @@ func TestMatchETag(t *testing.T) {
 		t.Fatalf("two accounts at version 1 share the tag %s", a)
 	}
 }
+
+// TestEmailLengthInBytes (threats.md D11): the limit is 254 bytes of
+// UTF-8, as the database stores the address, not 254 characters.
+func TestEmailLengthInBytes(t *testing.T) {
+	ascii := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com" // 254 bytes
+	if errs := EmailProblems(ascii); len(errs) != 0 {
+		t.Fatalf("254 ASCII bytes: %q", codes(errs))
+	}
+	if errs := EmailProblems("a" + ascii); codes(errs) != "TooLong@Email" || errs[0].Metadata["Length"] != "255" {
+		t.Fatalf("255 bytes: %q %v", codes(errs), errs)
+	}
+	// 200 characters, 300 bytes: "ü" is two bytes
+	wide := strings.Repeat("ü", 100) + "@" + strings.Repeat("b", 95) + ".com"
+	errs := EmailProblems(wide)
+	if codes(errs) != "TooLong@Email" || errs[0].Metadata["Length"] != "300" || errs[0].Metadata["MaxLength"] != "254" {
+		t.Fatalf("200 characters in 300 bytes: %q %v", codes(errs), errs)
+	}
+}
