@@ -815,7 +815,7 @@ func TestThreatsPartD(t *testing.T) {
 	})
 
 	t.Run("D18", func(t *testing.T) {
-		t.Skip("a second bolt.Open of the same file: reload_drain_test.go and bolt_deadline_test.go (bolt storage; this site runs a counting memory store)")
+		t.Skip("a second bolt.Open of the same file: profile/boltstore TestLockedFileTimesOut and caddymodule TestReloadSwitchingStorageUnderLoad (bolt; this site runs a counting memory store)")
 	})
 
 	t.Run("D19", func(t *testing.T) {
