@@ -7,13 +7,21 @@ package jwtauth
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
+	"slices"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
+
+// minRSABits is the smallest RSA modulus a signing key may have.
+const minRSABits = 2048
 
 // verifyKey is one public signing key of a configured source.
 type verifyKey struct {
@@ -95,6 +103,13 @@ func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
 }
 
 func parseVerifyKey(raw []byte) (verifyKey, error) {
+	if err := checkRSASize(raw); err != nil {
+		var named struct {
+			Kid string `json:"kid"`
+		}
+		_ = json.Unmarshal(raw, &named)
+		return verifyKey{kid: named.Kid}, err
+	}
 	k, err := jwk.ParseKey(raw)
 	if err != nil {
 		return verifyKey{}, fmt.Errorf("unsupported or malformed key: %w", err)
@@ -104,6 +119,10 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	if use, ok := k.KeyUsage(); ok && use != "sig" {
 		return vk, fmt.Errorf("key use %q is not sig", use)
 	}
+	// RFC 7517 §4.3: a key whose key_ops leaves out verify is not for us
+	if ops, ok := k.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
+		return vk, errors.New(`key_ops does not include "verify"`)
+	}
 	switch k.KeyType() {
 	case jwa.RSA(), jwa.EC(), jwa.OKP():
 	default:
@@ -111,6 +130,9 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	}
 	if a, ok := k.Algorithm(); ok {
 		vk.alg = a.String()
+	}
+	if vk.alg != "" && !algFitsKey(vk.alg, k) {
+		return vk, fmt.Errorf("alg %q does not fit a key of type %s", logText(vk.alg, 32), k.KeyType())
 	}
 	// a private key published by mistake still verifies through its public half
 	pub, err := jwk.PublicKeyOf(k)
@@ -120,6 +142,11 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	if err := jwk.Export(pub, &vk.key); err != nil {
 		return vk, fmt.Errorf("exporting key: %w", err)
 	}
+	// RFC 7518 §3.3: RSA keys of 2048 bits or larger MUST be used. The
+	// rule is ours, whatever the version of jwx accepts.
+	if rk, ok := vk.key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+		return vk, fmt.Errorf("RSA key of %d bits is shorter than %d", rk.N.BitLen(), minRSABits)
+	}
 	vk.kty = k.KeyType().String()
 	tp, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
@@ -127,6 +154,56 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	}
 	vk.thumbprint = string(tp)
 	return vk, nil
+}
+
+// algFitsKey: a key's own alg is an accepted asymmetric algorithm of its
+// type (and, for EC, of its curve). A key published as HS256 or as ES256
+// on P-384 could never verify a token here; it is skipped, not kept.
+func algFitsKey(alg string, k jwk.Key) bool {
+	if !SupportedAlgorithm(alg) {
+		return false
+	}
+	switch k.KeyType() {
+	case jwa.RSA():
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case jwa.OKP():
+		return alg == "EdDSA"
+	case jwa.EC():
+		ek, ok := k.(jwk.ECDSAPublicKey)
+		if !ok {
+			if pk, isPriv := k.(jwk.ECDSAPrivateKey); isPriv {
+				crv, _ := pk.Crv()
+				return crvAlg[crv.String()] == alg
+			}
+			return false
+		}
+		crv, _ := ek.Crv()
+		return crvAlg[crv.String()] == alg
+	}
+	return false
+}
+
+var crvAlg = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+
+// checkRSASize refuses an RSA JWK whose modulus is shorter than
+// minRSABits before jwx sees it, so that the reason is ours and the same
+// whatever a version of jwx accepts or how it words its refusal.
+func checkRSASize(raw []byte) error {
+	var k struct {
+		Kty string `json:"kty"`
+		N   string `json:"n"`
+	}
+	if json.Unmarshal(raw, &k) != nil || k.Kty != "RSA" || k.N == "" {
+		return nil // jwx reports what is wrong with it
+	}
+	n, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.N, "="))
+	if err != nil {
+		return nil
+	}
+	if bits := new(big.Int).SetBytes(n).BitLen(); bits < minRSABits {
+		return fmt.Errorf("RSA key of %d bits is shorter than %d", bits, minRSABits)
+	}
+	return nil
 }
 
 // candidates returns the keys a token with this alg and kid may have been

@@ -3,6 +3,9 @@ package jwtauth
 import (
 	"context"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,7 +47,7 @@ func LoadFile(path string, logger *zap.Logger) (*FileSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	logDuplicateKids(logger, path, ks)
+	logDuplicateKids(logger, path, ks, "")
 	return &FileSource{path: path, set: ks, loadedAt: time.Now()}, nil
 }
 
@@ -76,13 +79,31 @@ func logSkipped(logger *zap.Logger, source string, skipped []skippedKey) {
 	}
 }
 
-// logDuplicateKids warns once per kid that several keys of the set share.
-// They all stay in force: a token naming that kid is tried against each.
-func logDuplicateKids(logger *zap.Logger, source string, ks *keySet) {
-	for _, d := range ks.duplicateKids() {
+// logDuplicateKids warns once per kid that several keys of the set share,
+// and only when the set of such kids differs from prev (what the previous
+// load of the same source warned about): a provider that keeps publishing
+// the same duplicates is not logged again on every refresh. It returns
+// what to pass as prev next time. The keys all stay in force: a token
+// naming that kid is tried against each.
+func logDuplicateKids(logger *zap.Logger, source string, ks *keySet, prev string) string {
+	dups := ks.duplicateKids()
+	names := make([]string, len(dups))
+	for i, d := range dups {
+		names[i] = d.kid
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		names[i] = strconv.Quote(n)
+	}
+	cur := strings.Join(names, ",")
+	if cur == prev {
+		return cur
+	}
+	for _, d := range dups {
 		logger.Warn("duplicate kid: several keys of the set share it", zap.String("source", source),
 			zap.String("kid", logKid(d.kid)), zap.Int("keys", d.count))
 	}
+	return cur
 }
 
 // SourceStatus is what the admin endpoint shows of a source.

@@ -161,33 +161,62 @@ pairs:
 }
 
 // precheckToken refuses what cannot be a compact JWS before any parsing:
-// too long, not three parts, an empty part, or a character outside the
-// unpadded base64url alphabet. It is cheap enough to run on every request
-// and is the fuzzed boundary between the network and jwx.
+// too long, not three parts, an empty part, a character outside the
+// unpadded base64url alphabet, or a part that is not the canonical
+// encoding of its bytes. It is cheap enough to run on every request (one
+// pass, no allocation) and is the fuzzed boundary between the network and
+// jwx.
+//
+// Canonical: the last character of a part whose length is 2 or 3 mod 4
+// carries 4 or 2 bits that decode to nothing, and they must be zero (as
+// base64.RawURLEncoding.Strict() requires). Otherwise up to 16 spellings
+// of one signature would verify as byte-different tokens: distinct cache
+// entries, distinct strings in any log or deny-list keyed on the token.
 func precheckToken(tok string) bool {
 	if len(tok) == 0 || len(tok) > MaxTokenLen {
 		return false
 	}
 	dots, partLen := 0, 0
+	var last byte // the value (0-63) of the part's last character
 	for i := 0; i < len(tok); i++ {
 		c := tok[i]
 		switch {
 		case c == '.':
-			if !validPartLen(partLen) {
+			if !validPart(partLen, last) {
 				return false
 			}
 			dots++
 			partLen = 0
 			continue
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
+			last = c - 'A'
+		case 'a' <= c && c <= 'z':
+			last = c - 'a' + 26
+		case '0' <= c && c <= '9':
+			last = c - '0' + 52
+		case c == '-':
+			last = 62
+		case c == '_':
+			last = 63
 		default:
 			return false
 		}
 		partLen++
 	}
-	return dots == 2 && validPartLen(partLen)
+	return dots == 2 && validPart(partLen, last)
 }
 
-// validPartLen: a part is not empty, and unpadded base64 never leaves a
-// single character over (a length of 1 mod 4).
-func validPartLen(n int) bool { return n > 0 && n%4 != 1 }
+// validPart: a part is not empty, unpadded base64 never leaves a single
+// character over (a length of 1 mod 4), and the bits of the last character
+// that hold no data are zero.
+func validPart(n int, last byte) bool {
+	switch n % 4 {
+	case 1:
+		return false
+	case 2:
+		return n > 0 && last&0x0f == 0
+	case 3:
+		return last&0x03 == 0
+	}
+	return n > 0
+}

@@ -8,10 +8,13 @@ import (
 )
 
 func TestPrecheckToken(t *testing.T) {
-	part := func(n int) string { return strings.Repeat("a", n) }
+	part := func(n int) string { return strings.Repeat("A", n) }
 	tests := map[string]bool{
 		"aaaa.bbbb.cccc":                    true,
-		"aa.bbb.cc":                         true,
+		"aQ.bbA.cg":                         true,
+		"aR.bbA.cg":                         false, // non-canonical: low bits of R set
+		"aQ.bbB.cg":                         false,
+		"aQ.bbA.ch":                         false,
 		part(100) + "." + part(10) + ".A":   false, // 1 mod 4
 		"aaaa.bbbb.cccc.dddd.eeee":          false,
 		"aaaa.bbbb":                         false,
@@ -57,7 +60,9 @@ func FuzzPrecheckToken(f *testing.F) {
 			t.Fatalf("accepted %d parts", len(parts))
 		}
 		for _, p := range parts {
-			if _, err := base64.RawURLEncoding.DecodeString(p); err != nil || p == "" {
+			// canonical: Strict refuses non-zero unused bits, so one
+			// signature has exactly one spelling
+			if _, err := base64.RawURLEncoding.Strict().DecodeString(p); err != nil || p == "" {
 				t.Fatalf("accepted part %q: %v", p, err)
 			}
 		}

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,17 +117,27 @@ type URLSource struct {
 	logger   atomic.Pointer[zap.Logger]
 	wake     chan struct{} // the options changed: run recomputes its wait
 	client   *http.Client
-	now      func() time.Time
+	now      func() time.Time // the wall clock: shown, never used for ages
+	mono     func() time.Duration
+	epoch    time.Time // time.Now() when made: carries a monotonic reading
+	timeout  time.Duration
 	observer Observer // nil: nobody counts
 
-	set      atomic.Pointer[keySet]
-	lastGood atomic.Int64 // unix nanoseconds of the last good fetch
+	set atomic.Pointer[keySet]
+	// lastGood is the monotonic reading (see elapsed) of the last good
+	// fetch, when hasGood; lastGoodWall is its wall time, for the admin
+	// view only.
+	lastGood     atomic.Int64
+	lastGoodWall atomic.Int64
+	hasGood      atomic.Bool
 
-	mu          sync.Mutex // serializes fetches; guards the fields below
-	jwksURI     string     // discovery mode: read from the document
-	lastAttempt time.Time
+	mu          sync.Mutex    // serializes fetches; guards the fields below
+	jwksURI     string        // discovery mode: read from the document
+	lastAttempt time.Duration // monotonic reading of the last fetch
+	attempted   bool
 	nextRefresh time.Time
 	lastError   string
+	dupKids     string // the duplicate kids last warned about, joined
 	generation  atomic.Uint64
 
 	life   context.Context // ends when the source is closed; nil until Start
@@ -142,19 +153,39 @@ type URLOptions struct {
 	Refresh  RefreshOptions
 	Logger   *zap.Logger // nil: no logs
 	Observer Observer    // nil: nobody counts
-	// Now is the source's clock; nil is time.Now. Tests inject one.
+	// Now is the source's wall clock, shown in the admin view; nil is
+	// time.Now. Tests inject one.
 	Now func() time.Time
+	// Mono is the source's monotonic clock: the time elapsed since some
+	// fixed point. Every age (of the set against max_stale, of the last
+	// fetch against min_refresh) is measured on it, so a wall-clock jump
+	// neither ages the keys early nor keeps them past max_stale. Nil:
+	// Now().Sub(the time the source was made), which for time.Now is the
+	// runtime's monotonic clock (both readings carry one). Tests that model
+	// a wall jump inject it (jwtauthtest.Clock.Mono).
+	Mono func() time.Duration
+	// FetchTimeout bounds one fetch (connect to end of body); 0 is 10s.
+	FetchTimeout time.Duration
+	// TLSClientConfig is the fetches' TLS configuration; nil is the
+	// system's roots.
+	TLSClientConfig *tls.Config
 }
 
 // NewURLSource makes a source for rawURL; it fetches nothing until Start
 // (a test may drive it without).
 func NewURLSource(rawURL string, o URLOptions) *URLSource {
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = defaultFetchTimeout
+	}
 	s := &URLSource{
 		url:      rawURL,
 		issuer:   o.Issuer,
 		wake:     make(chan struct{}, 1),
-		client:   newKeySetClient(defaultFetchTimeout),
+		client:   newKeySetClient(o.FetchTimeout, o.TLSClientConfig),
 		now:      o.Now,
+		mono:     o.Mono,
+		epoch:    time.Now(),
+		timeout:  o.FetchTimeout,
 		observer: o.Observer,
 	}
 	if s.now == nil {
@@ -166,6 +197,14 @@ func NewURLSource(rawURL string, o URLOptions) *URLSource {
 	s.logger.Store(o.Logger)
 	s.opts.Store(new(o.Refresh.withDefaults()))
 	return s
+}
+
+// elapsed is the source's monotonic clock reading.
+func (s *URLSource) elapsed() time.Duration {
+	if s.mono != nil {
+		return s.mono()
+	}
+	return s.now().Sub(s.epoch)
 }
 
 // options are the source's options in force, defaults applied.
@@ -221,14 +260,21 @@ func (s *URLSource) Close() error {
 }
 
 // newKeySetClient is an HTTP client with a timeout that follows at most
-// three redirects and never from https down to plain http.
-func newKeySetClient(timeout time.Duration) *http.Client {
+// three redirects and never from https down to plain http (not even to a
+// loopback host, which a configured URL may name).
+func newKeySetClient(timeout time.Duration, tlsConfig *tls.Config) *http.Client {
 	return &http.Client{
-		Timeout:   timeout,
-		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute},
+		Timeout: timeout,
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute,
+			TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
 				return errors.New("too many redirects")
+			}
+			for _, prev := range via {
+				if prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+					return errors.New("redirect from https to plain http refused")
+				}
 			}
 			return CheckKeySetURL(req.URL)
 		},
@@ -261,7 +307,7 @@ func (s *URLSource) current() *keySet {
 	if ks == nil {
 		return nil
 	}
-	if s.now().Sub(time.Unix(0, s.lastGood.Load())) > s.options().MaxStale {
+	if age, ok := s.SinceLastGood(); !ok || age > s.options().MaxStale {
 		return nil
 	}
 	return ks
@@ -353,13 +399,13 @@ func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	if s.generation.Load() != gen {
 		return true
 	}
-	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.options().MinRefresh {
+	if s.attempted && s.elapsed()-s.lastAttempt < s.options().MinRefresh {
 		return false
 	}
 	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
 		c.Write(zap.String("url", RedactURL(s.url)), zap.String("kid", logKid(kid)))
 	}
-	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFetchTimeout)
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
 	if s.life != nil {
 		defer context.AfterFunc(s.life, cancel)()
@@ -372,7 +418,7 @@ func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 // in force and returns the document's max-age (-1 when it gives none). The
 // caller holds mu, so only one fetch runs at a time.
 func (s *URLSource) fetchLocked(ctx context.Context) (time.Duration, error) {
-	s.lastAttempt = s.now()
+	s.lastAttempt, s.attempted = s.elapsed(), true
 	ks, maxAge, err := s.download(ctx)
 	if err != nil {
 		// URLs in errors are redacted where they are made (get); the rest
@@ -387,7 +433,9 @@ func (s *URLSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	}
 	s.lastError = ""
 	s.set.Store(ks)
-	s.lastGood.Store(s.now().UnixNano())
+	s.lastGoodWall.Store(s.now().UnixNano())
+	s.lastGood.Store(int64(s.elapsed()))
+	s.hasGood.Store(true)
 	s.generation.Add(1)
 	if s.observer != nil {
 		s.observer.KeySetFetched(true)
@@ -416,7 +464,7 @@ func (s *URLSource) download(ctx context.Context) (*keySet, time.Duration, error
 	if len(ks.keys) > maxKeysPerSet {
 		return nil, 0, fmt.Errorf("key set has %d keys, more than %d", len(ks.keys), maxKeysPerSet)
 	}
-	logDuplicateKids(s.log(), RedactURL(s.url), ks)
+	s.dupKids = logDuplicateKids(s.log(), RedactURL(s.url), ks, s.dupKids)
 	return ks, cacheMaxAge(hdr.Get("Cache-Control")), nil
 }
 
@@ -510,7 +558,7 @@ func (s *URLSource) Status() SourceStatus {
 	}
 	if ks := s.set.Load(); ks != nil {
 		st.Keys = ks.status()
-		t := time.Unix(0, s.lastGood.Load()).UTC()
+		t := time.Unix(0, s.lastGoodWall.Load()).UTC()
 		st.LastGood = &t
 		st.Stale = s.current() == nil
 	}
@@ -530,12 +578,11 @@ func (s *URLSource) KeysInForce() int {
 	return 0
 }
 
-// SinceLastGood is the time since the last good fetch; ok is false when
-// there was none.
+// SinceLastGood is the time since the last good fetch, on the monotonic
+// clock; ok is false when there was none.
 func (s *URLSource) SinceLastGood() (d time.Duration, ok bool) {
-	last := s.lastGood.Load()
-	if last == 0 {
+	if !s.hasGood.Load() {
 		return 0, false
 	}
-	return s.now().Sub(time.Unix(0, last)), true
+	return s.elapsed() - time.Duration(s.lastGood.Load()), true
 }

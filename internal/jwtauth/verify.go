@@ -200,9 +200,43 @@ func RawText(raw json.RawMessage) string {
 // header is the part of the JOSE header the verifier looks at. jku, x5u,
 // jwk and x5c are deliberately not read: keys come only from the config.
 type header struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
+	Alg  string
+	Kid  string
+	Crit bool // a crit member is present, whatever its value
+}
+
+// parseHeader decodes the JOSE header strictly: valid UTF-8, no control
+// characters, no member named twice (RFC 7515 §4: {"alg":"none",
+// "alg":"RS256"} is refused, not read last-wins), and alg and kid read by
+// their exact names (encoding/json would also fill them from "ALG" or
+// "Kid"), each a string when present.
+func parseHeader(seg string) (header, error) {
+	var h header
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return h, err
+	}
+	if err := checkClaimsJSON(raw); err != nil {
+		return h, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return h, err
+	}
+	if m == nil {
+		return h, errNotObject
+	}
+	var ok bool
+	if h.Alg, ok = jsonString(m["alg"]); !ok {
+		return h, errors.New("alg is not a string")
+	}
+	if kid, present := m["kid"]; present {
+		if h.Kid, ok = jsonString(kid); !ok {
+			return h, errors.New("kid is not a string")
+		}
+	}
+	_, h.Crit = m["crit"]
+	return h, nil
 }
 
 // Verify returns the claims of a valid token, or the refusal to answer.
@@ -229,11 +263,11 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	}
 	hdrPart, rest, _ := strings.Cut(tok, ".")
 	payloadPart, _, _ := strings.Cut(rest, ".")
-	var h header
-	if err := decodeSegment(hdrPart, &h); err != nil {
-		return nil, InvalidToken("The token header is malformed.")
+	h, err := parseHeader(hdrPart)
+	if err != nil {
+		return nil, InvalidToken("The token header is malformed or names a member twice.")
 	}
-	if h.Crit != nil {
+	if h.Crit {
 		return nil, InvalidToken("The token has critical header parameters.")
 	}
 	alg, ok := v.algorithms[h.Alg]
@@ -248,15 +282,17 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 		// Refresh only for a token that would otherwise pass: a
 		// malformed, expired or foreign token must never make us fetch.
 		if c, err := parseClaims(payloadPart); err == nil && v.checkClaims(c) == nil {
-			refreshed := false
 			for _, s := range v.sources {
-				refreshed = s.refreshForUnknownKid(ctx, h.Kid) || refreshed
+				s.refreshForUnknownKid(ctx, h.Kid)
 			}
-			if refreshed {
-				payload, signer, found, aerr = v.checkSignature(tok, alg, h)
-				if aerr != nil {
-					return nil, aerr
-				}
+			// Look again whether or not this call fetched: a concurrent
+			// caller's fetch may have ended between our first look and
+			// our turn on the source's lock (which then, within
+			// min_refresh, fetches nothing). No candidate key was found,
+			// so when the set did not change this costs no signature check.
+			payload, signer, found, aerr = v.checkSignature(tok, alg, h)
+			if aerr != nil {
+				return nil, aerr
 			}
 		}
 		if !found {
@@ -308,14 +344,6 @@ func (v *Verifier) checkSignature(tok string, alg jwa.SignatureAlgorithm, h head
 		}
 	}
 	return nil, verifyKey{}, len(cands) > 0, nil
-}
-
-func decodeSegment(seg string, dst any) error {
-	raw, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, dst)
 }
 
 func parseClaims(seg string) (Claims, error) {
@@ -378,6 +406,13 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 	}
 	if !audienceMatches(c["aud"], v.audiences) {
 		return &Error{CodeInvalidAudience, "The token audience is not accepted."}
+	}
+	// jti is a string (RFC 7519 §4.1.7); a number or an object would be
+	// read differently by whatever keys a replay check on it
+	if raw, present := c["jti"]; present {
+		if _, ok := jsonString(raw); !ok {
+			return InvalidToken("The token has a non-string jti claim.")
+		}
 	}
 	sub, _ := c.Str(v.subject)
 	if sub == "" {

@@ -44,7 +44,8 @@ type Key struct {
 	Pub  jwk.Key // public JWK with kid and alg set
 }
 
-// NewKey makes a key for alg (RSA 2048 for RS and PS, P-256/P-384, Ed25519).
+// NewKey makes a key for alg (RSA 2048 for RS and PS, P-256/P-384/P-521,
+// Ed25519).
 func NewKey(t testing.TB, alg jwa.SignatureAlgorithm, kid string) Key {
 	t.Helper()
 	var priv crypto.Signer
@@ -56,6 +57,8 @@ func NewKey(t testing.TB, alg jwa.SignatureAlgorithm, kid string) Key {
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case jwa.ES384():
 		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jwa.ES512():
+		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	case jwa.EdDSA():
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
@@ -233,10 +236,14 @@ func (s *Server) Requests() []Request {
 }
 
 // Clock is an injected time that moves only when told; safe for
-// concurrent use. Its Now is a Config's and a URLSource's clock.
+// concurrent use. Its Now is a Config's and a URLSource's wall clock, its
+// Mono a URLSource's monotonic clock. Advance moves both, as time passing
+// does; JumpWall moves only the wall clock, as an NTP step or an operator
+// setting the date does.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	mono time.Duration
 }
 
 // NewClock starts at the wall clock's now.
@@ -253,5 +260,23 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.mono += d
+	c.mu.Unlock()
+}
+
+// Mono is the monotonic reading: the time Advance has moved the clock by.
+func (c *Clock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+// JumpWall steps the wall clock by d (either way) while no time passes.
+// The times Now returns after a jump carry no monotonic reading, so that
+// code subtracting them sees the jump, as it would see a real one between
+// times that do not share a monotonic clock.
+func (c *Clock) JumpWall(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Round(0).Add(d)
 	c.mu.Unlock()
 }
