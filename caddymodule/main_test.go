@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
 // The integration tests run a real Caddy in this process through caddytest,
@@ -55,6 +57,7 @@ func TestMain(m *testing.M) {
 }
 `, itAdminPort, itPort, ports[2])
 	code := m.Run()
+	pgtest.Stop()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

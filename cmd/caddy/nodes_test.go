@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
 // signer mints tokens with a key made for this test run.
@@ -83,13 +85,10 @@ http://127.0.0.1:%d {
 	return node{url: fmt.Sprintf("http://127.0.0.1:%d/api/workspace/account/profile", httpPort), proc: p}
 }
 
-func pgDSN(t testing.TB) string {
-	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests need PROFILE_TEST_PG_DSN, e.g. PROFILE_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/test (.ci/run sets it)")
-	}
-	return dsn
-}
+// pgDSN is pgtest.DSN: PROFILE_TEST_PG_DSN, or else a throwaway server this
+// test binary starts (exported as PROFILE_TEST_PG_DSN, which the nodes'
+// {env.PROFILE_TEST_PG_DSN} placeholder reads); skipped with neither.
+func pgDSN(t testing.TB) string { return pgtest.DSN(t) }
 
 // pgSchema is a schema of this test's own, dropped after it.
 func pgSchema(t testing.TB, dsn string) string {
