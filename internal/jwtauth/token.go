@@ -32,7 +32,7 @@ func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
 	fromHeader := false
 	if h := r.Header.Values("Authorization"); len(h) > 0 {
 		if len(h) > 1 {
-			return "", InvalidRequest("more than one Authorization header")
+			return "", InvalidRequest("The request has more than one Authorization header.")
 		}
 		scheme, cred, ok := strings.Cut(h[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -52,21 +52,21 @@ func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
 				continue
 			}
 			if rawKey != tokenParam || i > 0 {
-				return "", InvalidRequest("the token parameter must be spelled access_token, after an & or at the start")
+				return "", InvalidRequest("The token parameter must be spelled access_token, after an & or at the start of the query.")
 			}
 			if !allowQuery {
 				continue // dropped on the way to the backend, never read
 			}
 			found++
 			if found > 1 {
-				return "", InvalidRequest("the access_token parameter appears more than once")
+				return "", InvalidRequest("The access_token parameter appears more than once.")
 			}
 			if fromHeader {
-				return "", InvalidRequest("the token was sent both in the Authorization header and in the query")
+				return "", InvalidRequest("The token was sent both in the Authorization header and in the query.")
 			}
 			v, err := url.QueryUnescape(rawVal)
 			if err != nil || v == "" {
-				return "", InvalidToken("the access_token parameter is malformed")
+				return "", InvalidToken("The access_token parameter is malformed.")
 			}
 			token = v
 		}
