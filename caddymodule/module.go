@@ -62,7 +62,11 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 //	{http.auth.user.id}       the subject (so the access log shows user_id)
 //	{http.auth.user.<claim>}  any top-level claim of the token, as a string
 type Handler struct {
-	// The route's path, matched exactly; one trailing slash is tolerated.
+	// The route's path, a clean absolute path. Every spelling of it that a
+	// common backend routes to it is the route: letter case, dot segments,
+	// repeated or trailing slashes, `;` parameters and percent-encoded
+	// letters; a spelling through an encoded slash, a backslash or a
+	// control character is refused with 400 (route.go).
 	// Default: /api/workspace/account/profile.
 	Path string `json:"path,omitempty"`
 
