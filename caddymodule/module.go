@@ -54,8 +54,12 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 // Handler owns one API route, the workspace account profile. It
 // authenticates the caller with a JWT checked against the configured key
 // sets, refuses service accounts, and serves GET and PUT of the caller's
-// own profile from its storage backend. Requests for any other path, and
-// OPTIONS on its path, pass to the next handler untouched.
+// own profile from its storage backend (or forwards it to a legacy
+// backend). Requests for any other path, and OPTIONS on its path, pass to
+// the next handler, less what only the edge may say: client X-Workspace-*
+// headers (unless keep_client_identity_headers), request trailers,
+// path-override headers naming the route, and on OPTIONS the token
+// parameter.
 //
 // After a valid token it sets these placeholders:
 //
