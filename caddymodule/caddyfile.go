@@ -51,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>
+//	    keep_client_identity_headers
 //	    storage       memory | bolt [<file>] [timeout <d>] | postgres <dsn> [<option> <value>]...
 //	    upstream      <to>... { <reverse_proxy subdirectives> }
 //	    max_upstream_body <size>

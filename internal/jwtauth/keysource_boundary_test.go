@@ -122,7 +122,8 @@ func TestRedactURL(t *testing.T) {
 }
 
 // TestKeySetURLRedacted: credentials and query values of a jwks_url never
-// show in clear, in log lines, in errors or on the admin endpoint.
+// show in clear, in log lines, in errors or in a source's status (the
+// admin endpoint itself is caddymodule's TestKeySetURLRedactedOnAdmin).
 func TestKeySetURLRedacted(t *testing.T) {
 	const user, pass, secret = "alice", "pa55word", "t0psecret"
 	secrets := []string{user, pass, secret}
