@@ -102,6 +102,9 @@ func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string,
 	// the body the backend gets is the edge's own, never coded: the
 	// client's label for its body must not ride along beside it
 	delete(out.Header, "Content-Encoding")
+	// a DPoP proof is for this edge (RFC 9449): the backend gets the
+	// verified token as a plain bearer token and never the proof
+	delete(out.Header, "Dpop")
 	out.Header.Set("Authorization", "Bearer "+tok)
 	if sub, ok := c.Str(h.verifier.SubjectClaim()); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)
