@@ -11,8 +11,9 @@ import (
 
 // TestAlgorithmsThroughCaddy: every default algorithm verified once
 // through a real Caddy, from one key set holding a key of each (RSA 2048
-// for RS* and PS*, P-256/P-384/P-521, Ed25519); and a token of each alg
-// signed by a key the set does not hold is refused.
+// for RS* and PS*, P-256/P-384/P-521, Ed25519 for EdDSA and for RFC 9864's
+// fully-specified Ed25519); and a token of each alg signed by a key the set
+// does not hold is refused.
 func TestAlgorithmsThroughCaddy(t *testing.T) {
 	var keys []jwtauthtest.Key
 	for _, a := range jwtauth.DefaultAlgorithms {
@@ -22,8 +23,8 @@ func TestAlgorithmsThroughCaddy(t *testing.T) {
 		}
 		keys = append(keys, jwtauthtest.NewKey(t, alg, "alg-"+a))
 	}
-	if len(keys) != 10 {
-		t.Fatalf("%d default algorithms, want 10", len(keys))
+	if len(keys) != 11 || keys[10].Alg != jwa.EdDSAEd25519() {
+		t.Fatalf("%d default algorithms, want 11 ending with Ed25519", len(keys))
 	}
 	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "jwks.json", jwtauthtest.JWKS(t, keys...))}})
 	for _, k := range keys {

@@ -167,7 +167,9 @@ func algFitsKey(alg string, k jwk.Key) bool {
 	case jwa.RSA():
 		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
 	case jwa.OKP():
-		return alg == "EdDSA"
+		// EdDSA and Ed25519 both need crv Ed25519: the only curve jwx
+		// verifies without its circl extension (see SupportedAlgorithm)
+		return (alg == "EdDSA" || alg == "Ed25519") && okpCurve(k) == "Ed25519"
 	case jwa.EC():
 		ek, ok := k.(jwk.ECDSAPublicKey)
 		if !ok {
@@ -181,6 +183,19 @@ func algFitsKey(alg string, k jwk.Key) bool {
 		return crvAlg[crv.String()] == alg
 	}
 	return false
+}
+
+// okpCurve is an OKP key's crv, "" when it has none.
+func okpCurve(k jwk.Key) string {
+	switch ok := k.(type) {
+	case jwk.OKPPublicKey:
+		crv, _ := ok.Crv()
+		return crv.String()
+	case jwk.OKPPrivateKey:
+		crv, _ := ok.Crv()
+		return crv.String()
+	}
+	return ""
 }
 
 var crvAlg = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -208,8 +223,10 @@ func checkRSASize(raw []byte) error {
 
 // candidates returns the keys a token with this alg and kid may have been
 // signed with: the keys named by kid (every key when the token names none)
-// whose own alg, if any, is the token's. jwx checks the key type against
-// the algorithm during verification.
+// whose own alg, if any, is the token's, exactly: a key published as EdDSA
+// is not a candidate for an Ed25519 token, nor the reverse (RFC 9864 makes
+// them distinct identifiers, and jwx compares them so too). jwx checks the
+// key type and curve against the algorithm during verification.
 func (ks *keySet) candidates(alg, kid string, dst []verifyKey) []verifyKey {
 	for _, k := range ks.keys {
 		if kid != "" && k.kid != kid {
@@ -281,6 +298,11 @@ func (ks *keySet) duplicateKids() []duplicateKid {
 // SupportedAlgorithm reports whether jwx knows alg and it is an asymmetric
 // signature algorithm; HMAC is refused outright so that a public key can
 // never be used as an HMAC secret.
+//
+// Ed25519 is RFC 9864's fully-specified name for EdDSA on that curve. Its
+// sibling Ed448 is not supported: jwx v3 verifies it only through a
+// separate module built on cloudflare/circl, which this module does not
+// link, and jwx does not parse Ed448 keys without it either.
 func SupportedAlgorithm(alg string) bool {
 	a, ok := jwa.LookupSignatureAlgorithm(alg)
 	if !ok {
@@ -288,7 +310,7 @@ func SupportedAlgorithm(alg string) bool {
 	}
 	switch a {
 	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512(),
-		jwa.ES256(), jwa.ES384(), jwa.ES512(), jwa.EdDSA():
+		jwa.ES256(), jwa.ES384(), jwa.ES512(), jwa.EdDSA(), jwa.EdDSAEd25519():
 		return true
 	}
 	return false

@@ -87,7 +87,7 @@ func TestSupportedAlgorithm(t *testing.T) {
 			t.Errorf("%s refused", a)
 		}
 	}
-	for _, a := range []string{"HS256", "HS512", "none", "rs256", "ES256K", ""} {
+	for _, a := range []string{"HS256", "HS512", "none", "rs256", "ES256K", "Ed448", "ed25519", ""} {
 		if SupportedAlgorithm(a) {
 			t.Errorf("%s accepted", a)
 		}

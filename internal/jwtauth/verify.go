@@ -29,8 +29,10 @@ const (
 )
 
 // DefaultAlgorithms are the signature algorithms accepted when none are
-// configured: every asymmetric JWS algorithm, never HMAC or none.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+// configured: every asymmetric JWS algorithm jwx verifies, including
+// RFC 9864's fully-specified Ed25519 beside the older EdDSA; never HMAC or
+// none.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
 
 // Config is what a Verifier checks tokens against.
 type Config struct {

@@ -45,7 +45,7 @@ type Key struct {
 }
 
 // NewKey makes a key for alg (RSA 2048 for RS and PS, P-256/P-384/P-521,
-// Ed25519).
+// Ed25519 for EdDSA and for RFC 9864's Ed25519).
 func NewKey(t testing.TB, alg jwa.SignatureAlgorithm, kid string) Key {
 	t.Helper()
 	var priv crypto.Signer
@@ -59,7 +59,7 @@ func NewKey(t testing.TB, alg jwa.SignatureAlgorithm, kid string) Key {
 		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case jwa.ES512():
 		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	case jwa.EdDSA():
+	case jwa.EdDSA(), jwa.EdDSAEd25519():
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		t.Fatalf("no key type for %s", alg)
