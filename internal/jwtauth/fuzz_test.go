@@ -155,7 +155,7 @@ func mayFetch(v *Verifier, ks *keySet, tok string) bool {
 		return false
 	}
 	c, err := parseClaims(payloadPart)
-	return err == nil && v.checkClaims(c) == nil
+	return err == nil && v.checkClaims(c) == nil && v.checkKind(h, c) == nil
 }
 
 var knownCodes = map[string]bool{CodeInvalidToken: true, CodeTokenExpired: true, CodeTokenNotYetValid: true,

@@ -488,6 +488,61 @@ func TestThreatsPartA(t *testing.T) {
 			}
 			e.expect(t, k.rs.Mint(t, claimsWith(e.clock, map[string]any{"aud": []string{"other", jwtauthtest.Audience}}), nil), "ok")
 		}},
+		// token-type confusion: an OpenID ID token issued to a client
+		// named like the API (aud = azp = the audience, typ JWT) passes
+		// the permissive default, and is refused once token_type at+jwt
+		// is set; a token of another client is refused once clients is
+		// set. Refused tokens naming an unknown kid make no fetch, though
+		// the clock would allow one.
+		{"A19", 0, func(t *testing.T, r *rowEnvs) {
+			idToken := func(e *threatEnv, hdr map[string]any) string {
+				return k.rs.Mint(t, claimsWith(e.clock, map[string]any{"aud": jwtauthtest.Audience, "azp": jwtauthtest.Audience,
+					"nonce": "n-1", "auth_time": e.clock.Now().Unix()}), hdr)
+			}
+			access := func(e *threatEnv, client string, hdr map[string]any) string {
+				return k.rs.Mint(t, claimsWith(e.clock, map[string]any{"client_id": client, "scope": "profile"}), hdr)
+			}
+			open := r.env(t, std)
+			open.expect(t, idToken(open, nil), "ok")
+
+			typed := r.env(t, envOpts{keys: k.all(), cfg: func(c *Config) { c.TokenTypes = []string{"at+jwt"} }})
+			typed.clock.Advance(time.Minute)
+			typed.expect(t, idToken(typed, nil), CodeInvalidToken)
+			typed.expect(t, idToken(typed, map[string]any{"typ": nil}), CodeInvalidToken)
+			typed.expect(t, idToken(typed, map[string]any{"kid": "unknown"}), CodeInvalidToken)
+			for _, typ := range []string{"at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"} {
+				typed.expect(t, access(typed, "web", map[string]any{"typ": typ}), "ok")
+			}
+			for _, typ := range []any{"at+jwt ", "application/at+jwt/x", "text/at+jwt", "at+jwt; x=1", 1, []string{"at+jwt"}, nil} {
+				tok := access(typed, "web", map[string]any{"typ": typ})
+				if typ == nil {
+					tok = k.rs.SignRaw(t, []byte(`{"alg":"RS256","kid":"rs","typ":null}`),
+						jwtauthtest.MustJSON(t, claimsWith(typed.clock, map[string]any{"client_id": "web"})))
+				}
+				typed.expect(t, tok, CodeInvalidToken)
+			}
+
+			clients := r.env(t, envOpts{keys: k.all(), cfg: func(c *Config) { c.Clients = []string{"web", "mobile"} }})
+			clients.clock.Advance(time.Minute)
+			clients.expect(t, access(clients, "web", nil), "ok")
+			clients.expect(t, k.rs.Mint(t, claimsWith(clients.clock, map[string]any{"azp": "mobile"}), nil), "ok")
+			clients.expect(t, k.rs.Mint(t, claimsWith(clients.clock, map[string]any{"client_id": "web", "azp": "web"}), nil), "ok")
+			for name, set := range map[string]map[string]any{
+				"another client":           {"client_id": "batch"},
+				"another client, azp":      {"azp": "batch"},
+				"case differs":             {"client_id": "Web"},
+				"client_id and azp differ": {"client_id": "web", "azp": "batch"},
+				"neither":                  {},
+				"client_id not a string":   {"client_id": []string{"web"}},
+				"azp not a string":         {"azp": 1},
+			} {
+				if _, aerr := clients.v.Verify(context.Background(), k.rs.Mint(t, claimsWith(clients.clock, set), nil)); code(aerr) != CodeInvalidToken {
+					t.Errorf("%s: %s, want InvalidToken", name, code(aerr))
+				}
+			}
+			clients.expect(t, access(clients, "batch", map[string]any{"kid": "unknown"}), CodeInvalidToken)
+			clients.expect(t, idToken(clients, nil), CodeInvalidToken) // azp is the API itself
+		}},
 		{"A20", 0, func(t *testing.T, r *rowEnvs) {
 			e := r.env(t, std)
 			claims := jwtauthtest.ClaimsAt(e.clock, "alice", time.Hour)

@@ -56,6 +56,17 @@ type Config struct {
 	Now func() time.Time
 	// Observer is told of cache lookups; nil is nobody.
 	Observer Observer
+	// TokenTypes, when set, are the accepted values of the JOSE header
+	// typ (RFC 9068 §4: at+jwt), compared as media types: ignoring case
+	// and with "application/" implied where no "/" is written
+	// (RFC 7515 §4.1.9). A token without typ is then refused. Empty: typ
+	// is not checked.
+	TokenTypes []string
+	// Clients, when set, are the accepted clients: the token's client_id
+	// (RFC 9068 §2.2), else its azp (OpenID Connect), compared exactly. A
+	// token naming neither, or two different clients in them, is then
+	// refused. Empty: the client is not checked.
+	Clients []string
 }
 
 // Verifier checks tokens against the keys of its sources and the claim
@@ -70,6 +81,8 @@ type Verifier struct {
 	now        func() time.Time
 	cache      *tokenCache // nil when disabled
 	observer   Observer
+	tokenTypes []string // normalized by mediaType; nil: no check
+	clients    []string // nil: no check
 }
 
 // New checks cfg and builds its verifier.
@@ -120,6 +133,18 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
 	}
+	for _, tt := range cfg.TokenTypes {
+		if strings.TrimSpace(tt) != tt || tt == "" || strings.ContainsAny(tt, " \t;,") {
+			return nil, fmt.Errorf("token type %q is not a media type without parameters", tt)
+		}
+		v.tokenTypes = append(v.tokenTypes, mediaType(tt))
+	}
+	for _, c := range cfg.Clients {
+		if c == "" {
+			return nil, errors.New("a client is empty")
+		}
+	}
+	v.clients = cfg.Clients
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -202,16 +227,18 @@ func RawText(raw json.RawMessage) string {
 // header is the part of the JOSE header the verifier looks at. jku, x5u,
 // jwk and x5c are deliberately not read: keys come only from the config.
 type header struct {
-	Alg  string
-	Kid  string
-	Crit bool // a crit member is present, whatever its value
+	Alg    string
+	Kid    string
+	Typ    string
+	HasTyp bool
+	Crit   bool // a crit member is present, whatever its value
 }
 
 // parseHeader decodes the JOSE header strictly: valid UTF-8, no control
 // characters, no member named twice (RFC 7515 §4: {"alg":"none",
 // "alg":"RS256"} is refused, not read last-wins), and alg and kid read by
 // their exact names (encoding/json would also fill them from "ALG" or
-// "Kid"), each a string when present.
+// "Kid"), each a string when present; so is typ.
 func parseHeader(seg string) (header, error) {
 	var h header
 	raw, err := base64.RawURLEncoding.DecodeString(seg)
@@ -236,6 +263,12 @@ func parseHeader(seg string) (header, error) {
 		if h.Kid, ok = jsonString(kid); !ok {
 			return h, errors.New("kid is not a string")
 		}
+	}
+	if typ, present := m["typ"]; present {
+		if h.Typ, ok = jsonString(typ); !ok {
+			return h, errors.New("typ is not a string")
+		}
+		h.HasTyp = true
 	}
 	_, h.Crit = m["crit"]
 	return h, nil
@@ -283,7 +316,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	if !found {
 		// Refresh only for a token that would otherwise pass: a
 		// malformed, expired or foreign token must never make us fetch.
-		if c, err := parseClaims(payloadPart); err == nil && v.checkClaims(c) == nil {
+		if c, err := parseClaims(payloadPart); err == nil && v.checkClaims(c) == nil && v.checkKind(h, c) == nil {
 			for _, s := range v.sources {
 				s.refreshForUnknownKid(ctx, h.Kid)
 			}
@@ -312,6 +345,9 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 		return nil, InvalidToken("The token claims are malformed.")
 	}
 	if aerr := v.checkClaims(c); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := v.checkKind(h, c); aerr != nil {
 		return nil, aerr
 	}
 	if v.cache != nil {
@@ -426,6 +462,77 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 		return InvalidToken("The token subject has leading or trailing whitespace.")
 	}
 	return nil
+}
+
+// checkKind applies the optional rules on what kind of token this is and
+// whom it was issued to: the header typ (RFC 9068 §4, RFC 8725 §3.11) and
+// the client (RFC 8725 §3.12), so that an OpenID ID token, or an access
+// token of another client of the same audience, does not pass. Like
+// checkClaims it runs on the unverified token too, before an unknown-kid
+// fetch, so a token it refuses never makes one.
+func (v *Verifier) checkKind(h header, c Claims) *Error {
+	if v.tokenTypes != nil {
+		if !h.HasTyp {
+			return InvalidToken("The token has no type header; an access token is required.")
+		}
+		if !slices.Contains(v.tokenTypes, mediaType(h.Typ)) {
+			return InvalidToken("The token type is not accepted; an access token is required.")
+		}
+	}
+	if v.clients != nil {
+		client, aerr := tokenClient(c)
+		if aerr != nil {
+			return aerr
+		}
+		if !slices.Contains(v.clients, client) {
+			return InvalidToken("The token was issued to a client that is not accepted.")
+		}
+	}
+	return nil
+}
+
+// tokenClient is the client a token was issued to: client_id (RFC 9068
+// §2.2), else azp (OpenID Connect Core §2). Both present and different is
+// refused rather than one of them believed.
+func tokenClient(c Claims) (string, *Error) {
+	var vals []string
+	for _, name := range []string{"client_id", "azp"} {
+		raw, present := c[name]
+		if !present {
+			continue
+		}
+		s, ok := jsonString(raw)
+		if !ok {
+			return "", InvalidToken("The token has a non-string " + name + " claim.")
+		}
+		vals = append(vals, s)
+	}
+	switch {
+	case len(vals) == 0:
+		return "", InvalidToken("The token names no client in client_id or azp.")
+	case len(vals) == 2 && vals[0] != vals[1]:
+		return "", InvalidToken("The token names different clients in client_id and azp.")
+	}
+	return vals[0], nil
+}
+
+// mediaType is a typ value in the form it is compared in: ASCII letters in
+// lower case (media types ignore case, and are ASCII: no Unicode folding,
+// so a Kelvin sign is not a k), with "application/" prepended when it has
+// no "/", as RFC 7515 §4.1.9 has recipients read it. So at+jwt, AT+JWT and
+// application/at+jwt are one type.
+func mediaType(typ string) string {
+	b := []byte(typ)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	typ = string(b)
+	if !strings.Contains(typ, "/") {
+		typ = "application/" + typ
+	}
+	return typ
 }
 
 // numericDate accepts a JSON number only (RFC 7519's NumericDate); a
