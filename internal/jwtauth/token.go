@@ -15,6 +15,24 @@ const MaxTokenLen = 8 << 10
 // tokenParam is the query parameter that may carry the token.
 const tokenParam = "access_token"
 
+// Schemes a token may arrive under (Credential.Scheme).
+const (
+	// SchemeBearer: Authorization: Bearer (RFC 6750 §2.1).
+	SchemeBearer = "Bearer"
+	// SchemeQuery: the access_token query parameter, a bearer token too
+	// (RFC 6750 §2.3).
+	SchemeQuery = "query"
+	// SchemeDPoP: Authorization: DPoP (RFC 9449 §7.1), a token that must
+	// come with a DPoP proof; the core does not check the proof.
+	SchemeDPoP = "DPoP"
+)
+
+// Credential is a token and the scheme it came under.
+type Credential struct {
+	Token  string
+	Scheme string // SchemeBearer, SchemeQuery or SchemeDPoP
+}
+
 // ExtractToken finds the bearer token of r: the Authorization header
 // (scheme case-insensitive) or, when allowQuery is set, the access_token
 // query parameter. Both at once, or the parameter twice, are
@@ -27,21 +45,43 @@ const tokenParam = "access_token"
 // a `;` separator. Such a request is refused rather than cleaned, so that
 // the literal name is the only one the access-log filter has to find and
 // the backend never receives a token in its query.
+//
+// Authorization: DPoP is another scheme here, so no token; see
+// ExtractCredential.
 func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
-	var token string
+	c, err := extract(r, allowQuery, false)
+	return c.Token, err
+}
+
+// ExtractCredential is ExtractToken that also takes Authorization: DPoP
+// (scheme case-insensitive, as Bearer) and says which scheme the token
+// came under. Every rule of ExtractToken holds for the DPoP scheme as for
+// Bearer: one Authorization header, and a DPoP token beside the query
+// parameter is invalid_request.
+func ExtractCredential(r *http.Request, allowQuery bool) (Credential, *Error) {
+	return extract(r, allowQuery, true)
+}
+
+func extract(r *http.Request, allowQuery, dpop bool) (Credential, *Error) {
+	var token, scheme string
 	fromHeader := false
 	if h := r.Header.Values("Authorization"); len(h) > 0 {
 		if len(h) > 1 {
-			return "", InvalidRequest("The request has more than one Authorization header.")
+			return Credential{}, InvalidRequest("The request has more than one Authorization header.")
 		}
-		scheme, cred, ok := strings.Cut(h[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
+		name, cred, ok := strings.Cut(h[0], " ")
+		switch {
+		case ok && strings.EqualFold(name, SchemeBearer):
+			scheme = SchemeBearer
+		case ok && dpop && strings.EqualFold(name, SchemeDPoP):
+			scheme = SchemeDPoP
+		default:
 			// another scheme (Basic, ...) carries no bearer token
-			return "", ErrMissingToken
+			return Credential{}, ErrMissingToken
 		}
 		token, fromHeader = strings.TrimSpace(cred), true
 		if token == "" {
-			return "", ErrMissingToken
+			return Credential{}, ErrMissingToken
 		}
 	}
 	found := 0
@@ -52,29 +92,29 @@ func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
 				continue
 			}
 			if rawKey != tokenParam || i > 0 {
-				return "", InvalidRequest("The token parameter must be spelled access_token, after an & or at the start of the query.")
+				return Credential{}, InvalidRequest("The token parameter must be spelled access_token, after an & or at the start of the query.")
 			}
 			if !allowQuery {
 				continue // dropped on the way to the backend, never read
 			}
 			found++
 			if found > 1 {
-				return "", InvalidRequest("The access_token parameter appears more than once.")
+				return Credential{}, InvalidRequest("The access_token parameter appears more than once.")
 			}
 			if fromHeader {
-				return "", InvalidRequest("The token was sent both in the Authorization header and in the query.")
+				return Credential{}, InvalidRequest("The token was sent both in the Authorization header and in the query.")
 			}
 			v, err := url.QueryUnescape(rawVal)
 			if err != nil || v == "" {
-				return "", InvalidToken("The access_token parameter is malformed.")
+				return Credential{}, InvalidToken("The access_token parameter is malformed.")
 			}
-			token = v
+			token, scheme = v, SchemeQuery
 		}
 	}
 	if token == "" {
-		return "", ErrMissingToken
+		return Credential{}, ErrMissingToken
 	}
-	return token, nil
+	return Credential{Token: token, Scheme: scheme}, nil
 }
 
 // namesTokenParam reports whether a raw query name is, to some backend,
@@ -159,6 +199,11 @@ pairs:
 	}
 	return strings.Join(kept, "&")
 }
+
+// IsCompactJWS reports whether s passes the pre-check every token passes
+// before any parsing (precheckToken): at most 8 KiB, three non-empty parts
+// of canonical unpadded base64url. DPoP proofs are held to it too.
+func IsCompactJWS(s string) bool { return precheckToken(s) }
 
 // precheckToken refuses what cannot be a compact JWS before any parsing:
 // too long, not three parts, an empty part, a character outside the

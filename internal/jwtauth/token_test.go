@@ -117,3 +117,65 @@ func TestExtractToken(t *testing.T) {
 		})
 	}
 }
+
+// TestExtractCredential: the DPoP scheme is taken beside Bearer, every rule
+// of ExtractToken holds for it, and ExtractToken itself still reads it as
+// another scheme.
+func TestExtractCredential(t *testing.T) {
+	tests := []struct {
+		name    string
+		target  string
+		auth    []string
+		query   bool
+		token   string
+		scheme  string
+		errCode string
+		// what ExtractToken says of the same request: the old rules
+		oldToken string
+		oldCode  string
+	}{
+		{name: "bearer", auth: []string{"Bearer abc"}, query: true, token: "abc", scheme: SchemeBearer, oldToken: "abc"},
+		{name: "query", target: "/p?access_token=abc", query: true, token: "abc", scheme: SchemeQuery, oldToken: "abc"},
+		{name: "dpop", auth: []string{"DPoP abc"}, query: true, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
+		{name: "dpop any case", auth: []string{"dpop abc"}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
+		{name: "dpop extra spaces", auth: []string{"DPoP   abc "}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
+		{name: "dpop scheme only", auth: []string{"DPoP"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
+		{name: "dpop empty", auth: []string{"DPoP  "}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
+		{name: "dpop and query", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, query: true, errCode: CodeInvalidRequest, oldCode: CodeMissingToken},
+		{name: "dpop and query off", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
+		{name: "dpop and bearer headers", auth: []string{"DPoP a", "Bearer b"}, errCode: CodeInvalidRequest, oldCode: CodeInvalidRequest},
+		{name: "dpop with misspelled parameter", target: "/p?ACCESS_TOKEN=x", auth: []string{"DPoP a"}, errCode: CodeInvalidRequest, oldCode: CodeMissingToken},
+		{name: "other scheme", auth: []string{"DPoPx abc"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
+		{name: "basic", auth: []string{"Basic abc"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := tt.target
+			if target == "" {
+				target = "/p"
+			}
+			r := httptest.NewRequest("GET", target, nil)
+			for _, a := range tt.auth {
+				r.Header.Add("Authorization", a)
+			}
+			c, aerr := ExtractCredential(r, tt.query)
+			switch {
+			case tt.errCode != "":
+				if aerr == nil || aerr.Code != tt.errCode {
+					t.Fatalf("got %+v, err %v; want %s", c, aerr, tt.errCode)
+				}
+			case aerr != nil || c.Token != tt.token || c.Scheme != tt.scheme:
+				t.Fatalf("got %+v, %v; want %q under %s", c, aerr, tt.token, tt.scheme)
+			}
+			tok, oerr := ExtractToken(r, tt.query)
+			switch {
+			case tt.oldCode != "":
+				if oerr == nil || oerr.Code != tt.oldCode {
+					t.Fatalf("ExtractToken: got %q, err %v; want %s", tok, oerr, tt.oldCode)
+				}
+			case oerr != nil || tok != tt.oldToken:
+				t.Fatalf("ExtractToken: got %q, %v; want %q", tok, oerr, tt.oldToken)
+			}
+		})
+	}
+}
