@@ -45,6 +45,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    issuer        <iss>...
 //	    audience      <aud>...
 //	    algorithms    <alg>...
+//	    token_type    <typ>...
+//	    clients       <client_id>...
 //	    leeway        <duration>
 //	    subject_claim <claim>
 //	    query_token   on|off
@@ -80,7 +82,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return nil
 		}
 		lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers,
-			"audience": &h.Audiences, "discovery": &h.Discovery}
+			"audience": &h.Audiences, "discovery": &h.Discovery, "token_type": &h.TokenTypes, "clients": &h.Clients}
 		durations := map[string]*caddy.Duration{"min_refresh": &h.MinRefresh, "max_refresh": &h.MaxRefresh, "max_stale": &h.MaxStale}
 		if dst, ok := durations[opt]; ok {
 			if err := needArgs(1, 1); err != nil {
@@ -96,6 +98,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if dst, ok := lists[opt]; ok {
 			if err := needArgs(1, -1); err != nil {
 				return err
+			}
+			if opt == "token_type" {
+				for _, a := range args {
+					if err := jwtauth.CheckTokenType(a); err != nil {
+						return d.Errf("workspace_profile: token_type: %v", err)
+					}
+				}
 			}
 			*dst = append(*dst, args...)
 			continue

@@ -84,6 +84,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			storage postgres {env.PROFILE_PG_DSN} schema profiles_eu max_conns 20 timeout 2s statement_timeout 3s
 		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"storage":{"backend":"postgres","dsn":"{env.PROFILE_PG_DSN}",` +
 			`"max_conns":20,"schema":"profiles_eu","statement_timeout":3000000000,"timeout":2000000000}}`},
+		{"RFC 9068 access tokens of listed clients, Ed25519", `workspace_profile {
+			jwks_file k
+			issuer i
+			audience a
+			algorithms Ed25519 ES256
+			token_type at+jwt
+			token_type application/at+jwt
+			clients web mobile
+			clients batch
+		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"algorithms":["Ed25519","ES256"],` +
+			`"token_types":["at+jwt","application/at+jwt"],"clients":["web","mobile","batch"]}`},
 		{"bolt default file", `workspace_profile {
 			jwks_file k
 			issuer i
@@ -108,27 +119,31 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	const base = "jwks_file k\nissuer i\naudience a\n"
 	bad := map[string]struct{ input, mention string }{
-		"unknown option":           {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
-		"extra argument":           {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
-		"no issuer":                {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
-		"no audience":              {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},
-		"no key source":            {"workspace_profile {\nissuer i\naudience a\n}", "jwks_url/jwks_file"},
-		"issuer without value":     {"workspace_profile {\n" + base + "issuer\n}", "issuer: wrong number of arguments"},
-		"leeway not a duration":    {"workspace_profile {\n" + base + "leeway soon\n}", "leeway"},
-		"leeway negative":          {"workspace_profile {\n" + base + "leeway -5s\n}", "leeway"},
-		"leeway two values":        {"workspace_profile {\n" + base + "leeway 1s 2s\n}", "leeway: wrong number of arguments"},
-		"query_token yes":          {"workspace_profile {\n" + base + "query_token yes\n}", "query_token"},
-		"HS256 algorithm":          {"workspace_profile {\n" + base + "algorithms RS256 HS256\n}", `algorithms: "HS256"`},
-		"alg none":                 {"workspace_profile {\n" + base + "algorithms none\n}", "algorithms"},
-		"service_account no value": {"workspace_profile {\n" + base + "service_account UserType\n}", "service_account: wrong number of arguments"},
-		"create_missing argument":  {"workspace_profile {\n" + base + "create_missing yes\n}", "create_missing"},
-		"max_body not a size":      {"workspace_profile {\n" + base + "max_body lots\n}", "max_body"},
-		"max_body zero":            {"workspace_profile {\n" + base + "max_body 0\n}", "max_body"},
-		"two backends":             {"workspace_profile {\n" + base + "storage memory\nstorage bolt\n}", "storage: a backend is already configured"},
-		"unknown backend":          {"workspace_profile {\n" + base + "storage redis\n}", `storage: unknown backend "redis"`},
-		"memory with argument":     {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
-		"bolt two files":           {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
-		"storage without backend":  {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
+		"unknown option":              {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
+		"extra argument":              {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
+		"no issuer":                   {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
+		"no audience":                 {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},
+		"no key source":               {"workspace_profile {\nissuer i\naudience a\n}", "jwks_url/jwks_file"},
+		"issuer without value":        {"workspace_profile {\n" + base + "issuer\n}", "issuer: wrong number of arguments"},
+		"token_type with a parameter": {"workspace_profile {\n" + base + "token_type \"at+jwt; v=1\"\n}", "token_type"},
+		"token_type without value":    {"workspace_profile {\n" + base + "token_type\n}", "token_type: wrong number of arguments"},
+		"clients without value":       {"workspace_profile {\n" + base + "clients\n}", "clients: wrong number of arguments"},
+		"Ed448":                       {"workspace_profile {\n" + base + "algorithms Ed448\n}", `algorithms: "Ed448"`},
+		"leeway not a duration":       {"workspace_profile {\n" + base + "leeway soon\n}", "leeway"},
+		"leeway negative":             {"workspace_profile {\n" + base + "leeway -5s\n}", "leeway"},
+		"leeway two values":           {"workspace_profile {\n" + base + "leeway 1s 2s\n}", "leeway: wrong number of arguments"},
+		"query_token yes":             {"workspace_profile {\n" + base + "query_token yes\n}", "query_token"},
+		"HS256 algorithm":             {"workspace_profile {\n" + base + "algorithms RS256 HS256\n}", `algorithms: "HS256"`},
+		"alg none":                    {"workspace_profile {\n" + base + "algorithms none\n}", "algorithms"},
+		"service_account no value":    {"workspace_profile {\n" + base + "service_account UserType\n}", "service_account: wrong number of arguments"},
+		"create_missing argument":     {"workspace_profile {\n" + base + "create_missing yes\n}", "create_missing"},
+		"max_body not a size":         {"workspace_profile {\n" + base + "max_body lots\n}", "max_body"},
+		"max_body zero":               {"workspace_profile {\n" + base + "max_body 0\n}", "max_body"},
+		"two backends":                {"workspace_profile {\n" + base + "storage memory\nstorage bolt\n}", "storage: a backend is already configured"},
+		"unknown backend":             {"workspace_profile {\n" + base + "storage redis\n}", `storage: unknown backend "redis"`},
+		"memory with argument":        {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
+		"bolt two files":              {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
+		"storage without backend":     {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
 	}
 	for name, tt := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -152,16 +167,19 @@ func TestProvisionErrors(t *testing.T) {
 		h       Handler
 		mention string
 	}{
-		"no issuer":         {Handler{JWKSFiles: []string{"k"}, Audiences: []string{"a"}}, "issuer"},
-		"no audience":       {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}}, "audience"},
-		"no key source":     {Handler{Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
-		"plain http remote": {Handler{JWKSURLs: []string{"http://idp.example.com/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
-		"relative url":      {Handler{JWKSURLs: []string{"/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
-		"HMAC algorithm":    {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, Algorithms: []string{"HS256"}}, "algorithms"},
-		"missing jwks file": {Handler{JWKSFiles: []string{"/nonexistent/jwks.json"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_file"},
-		"path not absolute": {Handler{Path: "api/x", JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "path"},
-		"negative max_body": {Handler{MaxBody: -1, JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "max_body"},
-		"unknown storage":   {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, StorageRaw: json.RawMessage(`{"backend":"nope"}`)}, "storage"},
+		"no issuer":               {Handler{JWKSFiles: []string{"k"}, Audiences: []string{"a"}}, "issuer"},
+		"no audience":             {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}}, "audience"},
+		"no key source":           {Handler{Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"plain http remote":       {Handler{JWKSURLs: []string{"http://idp.example.com/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"relative url":            {Handler{JWKSURLs: []string{"/jwks"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_url"},
+		"HMAC algorithm":          {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, Algorithms: []string{"HS256"}}, "algorithms"},
+		"missing jwks file":       {Handler{JWKSFiles: []string{"/nonexistent/jwks.json"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "jwks_file"},
+		"path not absolute":       {Handler{Path: "api/x", JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "path"},
+		"token type with a space": {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, TokenTypes: []string{"at+jwt x"}}, "token_type"},
+		"empty client":            {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, Clients: []string{""}}, "clients"},
+		"Ed448 algorithm":         {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, Algorithms: []string{"Ed448"}}, "algorithms"},
+		"negative max_body":       {Handler{MaxBody: -1, JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}}, "max_body"},
+		"unknown storage":         {Handler{JWKSFiles: []string{"k"}, Issuers: []string{"i"}, Audiences: []string{"a"}, StorageRaw: json.RawMessage(`{"backend":"nope"}`)}, "storage"},
 	}
 	for name, tt := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -85,10 +85,12 @@ type Handler struct {
 	// whose issuer must match. Each is also an accepted issuer.
 	Discovery []string `json:"discovery,omitempty"`
 
-	// Remote key sets: the shortest time between two fetches of one set,
-	// also the least interval between fetches for unknown kids. A set's
-	// Cache-Control max-age is kept within [min_refresh, max_refresh].
-	// Default: 30s.
+	// Remote key sets: the shortest time between two scheduled fetches of
+	// one set: a set's Cache-Control max-age is kept within [min_refresh,
+	// max_refresh], and a failed fetch is retried after it. Fetches for a
+	// token naming an unknown kid are not bound by it but by their own
+	// budget: at most one per 5s, from a bucket of 12 refilled one per 50s
+	// (12 per 10 minutes sustained; see the README). Default: 30s.
 	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
 
 	// Remote key sets: the longest time a set is kept without a fetch.
@@ -119,8 +121,24 @@ type Handler struct {
 	Audiences []string `json:"audiences,omitempty"`
 
 	// Accepted JWS algorithms. Default: RS256 RS384 RS512 PS256 PS384 PS512
-	// ES256 ES384 ES512 EdDSA. HMAC algorithms and none are refused.
+	// ES256 ES384 ES512 EdDSA Ed25519 (RFC 9864's fully-specified name). HMAC
+	// algorithms, none and Ed448 are refused.
 	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Accepted values of the token's JOSE header typ, such as at+jwt for
+	// RFC 9068 access tokens; compared ignoring case and with or without
+	// "application/" (at+jwt, AT+JWT and application/at+jwt are one). A
+	// token without typ is then refused with 401 InvalidToken. Set it when
+	// the provider issues RFC 9068 tokens, so that an OpenID ID token is
+	// never taken for an access token. Default: typ is not checked.
+	TokenTypes []string `json:"token_types,omitempty"`
+
+	// Accepted clients: the token's client_id claim (RFC 9068), else its
+	// azp claim (OpenID Connect), must be one of them, compared exactly. A
+	// token naming neither, or naming different clients in the two, is
+	// then refused with 401 InvalidToken. Default: the client is not
+	// checked.
+	Clients []string `json:"clients,omitempty"`
 
 	// Clock skew allowed on exp, nbf and iat. Default: 30s.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
@@ -282,6 +300,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Issuers:    append(append([]string(nil), h.Issuers...), discovery...),
 		Audiences:  h.Audiences,
 		Subject:    h.SubjectClaim,
+		TokenTypes: h.TokenTypes,
+		Clients:    h.Clients,
 		CacheSize:  DefaultTokenCache,
 		Observer:   metricsObserver{},
 	}
@@ -346,6 +366,16 @@ func (h *Handler) validateConfig() error {
 	for _, a := range h.Algorithms {
 		if !jwtauth.SupportedAlgorithm(a) {
 			return fmt.Errorf("algorithms: %q is not an accepted asymmetric JWS algorithm", a)
+		}
+	}
+	for _, tt := range h.TokenTypes {
+		if err := jwtauth.CheckTokenType(tt); err != nil {
+			return fmt.Errorf("token_type: %w", err)
+		}
+	}
+	for _, c := range h.Clients {
+		if c == "" {
+			return fmt.Errorf("clients: a client id is empty")
 		}
 	}
 	repl := caddy.NewReplacer()

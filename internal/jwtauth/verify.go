@@ -134,8 +134,8 @@ func New(cfg Config) (*Verifier, error) {
 		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
 	}
 	for _, tt := range cfg.TokenTypes {
-		if strings.TrimSpace(tt) != tt || tt == "" || strings.ContainsAny(tt, " \t;,") {
-			return nil, fmt.Errorf("token type %q is not a media type without parameters", tt)
+		if err := CheckTokenType(tt); err != nil {
+			return nil, err
 		}
 		v.tokenTypes = append(v.tokenTypes, mediaType(tt))
 	}
@@ -486,6 +486,20 @@ func (v *Verifier) checkKind(h header, c Claims) *Error {
 		}
 		if !slices.Contains(v.clients, client) {
 			return InvalidToken("The token was issued to a client that is not accepted.")
+		}
+	}
+	return nil
+}
+
+// CheckTokenType refuses a configured token type that no typ header could
+// match: empty, or holding spaces, controls, or a parameter (";").
+func CheckTokenType(tt string) error {
+	if tt == "" {
+		return errors.New("a token type is empty")
+	}
+	for _, c := range []byte(tt) {
+		if c <= ' ' || c >= 0x7f || c == ';' || c == ',' {
+			return fmt.Errorf("%q is not a media type without parameters", tt)
 		}
 	}
 	return nil
