@@ -149,6 +149,7 @@ func start(alg jose.SignatureAlgorithm, clients []Client) (*Provider, error) {
 		p.Stop()
 		return nil, err
 	}
+	p.Discoveries.Store(0) // count only the others' requests
 	return p, nil
 }
 
