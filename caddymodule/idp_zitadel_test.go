@@ -240,3 +240,43 @@ func TestZitadelRefusals(t *testing.T) {
 			`Bearer realm="workspace", error="invalid_token", error_description="`+desc+`"`)
 	})
 }
+
+// TestZitadelTokenKind: the token_type and clients options on the real
+// provider's tokens. zitadel's op writes typ "JWT" in its access tokens
+// (not RFC 9068's at+jwt) and names the client in client_id.
+func TestZitadelTokenKind(t *testing.T) {
+	zReporting := idptest.Client{ID: "reporting-app", Secret: "reporting-secret", Audience: []string{testAudience}}
+	p := idptest.Start(t, jose.ES256, zApp, zReporting)
+	app, reporting := p.MustToken(t, zApp), p.MustToken(t, zReporting)
+	if typ := jwtPart(t, app, 0)["typ"]; typ != "JWT" {
+		t.Fatalf("zitadel's access token has typ %v; the cases below assume JWT", typ)
+	}
+	src := []string{"discovery " + p.Issuer}
+	challenge := func(desc string) string {
+		return `Bearer realm="workspace", error="invalid_token", error_description="` + desc + `"`
+	}
+
+	// without the options, both clients' tokens pass
+	tc := startZitadelCaddy(t, src, "")
+	for name, tok := range map[string]string{"app": app, "reporting": reporting} {
+		if r := getProfile(t, tc, tok); r.status != http.StatusOK {
+			t.Fatalf("no token_type, no clients: %s's token: %d %s", name, r.status, r.body)
+		}
+	}
+
+	// token_type at+jwt refuses the provider's typ JWT
+	tc = startZitadelCaddy(t, src, "token_type at+jwt")
+	const notAT = "The token type is not accepted; an access token is required."
+	wantProblem(t, "token_type at+jwt, typ JWT", getProfile(t, tc, app), http.StatusUnauthorized, "InvalidToken", notAT, challenge(notAT))
+
+	// naming the provider's own typ (in another case, without
+	// application/) accepts it; clients accepts one real client and
+	// refuses the other
+	tc = startZitadelCaddy(t, src, "token_type jwt\n\t\tclients "+zApp.ID)
+	if r := getProfile(t, tc, app); r.status != http.StatusOK {
+		t.Fatalf("token_type jwt, clients %s: its own token: %d %s", zApp.ID, r.status, r.body)
+	}
+	const notClient = "The token was issued to a client that is not accepted."
+	wantProblem(t, "clients "+zApp.ID+", a token of "+zReporting.ID, getProfile(t, tc, reporting),
+		http.StatusUnauthorized, "InvalidToken", notClient, challenge(notClient))
+}
