@@ -2,6 +2,8 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -77,6 +79,27 @@ func logSkipped(logger *zap.Logger, source string, skipped []skippedKey) {
 		logger.Warn("skipping key of unsupported type", zap.String("source", source),
 			zap.Int("index", s.index), zap.String("kid", logKid(s.kid)), zap.String("reason", logText(s.why, maxLoggedText)))
 	}
+}
+
+// logSkippedOnce is logSkipped for a source read again and again: it
+// warns only when the skipped keys differ from prev (what the previous
+// load of the same source warned about), so a provider that keeps
+// publishing an encryption key beside its signing keys is logged once per
+// change of its set, not on every fetch. It returns what to pass as prev
+// next time.
+func logSkippedOnce(logger *zap.Logger, source string, skipped []skippedKey, prev string) string {
+	h := sha256.New() // kids and reasons come from the document: keep a digest only
+	for _, k := range skipped {
+		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", k.index, k.kid, k.why)
+	}
+	cur := ""
+	if len(skipped) > 0 {
+		cur = string(h.Sum(nil))
+	}
+	if cur != prev {
+		logSkipped(logger, source, skipped)
+	}
+	return cur
 }
 
 // logDuplicateKids warns once per kid that several keys of the set share,

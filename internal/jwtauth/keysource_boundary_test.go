@@ -51,7 +51,7 @@ func logStrings(e observer.LoggedEntry) map[string][]string {
 // TestUnknownKidFetchSurvivesCallerCancel: the request that triggers the
 // shared unknown-kid fetch hangs up while the provider is slow. The fetch
 // still completes for everyone, the new key is in force, and the next
-// caller within min_refresh needs no fetch of its own.
+// caller needs no fetch of its own.
 func TestUnknownKidFetchSurvivesCallerCancel(t *testing.T) {
 	clock := jwtauthtest.NewClock()
 	idp := jwtauthtest.NewServer(t)

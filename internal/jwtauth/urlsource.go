@@ -32,12 +32,28 @@ const (
 	maxFirstBackoff     = 8 * time.Second
 )
 
+// The budget of fetches for tokens naming an unknown kid (a provider that
+// rotates signs with its new key at once). Such a fetch runs at most
+// unknownKidSpacing after the last fetch of any kind, so a key published
+// after any fetch is in force within 5s; and it takes one of a bucket of
+// unknownKidBurst, refilled one per unknownKidRefill, so that a flood of
+// forged kids costs at most 12 fetches at once and 12 per 10 minutes after
+// that (at most 24 in any 10 minutes). The budget is separate from
+// min_refresh, which spaces the scheduled fetches only.
+const (
+	unknownKidSpacing = 5 * time.Second
+	unknownKidBurst   = 12
+	unknownKidRefill  = 50 * time.Second
+)
+
 // RefreshOptions tune a remote key source; zero values take the defaults.
 // The caller checks with CheckRefreshOrder that MinRefresh <= MaxRefresh <=
 // MaxStale once the defaults are in; nothing here adjusts them.
 type RefreshOptions struct {
-	// MinRefresh is the shortest time between two fetches of the set,
-	// and the least interval between fetches for unknown kids. Default 30s.
+	// MinRefresh is the shortest time between two scheduled fetches of the
+	// set (Cache-Control max-age is raised to it; a failed fetch is retried
+	// after it). Fetches for unknown kids have their own budget
+	// (unknownKidSpacing, unknownKidBurst). Default 30s.
 	MinRefresh time.Duration
 	// MaxRefresh is the longest time the set is kept without a fetch.
 	// Default 15m.
@@ -104,8 +120,9 @@ func shortDuration(d time.Duration) string {
 // starts while the provider is down and the route answers KeysUnavailable
 // until it is back. Then the set is refreshed when its Cache-Control
 // max-age says, kept within [minRefresh, maxRefresh]; a token naming an
-// unknown kid triggers at most one fetch per minRefresh. When fetches fail
-// the last good set keeps serving for at most maxStale.
+// unknown kid triggers a fetch within the unknown-kid budget (at most one
+// 5s after any fetch, 12 at once, one more per 50s). When fetches fail the
+// last good set keeps serving for at most maxStale.
 //
 // The options and the logger are those of the config that loaded the source
 // last (see Reconfigure), so they are atomic: a reload swaps them while
@@ -138,7 +155,18 @@ type URLSource struct {
 	nextRefresh time.Time
 	lastError   string
 	dupKids     string // the duplicate kids last warned about, joined
+	skipped     string // the skipped keys last warned about, joined
 	generation  atomic.Uint64
+	// the unknown-kid budget: credit is the refill time banked (a fetch
+	// costs unknownKidRefill, at most unknownKidBurst of them banked), as
+	// of the monotonic reading creditAt
+	credit    time.Duration
+	creditAt  time.Duration
+	creditSet bool
+	// kidTimer is the pending deferred unknown-kid fetch, nil when none;
+	// afterFunc makes it (time.AfterFunc; tests inject their own)
+	kidTimer  interface{ Stop() bool }
+	afterFunc func(time.Duration, func()) interface{ Stop() bool }
 
 	life   context.Context // ends when the source is closed; nil until Start
 	cancel context.CancelFunc
@@ -158,7 +186,7 @@ type URLOptions struct {
 	Now func() time.Time
 	// Mono is the source's monotonic clock: the time elapsed since some
 	// fixed point. Every age (of the set against max_stale, of the last
-	// fetch against min_refresh) is measured on it, so a wall-clock jump
+	// fetch against the unknown-kid budget) is measured on it, so a wall-clock jump
 	// neither ages the keys early nor keeps them past max_stale. Nil:
 	// Now().Sub(the time the source was made), which for time.Now is the
 	// runtime's monotonic clock (both readings carry one). Tests that model
@@ -187,6 +215,9 @@ func NewURLSource(rawURL string, o URLOptions) *URLSource {
 		epoch:    time.Now(),
 		timeout:  o.FetchTimeout,
 		observer: o.Observer,
+		afterFunc: func(d time.Duration, f func()) interface{ Stop() bool } {
+			return time.AfterFunc(d, f)
+		},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -249,12 +280,19 @@ func (s *URLSource) Start() {
 	}()
 }
 
-// Close stops the goroutine and waits for it.
+// Close stops the goroutine and waits for it, and drops a pending
+// deferred unknown-kid fetch.
 func (s *URLSource) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
 	}
+	s.mu.Lock()
+	if s.kidTimer != nil {
+		s.kidTimer.Stop()
+		s.kidTimer = nil
+	}
+	s.mu.Unlock()
 	s.client.CloseIdleConnections()
 	return nil
 }
@@ -384,14 +422,21 @@ func (s *URLSource) refresh(ctx context.Context) (time.Duration, error) {
 	return wait, err
 }
 
-// refreshForUnknownKid fetches at most once per minRefresh. Concurrent
-// callers queue on the lock and share the fetch that ran while they waited.
+// refreshForUnknownKid fetches when the unknown-kid budget allows (see
+// unknownKidSpacing). Concurrent callers queue on the lock and share the
+// fetch that ran while they waited.
+//
+// When the budget says "not before d" and d is at most unknownKidSpacing
+// (a fetch ran moments ago, the provider has just rotated), one deferred
+// fetch is scheduled at that time on a started source, so the next request
+// after it verifies even if none arrives to trigger it; it spends the same
+// budget.
 //
 // The fetch is everyone's, not the triggering request's: it runs detached
 // from ctx (keeping its values, not its cancellation) with its own timeout,
 // so a client that hangs up neither aborts it for the callers queued behind
-// nor spends the min_refresh allowance on a failed attempt. It ends early
-// only when the source itself is destroyed.
+// nor spends the budget on a failed attempt. It ends early only when the
+// source itself is destroyed.
 func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	gen := s.generation.Load()
 	s.mu.Lock()
@@ -399,9 +444,13 @@ func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	if s.generation.Load() != gen {
 		return true
 	}
-	if s.attempted && s.elapsed()-s.lastAttempt < s.options().MinRefresh {
+	if wait := s.unknownKidWaitLocked(); wait > 0 {
+		if wait <= unknownKidSpacing {
+			s.deferUnknownKidFetchLocked(wait)
+		}
 		return false
 	}
+	s.credit -= unknownKidRefill
 	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for unknown kid"); c != nil {
 		c.Write(zap.String("url", RedactURL(s.url)), zap.String("kid", logKid(kid)))
 	}
@@ -414,11 +463,65 @@ func (s *URLSource) refreshForUnknownKid(ctx context.Context, kid string) bool {
 	return err == nil
 }
 
+// unknownKidWaitLocked brings the budget's credit up to now and says how
+// long until an unknown-kid fetch may run: 0 when it may run now.
+func (s *URLSource) unknownKidWaitLocked() time.Duration {
+	now := s.elapsed()
+	const full = unknownKidBurst * unknownKidRefill
+	if !s.creditSet {
+		s.credit, s.creditAt, s.creditSet = full, now, true
+	}
+	if now > s.creditAt {
+		s.credit = min(s.credit+now-s.creditAt, full)
+		s.creditAt = now
+	}
+	var wait time.Duration
+	if s.attempted {
+		wait = s.lastAttempt + unknownKidSpacing - now
+	}
+	return max(wait, unknownKidRefill-s.credit, 0)
+}
+
+// deferUnknownKidFetchLocked schedules one fetch in wait, unless one is
+// pending already or the source is not started (tests that drive a source
+// by hand schedule nothing behind their back).
+func (s *URLSource) deferUnknownKidFetchLocked(wait time.Duration) {
+	if s.life == nil || s.kidTimer != nil {
+		return
+	}
+	s.kidTimer = s.afterFunc(wait, s.deferredUnknownKidFetch)
+}
+
+// deferredUnknownKidFetch is the fetch deferUnknownKidFetchLocked
+// scheduled. It asks the budget again: a fetch that ran meanwhile may have
+// made it needless, and then the next unknown kid asks anew.
+func (s *URLSource) deferredUnknownKidFetch() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kidTimer = nil
+	if s.life == nil || s.life.Err() != nil || s.unknownKidWaitLocked() > 0 {
+		return
+	}
+	s.credit -= unknownKidRefill
+	if c := s.log().Check(zapcore.DebugLevel, "refreshing key set for an unknown kid seen moments ago"); c != nil {
+		c.Write(zap.String("url", RedactURL(s.url)))
+	}
+	ctx, cancel := context.WithTimeout(s.life, s.timeout)
+	defer cancel()
+	_, _ = s.fetchLocked(ctx)
+}
+
 // fetchLocked downloads and parses the set; on success it replaces the set
 // in force and returns the document's max-age (-1 when it gives none). The
 // caller holds mu, so only one fetch runs at a time.
 func (s *URLSource) fetchLocked(ctx context.Context) (time.Duration, error) {
 	s.lastAttempt, s.attempted = s.elapsed(), true
+	// this fetch gets any key published before it: a deferred unknown-kid
+	// fetch pending is needless now
+	if s.kidTimer != nil {
+		s.kidTimer.Stop()
+		s.kidTimer = nil
+	}
 	ks, maxAge, err := s.download(ctx)
 	if err != nil {
 		// URLs in errors are redacted where they are made (get); the rest
@@ -457,7 +560,7 @@ func (s *URLSource) download(ctx context.Context) (*keySet, time.Duration, error
 		return nil, 0, err
 	}
 	ks, skipped, err := parseKeySet(body)
-	logSkipped(s.log(), RedactURL(s.url), skipped)
+	s.skipped = logSkippedOnce(s.log(), RedactURL(s.url), skipped, s.skipped)
 	if err != nil {
 		return nil, 0, err
 	}
