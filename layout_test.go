@@ -19,6 +19,8 @@ func TestLayoutDependencies(t *testing.T) {
 		"./internal/drain/...": {"github.com/caddyserver/"},
 		"./internal/jwtauth/...": {"github.com/caddyserver/", "github.com/prometheus/",
 			module + "profile", module + "caddymodule"},
+		"./internal/dpop/...": {"github.com/caddyserver/", "github.com/prometheus/",
+			module + "profile", module + "caddymodule"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", pattern).CombinedOutput()
 		if err != nil {

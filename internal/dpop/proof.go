@@ -1,0 +1,404 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
+)
+
+// MaxProofLen is the largest DPoP header value read (8 KiB, as a token).
+const MaxProofLen = jwtauth.MaxTokenLen
+
+// Defaults of Config.
+const (
+	// DefaultWindow is how old a proof may be: iat at most this far in
+	// the past (plus Leeway).
+	DefaultWindow = 60 * time.Second
+	// DefaultFuture is how far ahead of this clock iat may be (plus
+	// Leeway).
+	DefaultFuture = 5 * time.Second
+)
+
+// typ is the header typ of a proof, compared exactly (RFC 9449 §4.2).
+const typ = "dpop+jwt"
+
+// minRSABits: RFC 7518 §3.3, as for the token's keys.
+const minRSABits = 2048
+
+// Config is what a Verifier checks proofs against.
+type Config struct {
+	// Algorithms accepted for proofs; each must pass
+	// jwtauth.SupportedAlgorithm. Empty: jwtauth.DefaultAlgorithms.
+	Algorithms []string
+	// Window is how old a proof may be; 0 is DefaultWindow.
+	Window time.Duration
+	// Future is how far ahead iat may be; 0 is DefaultFuture.
+	Future time.Duration
+	// Leeway is added to both ends of the window (clock skew).
+	Leeway time.Duration
+	// Replay remembers used proofs; nil is a cache of its own of
+	// DefaultReplayCacheSize. Verifiers that share one should use the
+	// same window.
+	Replay *ReplayCache
+	// Now is the verifier's clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks DPoP proofs. It is safe for concurrent use.
+type Verifier struct {
+	algorithms map[string]jwa.SignatureAlgorithm
+	algList    []string
+	past       time.Duration // Window + Leeway
+	future     time.Duration // Future + Leeway
+	replay     *ReplayCache
+	now        func() time.Time
+}
+
+// Error is a refusal of a proof: Desc is a sentence for the client (a
+// problem's detail, a challenge's error_description). It never holds the
+// proof, the token or a value of either.
+type Error struct{ Desc string }
+
+func (e *Error) Error() string { return "invalid_dpop_proof: " + e.Desc }
+
+func refuse(desc string) *Error { return &Error{Desc: desc} }
+
+// New checks cfg and builds its verifier.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Window < 0 || cfg.Future < 0 || cfg.Leeway < 0 {
+		return nil, errors.New("the iat window, its future part and the leeway must not be negative")
+	}
+	v := &Verifier{algorithms: map[string]jwa.SignatureAlgorithm{}, replay: cfg.Replay, now: cfg.Now}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = jwtauth.DefaultAlgorithms
+	}
+	for _, a := range algs {
+		if !jwtauth.SupportedAlgorithm(a) {
+			return nil, fmt.Errorf("%q is not an accepted asymmetric JWS algorithm", a)
+		}
+		if _, dup := v.algorithms[a]; !dup {
+			v.algList = append(v.algList, a)
+		}
+		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
+	}
+	window, future := cfg.Window, cfg.Future
+	if window == 0 {
+		window = DefaultWindow
+	}
+	if future == 0 {
+		future = DefaultFuture
+	}
+	v.past, v.future = window+cfg.Leeway, future+cfg.Leeway
+	if v.replay == nil {
+		v.replay = NewReplayCache(DefaultReplayCacheSize)
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	return v, nil
+}
+
+// Algorithms are the accepted algorithms, in configured order (a
+// challenge's algs).
+func (v *Verifier) Algorithms() []string { return v.algList }
+
+// Request is what a proof is checked against.
+type Request struct {
+	// Proofs are the values of the request's DPoP header fields.
+	Proofs []string
+	// Method is the request's method, compared with htm exactly.
+	Method string
+	// URI is the absolute URI the client addressed (scheme, host, path;
+	// a query is ignored), compared with htu after NormalizeHTU.
+	URI string
+	// AccessToken is the token the proof comes with; its hash must be
+	// ath. Empty: no token, and ath is not read.
+	AccessToken string
+}
+
+// Proof is a proof that passed Check.
+type Proof struct {
+	// Thumbprint is the RFC 7638 SHA-256 thumbprint of the proof's key,
+	// base64url: what a bound token's cnf.jkt must equal.
+	Thumbprint string
+	iat        float64
+	replayKey  [sha256.Size]byte
+}
+
+// Check applies RFC 9449 §4.3 to one request, except the replay check,
+// which Commit makes once the caller has accepted the proof (so that a
+// proof refused for its key binding is not spent). The signature is
+// checked before any claim, so a forged proof is refused whatever its
+// claims say.
+func (v *Verifier) Check(req Request) (Proof, *Error) {
+	switch {
+	case len(req.Proofs) == 0:
+		return Proof{}, refuse("The request has no DPoP proof.")
+	case len(req.Proofs) > 1:
+		return Proof{}, refuse("The request has more than one DPoP header.")
+	}
+	proof := req.Proofs[0]
+	if len(proof) > MaxProofLen {
+		return Proof{}, refuse("The DPoP proof is larger than 8 KiB.")
+	}
+	if !jwtauth.IsCompactJWS(proof) {
+		return Proof{}, refuse("The DPoP proof is not a compact JWS.")
+	}
+	hdrPart, _, _ := strings.Cut(proof, ".")
+	h, derr := v.parseHeader(hdrPart)
+	if derr != nil {
+		return Proof{}, derr
+	}
+	payload, err := jws.VerifyCompactFast(h.key, []byte(proof), h.alg)
+	if err != nil {
+		return Proof{}, refuse("The DPoP proof signature is invalid.")
+	}
+	c, derr := parseClaims(payload)
+	if derr != nil {
+		return Proof{}, derr
+	}
+	if c.htm != req.Method {
+		return Proof{}, refuse("The DPoP proof is for another HTTP method (htm).")
+	}
+	want, ok := NormalizeHTU(req.URI)
+	got, ok2 := NormalizeHTU(c.htu)
+	if !ok || !ok2 || got != want {
+		return Proof{}, refuse("The DPoP proof is for another URI (htu).")
+	}
+	now := float64(v.now().UnixNano()) / 1e9
+	if c.iat < now-v.past.Seconds() {
+		return Proof{}, refuse("The DPoP proof is too old (iat); make a new one for each request.")
+	}
+	if c.iat > now+v.future.Seconds() {
+		return Proof{}, refuse("The DPoP proof is issued in the future (iat).")
+	}
+	if req.AccessToken != "" {
+		sum := sha256.Sum256([]byte(req.AccessToken))
+		ath := base64.RawURLEncoding.EncodeToString(sum[:])
+		if !c.hasATH {
+			return Proof{}, refuse("The DPoP proof has no ath claim for the access token.")
+		}
+		if subtle.ConstantTimeCompare([]byte(c.ath), []byte(ath)) != 1 {
+			return Proof{}, refuse("The DPoP proof is for another access token (ath).")
+		}
+	}
+	// jti is scoped to the key and the URI: another client's proof can
+	// never spend this one's jti, and the key binds it to its maker
+	replayKey := sha256.Sum256([]byte(h.thumbprint + "\x00" + want + "\x00" + c.jti))
+	return Proof{Thumbprint: h.thumbprint, iat: c.iat, replayKey: replayKey}, nil
+}
+
+// Commit spends a checked proof: a proof seen within its window is
+// refused, as is one too old for the replay cache to vouch for (see
+// ReplayCache).
+func (v *Verifier) Commit(p Proof) *Error {
+	now := float64(v.now().UnixNano()) / 1e9
+	switch v.replay.use(p.replayKey, p.iat, now-v.past.Seconds()) {
+	case useReplayed:
+		return refuse("The DPoP proof was already used; make a new one for each request.")
+	case useTooOld:
+		return refuse("The DPoP proof is too old to be checked for replay; make a new one.")
+	}
+	return nil
+}
+
+// Verify is Check and then Commit: the thumbprint of a proof that passed
+// every rule, replay included.
+func (v *Verifier) Verify(req Request) (string, *Error) {
+	p, err := v.Check(req)
+	if err != nil {
+		return "", err
+	}
+	if err := v.Commit(p); err != nil {
+		return "", err
+	}
+	return p.Thumbprint, nil
+}
+
+// header is what a proof's JOSE header says.
+type header struct {
+	alg        jwa.SignatureAlgorithm
+	key        any // the public key of jwk, as jws verifies with it
+	thumbprint string
+}
+
+// privateMembers are the JWK members of private and symmetric keys
+// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof carries a public
+// key only (RFC 9449 §4.3 check 7).
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+func (v *Verifier) parseHeader(seg string) (header, *Error) {
+	var h header
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil || jwtauth.CheckStrictJSON(raw) != nil {
+		return h, refuse("The DPoP proof header is malformed or names a member twice.")
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || m == nil {
+		return h, refuse("The DPoP proof header is malformed or names a member twice.")
+	}
+	if t, ok := jsonString(m["typ"]); !ok || t != typ {
+		return h, refuse("The DPoP proof header typ is not dpop+jwt.")
+	}
+	algName, _ := jsonString(m["alg"])
+	alg, ok := v.algorithms[algName]
+	if !ok {
+		return h, refuse("The DPoP proof algorithm is not accepted.")
+	}
+	h.alg = alg
+	if _, ok := m["crit"]; ok {
+		return h, refuse("The DPoP proof has critical header parameters.")
+	}
+	rawKey, ok := m["jwk"]
+	if !ok || len(rawKey) == 0 || rawKey[0] != '{' {
+		return h, refuse("The DPoP proof header has no jwk.")
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(rawKey, &members) != nil {
+		return h, refuse("The DPoP proof key is malformed.")
+	}
+	for _, name := range privateMembers {
+		if _, ok := members[name]; ok {
+			return h, refuse("The DPoP proof key must be a public key.")
+		}
+	}
+	if rsaBits(members) < minRSABits {
+		return h, refuse("The DPoP proof key is an RSA key shorter than 2048 bits.")
+	}
+	k, err := jwk.ParseKey(rawKey)
+	if err != nil {
+		return h, refuse("The DPoP proof key is malformed.")
+	}
+	if priv, err := jwk.IsPrivateKey(k); err != nil || priv {
+		return h, refuse("The DPoP proof key must be a public key.")
+	}
+	if a, ok := k.Algorithm(); ok && a.String() != algName {
+		return h, refuse("The DPoP proof key does not fit the algorithm.")
+	}
+	if !algFitsKey(algName, k) {
+		return h, refuse("The DPoP proof key does not fit the algorithm.")
+	}
+	if err := jwk.Export(k, &h.key); err != nil {
+		return h, refuse("The DPoP proof key is malformed.")
+	}
+	if rk, ok := h.key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits { // whatever jwx parsed
+		return h, refuse("The DPoP proof key is an RSA key shorter than 2048 bits.")
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return h, refuse("The DPoP proof key is malformed.")
+	}
+	h.thumbprint = base64.RawURLEncoding.EncodeToString(tp)
+	return h, nil
+}
+
+// rsaBits is the modulus size of an RSA JWK, read before jwx sees the key
+// so that the reason for refusing a short one is ours; a key that is not
+// RSA, or whose n does not decode, counts as large enough here (jwx
+// judges it).
+func rsaBits(members map[string]json.RawMessage) int {
+	if kty, _ := jsonString(members["kty"]); kty != "RSA" {
+		return math.MaxInt
+	}
+	n, _ := jsonString(members["n"])
+	raw, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil || len(raw) == 0 {
+		return math.MaxInt
+	}
+	return new(big.Int).SetBytes(raw).BitLen()
+}
+
+// algFitsKey: RS and PS need RSA, ESxxx the EC curve of its size, EdDSA
+// and Ed25519 an OKP key on Ed25519 (jwtauth's rule for the token's keys).
+func algFitsKey(alg string, k jwk.Key) bool {
+	switch kk := k.(type) {
+	case jwk.RSAPublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case jwk.ECDSAPublicKey:
+		crv, _ := kk.Crv()
+		return map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv.String()] == alg
+	case jwk.OKPPublicKey:
+		crv, _ := kk.Crv()
+		return (alg == "EdDSA" || alg == "Ed25519") && crv.String() == "Ed25519"
+	}
+	return false
+}
+
+// claims are the proof's claims this verifier reads.
+type claims struct {
+	jti, htm, htu, ath string
+	hasATH             bool
+	iat                float64
+}
+
+func parseClaims(payload []byte) (claims, *Error) {
+	var c claims
+	if jwtauth.CheckStrictJSON(payload) != nil {
+		return c, refuse("The DPoP proof claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil || m == nil {
+		return c, refuse("The DPoP proof claims are malformed.")
+	}
+	var ok bool
+	if c.jti, ok = jsonString(m["jti"]); !ok || c.jti == "" {
+		return c, refuse("The DPoP proof has no string jti claim.")
+	}
+	if c.htm, ok = jsonString(m["htm"]); !ok {
+		return c, refuse("The DPoP proof has no string htm claim.")
+	}
+	if c.htu, ok = jsonString(m["htu"]); !ok {
+		return c, refuse("The DPoP proof has no string htu claim.")
+	}
+	if c.iat, ok = numericDate(m["iat"]); !ok {
+		return c, refuse("The DPoP proof has no numeric iat claim.")
+	}
+	if raw, present := m["ath"]; present {
+		if c.ath, ok = jsonString(raw); !ok {
+			return c, refuse("The DPoP proof has a non-string ath claim.")
+		}
+		c.hasATH = true
+	}
+	return c, nil
+}
+
+// jsonString decodes a JSON string literal; anything else is not one.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// numericDate accepts a JSON number only, as jwtauth does for the token.
+func numericDate(raw json.RawMessage) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
