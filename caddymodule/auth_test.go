@@ -165,7 +165,7 @@ func TestAuthenticationTable(t *testing.T) {
 			want := ""
 			switch tt.code {
 			case "MissingToken":
-				want = `Bearer realm="workspace"`
+				want = challengeMissing // Bearer and DPoP
 			case "InvalidRequest":
 				want = `Bearer realm="workspace", error="invalid_request"`
 			case "InvalidToken", "TokenExpired", "TokenNotYetValid", "InvalidIssuer", "InvalidAudience":

@@ -50,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    leeway        <duration>
 //	    subject_claim <claim>
 //	    query_token   on|off
+//	    dpop          [off|allowed|required] [{ required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>
@@ -153,6 +154,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
+		case "dpop":
+			if err := h.unmarshalDPoP(d, args); err != nil {
+				return err
+			}
 		case "keep_client_identity_headers":
 			if err := needArgs(0, 0); err != nil {
 				return err

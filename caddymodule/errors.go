@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
@@ -25,7 +27,7 @@ var errServiceAccount = &jwtauth.Error{Code: codeServiceAccountForbidden, Desc: 
 func authStatus(e *jwtauth.Error) int {
 	switch e.Code {
 	case jwtauth.CodeMissingToken, jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid,
-		jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
+		jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience, codeInvalidDPoPProof:
 		return http.StatusUnauthorized
 	case jwtauth.CodeInvalidRequest:
 		return http.StatusBadRequest
@@ -39,6 +41,9 @@ func authStatus(e *jwtauth.Error) int {
 
 // wwwAuthenticate is the challenge for e, or "" when none is sent.
 func wwwAuthenticate(e *jwtauth.Error) string {
+	if c, ok := challengeOf.Load(e); ok {
+		return c.(string)
+	}
 	switch e.Code {
 	case jwtauth.CodeMissingToken:
 		return bearerChallenge("", "")
@@ -48,6 +53,43 @@ func wwwAuthenticate(e *jwtauth.Error) string {
 		return bearerChallenge("invalid_token", e.Desc)
 	}
 	return ""
+}
+
+// A refusal whose challenge depends on the handler's dpop option (the
+// DPoP challenge names the accepted algorithms; a missing token is offered
+// both schemes) is interned here with its challenge, so that
+// wwwAuthenticate, which sees only the refusal, finds it. The refusals are
+// the module's own sentences and the challenges one per DPoP
+// configuration, so the table stays small; maxChallenged is a backstop
+// beyond which a refusal keeps its code's default (Bearer) challenge.
+var (
+	challenged     sync.Map // challengeKey → *jwtauth.Error
+	challengeOf    sync.Map // *jwtauth.Error → its challenge
+	challengedSize atomic.Int64
+)
+
+const maxChallenged = 4096
+
+type challengeKey struct{ code, desc, challenge string }
+
+// withChallenge is the refusal (code, desc) answered with challenge.
+func withChallenge(code, desc, challenge string) *jwtauth.Error {
+	k := challengeKey{code, desc, challenge}
+	if e, ok := challenged.Load(k); ok {
+		return e.(*jwtauth.Error)
+	}
+	e := &jwtauth.Error{Code: code, Desc: desc}
+	if challengedSize.Load() >= maxChallenged {
+		return e
+	}
+	// its challenge first, so that no one finds e without it
+	challengeOf.Store(e, challenge)
+	if prev, loaded := challenged.LoadOrStore(k, e); loaded {
+		challengeOf.Delete(e)
+		return prev.(*jwtauth.Error)
+	}
+	challengedSize.Add(1)
+	return e
 }
 
 // bearerChallenge is the one place a WWW-Authenticate Bearer challenge is

@@ -15,13 +15,30 @@ import (
 
 // authenticate extracts and verifies the token, sets the user
 // placeholders, and refuses service accounts.
+//
+// A token bound to a DPoP key (cnf.jkt) needs the DPoP scheme and a valid
+// proof by that key (checkDPoP, dpop.go); the proof is checked on every
+// request, after the token, whose verification may come from the cache.
 func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtauth.Error) {
-	tok, aerr := jwtauth.ExtractToken(r, h.QueryToken == nil || *h.QueryToken)
+	d := h.DPoP
+	cred, aerr := d.extract(r, h.QueryToken == nil || *h.QueryToken)
 	if aerr != nil {
-		return nil, "", aerr
+		return nil, "", d.missing(aerr)
 	}
+	viaDPoP := cred.Scheme == jwtauth.SchemeDPoP
+	if d.required() && !viaDPoP {
+		// refused before any verification: no bearer token can pass
+		return nil, "", d.asDPoP(jwtauth.InvalidToken(detailDPoPRequired))
+	}
+	tok := cred.Token
 	c, aerr := h.verifier.Verify(r.Context(), tok)
 	if aerr != nil {
+		if viaDPoP {
+			return nil, "", d.asDPoP(aerr)
+		}
+		return nil, "", aerr
+	}
+	if aerr := h.checkDPoP(r, c, cred); aerr != nil {
 		return nil, "", aerr
 	}
 	// one rule for the profile key on every backend: what an import would

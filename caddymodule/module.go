@@ -150,6 +150,11 @@ type Handler struct {
 	// that cannot set headers. Default: true.
 	QueryToken *bool `json:"query_token,omitempty"`
 
+	// DPoP (RFC 9449): whether tokens bound to a client key (cnf.jkt)
+	// are accepted with their proofs, or required. Default: allowed
+	// (dpop.go).
+	DPoP *DPoP `json:"dpop,omitempty"`
+
 	// Which tokens are service accounts, refused with 403. Default: claim
 	// UserType with value 2.
 	ServiceAccount *ServiceAccount `json:"service_account,omitempty"`
@@ -316,6 +321,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("%w", err)
 	}
 	h.verifier = v
+	if err := h.provisionDPoP(ctx); err != nil {
+		return err
+	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

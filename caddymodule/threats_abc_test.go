@@ -25,7 +25,8 @@ import (
 
 // The exact challenges of CONTRACT section 3.
 const (
-	challengeMissing = `Bearer realm="workspace"`
+	// both schemes: dpop is allowed by default (RFC 9449 §7.2)
+	challengeMissing = `Bearer realm="workspace", DPoP realm="workspace", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`
 	challengeRequest = `Bearer realm="workspace", error="invalid_request"`
 )
 

@@ -1,0 +1,381 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
+)
+
+// Modes of the dpop option.
+const (
+	DPoPOff      = "off"
+	DPoPAllowed  = "allowed"
+	DPoPRequired = "required"
+)
+
+// DPoP configures DPoP (RFC 9449) on the route: tokens bound to a client
+// key by their cnf.jkt claim, sent as `Authorization: DPoP <token>` with a
+// `DPoP` proof header signed by that key. A bound token is never accepted
+// without its proof, whatever the mode; in upstream mode the backend gets
+// the token as `Authorization: Bearer` and never the proof. Nonces
+// (use_dpop_nonce) are not implemented.
+type DPoP struct {
+	// off: the DPoP scheme is not accepted (another scheme, as before
+	// DPoP) and bound tokens are refused, since their proof cannot be
+	// checked. allowed: bearer tokens and DPoP-bound tokens with their
+	// proofs. required: DPoP-bound tokens with their proofs only.
+	// Default: allowed.
+	Mode string `json:"mode,omitempty"`
+
+	// JWS algorithms accepted for proofs. Default: the default of
+	// algorithms (every asymmetric algorithm; never HMAC or none).
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// How old a proof's iat may be, before the leeway is added (iat may
+	// also be 5s ahead, plus the leeway). Proofs are remembered for the
+	// whole window, so that each is accepted once. Default: 60s.
+	IATWindow caddy.Duration `json:"iat_window,omitempty"`
+
+	// How many used proofs are remembered to refuse replays. When it is
+	// full of proofs still in their window, the oldest is forgotten and
+	// proofs no newer than it are refused from then on, so a replay is
+	// never accepted. Default: 100000 (about 10 MB at most).
+	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
+
+	// The scheme and host (and port) clients address, e.g.
+	// https://api.example.com, when TLS ends before Caddy or a proxy
+	// changes the Host. Default: the request's own (https when Caddy
+	// terminated TLS, and its Host header).
+	Origin string `json:"origin,omitempty"`
+
+	verifier  *dpop.Verifier // nil when off
+	origin    string         // Origin normalized, "" for the request's own
+	challenge string         // `DPoP realm="workspace", algs="..."`
+}
+
+// replayPool shares replay caches between handlers and config generations
+// with the same size and window, so that a proof used just before a reload
+// is still refused after it.
+var replayPool = caddy.NewUsagePool()
+
+type replayEntry struct{ *dpop.ReplayCache }
+
+func (replayEntry) Destruct() error { return nil }
+
+// provisionDPoP sets the dpop option's defaults and builds its verifier;
+// the replay cache it takes is given back when ctx is cancelled.
+func (h *Handler) provisionDPoP(ctx caddy.Context) error {
+	if h.DPoP == nil {
+		h.DPoP = &DPoP{}
+	}
+	d := h.DPoP
+	switch d.Mode {
+	case "":
+		d.Mode = DPoPAllowed
+	case DPoPOff, DPoPAllowed, DPoPRequired:
+	default:
+		return fmt.Errorf("dpop: mode %q is none of off, allowed, required", d.Mode)
+	}
+	if d.IATWindow < 0 {
+		return fmt.Errorf("dpop: iat_window must not be negative")
+	}
+	if d.ReplayCacheSize < 0 {
+		return fmt.Errorf("dpop: replay_cache_size must not be negative")
+	}
+	if d.Origin != "" {
+		o, err := normalizeOrigin(d.Origin)
+		if err != nil {
+			return fmt.Errorf("dpop: origin: %w", err)
+		}
+		d.origin = o
+	}
+	if d.Mode == DPoPOff {
+		return nil
+	}
+	leeway := DefaultLeeway
+	if h.Leeway != nil {
+		leeway = time.Duration(*h.Leeway)
+	}
+	window := time.Duration(d.IATWindow)
+	if window == 0 {
+		window = dpop.DefaultWindow
+	}
+	size := d.ReplayCacheSize
+	if size == 0 {
+		size = dpop.DefaultReplayCacheSize
+	}
+	key := strconv.Itoa(size) + "/" + (window + leeway).String()
+	val, _, err := replayPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return replayEntry{dpop.NewReplayCache(size)}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("dpop: %w", err)
+	}
+	ctx.OnCancel(func() { _, _ = replayPool.Delete(key) })
+	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: val.(replayEntry).ReplayCache})
+	if err != nil {
+		return fmt.Errorf("dpop: algorithms: %w", err)
+	}
+	d.verifier = v
+	d.challenge = `DPoP realm="workspace", algs="` + strings.Join(v.Algorithms(), " ") + `"`
+	return nil
+}
+
+// normalizeOrigin checks a configured origin: http or https, a host, an
+// optional port, nothing else.
+func normalizeOrigin(o string) (string, error) {
+	n, ok := dpop.NormalizeHTU(o)
+	if !ok || strings.ContainsAny(o, "?#") || !strings.HasSuffix(n, "/") || strings.Count(n, "/") != 3 {
+		return "", fmt.Errorf("%q is not an origin such as https://api.example.com", o)
+	}
+	return strings.TrimSuffix(n, "/"), nil
+}
+
+// unmarshalDPoP parses `dpop [off|allowed|required] [{ ... }]`.
+func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
+	if h.DPoP != nil {
+		return d.Errf("workspace_profile: dpop: configured twice")
+	}
+	cfg := &DPoP{}
+	switch len(args) {
+	case 0:
+	case 1:
+		switch args[0] {
+		case DPoPOff, DPoPAllowed, DPoPRequired:
+			cfg.Mode = args[0]
+		default:
+			return d.Errf("workspace_profile: dpop: %q is none of off, allowed, required", args[0])
+		}
+	default:
+		return d.Errf("workspace_profile: dpop: wrong number of arguments (%d)", len(args))
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		sub := d.RemainingArgs()
+		one := func() error {
+			if len(sub) != 1 {
+				return d.Errf("workspace_profile: dpop: %s: wrong number of arguments (%d)", opt, len(sub))
+			}
+			return nil
+		}
+		switch opt {
+		case "mode":
+			if err := one(); err != nil {
+				return err
+			}
+			switch sub[0] {
+			case DPoPOff, DPoPAllowed, DPoPRequired:
+				cfg.Mode = sub[0]
+			default:
+				return d.Errf("workspace_profile: dpop: mode: %q is none of off, allowed, required", sub[0])
+			}
+		case "required":
+			if len(sub) != 0 {
+				return d.Errf("workspace_profile: dpop: required takes no arguments")
+			}
+			cfg.Mode = DPoPRequired
+		case "algorithms":
+			if len(sub) == 0 {
+				return d.Errf("workspace_profile: dpop: algorithms: wrong number of arguments (0)")
+			}
+			for _, a := range sub {
+				if !jwtauth.SupportedAlgorithm(a) {
+					return d.Errf("workspace_profile: dpop: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
+				}
+			}
+			cfg.Algorithms = append(cfg.Algorithms, sub...)
+		case "iat_window":
+			if err := one(); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(sub[0])
+			if err != nil || dur <= 0 {
+				return d.Errf("workspace_profile: dpop: iat_window: %q is not a positive duration", sub[0])
+			}
+			cfg.IATWindow = caddy.Duration(dur)
+		case "replay_cache_size":
+			if err := one(); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(sub[0])
+			if err != nil || n <= 0 {
+				return d.Errf("workspace_profile: dpop: replay_cache_size: %q is not a positive number of entries", sub[0])
+			}
+			cfg.ReplayCacheSize = n
+		case "origin":
+			if err := one(); err != nil {
+				return err
+			}
+			if _, err := normalizeOrigin(sub[0]); err != nil {
+				return d.Errf("workspace_profile: dpop: origin: %v", err)
+			}
+			cfg.Origin = sub[0]
+		default:
+			return d.Errf("workspace_profile: dpop: unrecognized option %q", opt)
+		}
+	}
+	h.DPoP = cfg
+	return nil
+}
+
+// Problem details of DPoP refusals: sentences for the client.
+const (
+	detailDPoPRequired      = "This route accepts only DPoP-bound tokens, sent with the DPoP scheme and a DPoP proof."
+	detailNoDPoPToken       = "No DPoP-bound token was sent."
+	detailBoundAsBearer     = "The token is bound to a DPoP key: send it with the DPoP scheme and a DPoP proof."
+	detailBoundNoDPoP       = "The token is bound to a DPoP key, and this route does not accept DPoP."
+	detailUnboundAsDPoP     = "The token is not bound to a DPoP key (no cnf.jkt claim): send it with the Bearer scheme."
+	detailCnfMalformed      = "The token has a malformed cnf claim."
+	detailCnfOther          = "The token is bound to a key by a confirmation method other than DPoP, which this route cannot check."
+	detailDPoPKeyMismatch   = "The token is bound to another key than the one that signed the DPoP proof."
+	codeInvalidDPoPProof    = "InvalidDPoPProof"
+	dpopErrorInvalidProof   = "invalid_dpop_proof"
+	dpopErrorInvalidToken   = "invalid_token"
+	dpopErrorInvalidRequest = "invalid_request"
+)
+
+// on reports whether DPoP tokens are accepted at all.
+func (d *DPoP) on() bool { return d != nil && d.verifier != nil }
+
+func (d *DPoP) required() bool { return d.on() && d.Mode == DPoPRequired }
+
+// extract finds the token: with DPoP off, exactly as before DPoP
+// (Authorization: DPoP is another scheme, so no token).
+func (d *DPoP) extract(r *http.Request, allowQuery bool) (jwtauth.Credential, *jwtauth.Error) {
+	if d.on() {
+		return jwtauth.ExtractCredential(r, allowQuery)
+	}
+	tok, aerr := jwtauth.ExtractToken(r, allowQuery)
+	return jwtauth.Credential{Token: tok, Scheme: jwtauth.SchemeBearer}, aerr
+}
+
+// missing is the refusal of a request without a token: when DPoP is
+// allowed, its challenge offers both schemes (RFC 9449 §7.2); when it is
+// required, DPoP only; when it is off, Bearer only, as before.
+func (d *DPoP) missing(aerr *jwtauth.Error) *jwtauth.Error {
+	switch {
+	case !d.on() || aerr.Code != jwtauth.CodeMissingToken:
+		return aerr
+	case d.required():
+		return withChallenge(aerr.Code, detailNoDPoPToken, d.challenge)
+	}
+	return withChallenge(aerr.Code, aerr.Desc, bearerChallenge("", "")+", "+d.challenge)
+}
+
+// asDPoP is a refusal of a token answered with a DPoP challenge: the
+// client used (or must use) the DPoP scheme, so that is the scheme its
+// error is told in (RFC 9449 §7.1). A refusal without a challenge (503
+// KeysUnavailable) keeps none.
+func (d *DPoP) asDPoP(aerr *jwtauth.Error) *jwtauth.Error {
+	errCode := ""
+	switch aerr.Code {
+	case jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid, jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
+		errCode = dpopErrorInvalidToken
+	case codeInvalidDPoPProof:
+		errCode = dpopErrorInvalidProof
+	case jwtauth.CodeInvalidRequest:
+		errCode = dpopErrorInvalidRequest
+	default:
+		return aerr
+	}
+	return withChallenge(aerr.Code, aerr.Desc, d.dpopChallenge(errCode, aerr.Desc))
+}
+
+// dpopChallenge is the DPoP challenge with an error: realm, error and its
+// description, then algs (RFC 9449 §7.1).
+func (d *DPoP) dpopChallenge(errCode, desc string) string {
+	return `DPoP realm="workspace", error="` + errCode + `", error_description="` + desc + `", ` +
+		strings.TrimPrefix(d.challenge, `DPoP realm="workspace", `)
+}
+
+// checkDPoP applies the token's binding (cnf.jkt, RFC 9449 §6) and, for a
+// token sent with the DPoP scheme, its proof. A bound token is refused
+// without a valid proof by its key whatever the mode and however it was
+// sent; the proof is checked on every request (the token cache holds the
+// token's verification only) and spent only once everything else passed.
+func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Credential) *jwtauth.Error {
+	d := h.DPoP
+	jkt, bound, aerr := confirmationKey(c)
+	viaDPoP := cred.Scheme == jwtauth.SchemeDPoP
+	switch {
+	case aerr != nil && viaDPoP:
+		return d.asDPoP(aerr)
+	case aerr != nil:
+		return aerr
+	case !viaDPoP && !bound:
+		return nil // a bearer token, as before DPoP
+	case !viaDPoP && !d.on():
+		return jwtauth.InvalidToken(detailBoundNoDPoP)
+	case !viaDPoP:
+		return d.asDPoP(jwtauth.InvalidToken(detailBoundAsBearer))
+	case !bound:
+		return d.asDPoP(jwtauth.InvalidToken(detailUnboundAsDPoP))
+	}
+	method, uri := d.requestTarget(r)
+	p, perr := d.verifier.Check(dpop.Request{Proofs: r.Header.Values("DPoP"), Method: method, URI: uri, AccessToken: cred.Token})
+	if perr != nil {
+		return d.asDPoP(&jwtauth.Error{Code: codeInvalidDPoPProof, Desc: perr.Desc})
+	}
+	if p.Thumbprint != jkt {
+		return d.asDPoP(jwtauth.InvalidToken(detailDPoPKeyMismatch))
+	}
+	if perr := d.verifier.Commit(p); perr != nil {
+		return d.asDPoP(&jwtauth.Error{Code: codeInvalidDPoPProof, Desc: perr.Desc})
+	}
+	return nil
+}
+
+// confirmationKey reads cnf (RFC 7800): bound is true when it names a
+// jkt, the thumbprint of the key the token is bound to. A cnf that is not
+// an object, a jkt that is not a non-empty string, and a cnf of another
+// method only (x5t#S256 of mutual TLS, ...), which this edge cannot check,
+// are refused.
+func confirmationKey(c jwtauth.Claims) (jkt string, bound bool, aerr *jwtauth.Error) {
+	raw, ok := c["cnf"]
+	if !ok {
+		return "", false, nil
+	}
+	var cnf map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &cnf) != nil {
+		return "", false, jwtauth.InvalidToken(detailCnfMalformed)
+	}
+	rawJKT, ok := cnf["jkt"]
+	if !ok {
+		return "", false, jwtauth.InvalidToken(detailCnfOther)
+	}
+	var s string
+	if len(rawJKT) == 0 || rawJKT[0] != '"' || json.Unmarshal(rawJKT, &s) != nil || s == "" {
+		return "", false, jwtauth.InvalidToken(detailCnfMalformed)
+	}
+	return s, true, nil
+}
+
+// requestTarget is the method and URI the client addressed, which htm and
+// htu must name: Caddy's original request (before any rewrite, this
+// route's included), on the configured origin or else the request's own
+// scheme and Host.
+func (d *DPoP) requestTarget(r *http.Request) (method, uri string) {
+	method, u := r.Method, r.URL
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		method, u = orig.Method, orig.URL
+	}
+	origin := d.origin
+	if origin == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		origin = scheme + "://" + r.Host
+	}
+	return method, origin + u.EscapedPath()
+}
