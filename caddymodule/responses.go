@@ -49,10 +49,13 @@ func (l *errorLog) log(logger *zap.Logger, err error) {
 	}
 }
 
+// setCommonHeaders sets the headers of every answer with a body. The names
+// are written in their canonical form, which is what Header.Set would make
+// of them, without its canonicalization on every response.
 func setCommonHeaders(hdr http.Header, contentType string) {
-	hdr.Set("Content-Type", contentType)
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["Content-Type"] = []string{contentType}
+	hdr["Cache-Control"] = []string{"no-store"}
+	hdr["X-Content-Type-Options"] = []string{"nosniff"}
 }
 
 // The writers below count the response they write, its outcome read off
@@ -80,7 +83,7 @@ func putNotModified(w http.ResponseWriter, status int) {
 }
 
 func putEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error {
-	body, err := json.Marshal(env)
+	body, err := env.AppendJSON(make([]byte, 0, 320))
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
