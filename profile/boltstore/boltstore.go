@@ -102,8 +102,8 @@ func unavailable(err error) error {
 }
 
 func decode(userID string, v []byte) (profile.Profile, error) {
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, err := decodeRecord(v)
+	if err != nil {
 		return profile.Profile{}, unavailable(fmt.Errorf("corrupt record: %v", err))
 	}
 	return profile.Profile{UserID: userID, UserName: r.UserName, Email: r.Email, FirstName: r.FirstName,
