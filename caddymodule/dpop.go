@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -63,18 +65,36 @@ type DPoP struct {
 	challenge string         // `DPoP realm="workspace", algs="..."`
 }
 
-// replayPool shares replay caches between handlers and config generations
-// with the same size and window, so that a proof used just before a reload
-// is still refused after it.
-var replayPool = caddy.NewUsagePool()
+// replayCaches shares replay caches between handlers and config
+// generations with the same size and window, so that a proof used just
+// before a reload is still refused after it (the new config provisions
+// while the old one still holds the cache). It holds them weakly: a cache
+// lives as long as a handler uses it, without a Cleanup to count users,
+// and the map keeps only entries whose cache is alive.
+var replayCaches = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[dpop.ReplayCache]
+}{m: map[string]weak.Pointer[dpop.ReplayCache]{}}
 
-type replayEntry struct{ *dpop.ReplayCache }
+func sharedReplayCache(size int, horizon time.Duration) *dpop.ReplayCache {
+	key := strconv.Itoa(size) + "/" + horizon.String()
+	replayCaches.Lock()
+	defer replayCaches.Unlock()
+	if c := replayCaches.m[key].Value(); c != nil {
+		return c
+	}
+	for k, p := range replayCaches.m {
+		if p.Value() == nil {
+			delete(replayCaches.m, k)
+		}
+	}
+	c := dpop.NewReplayCache(size)
+	replayCaches.m[key] = weak.Make(c)
+	return c
+}
 
-func (replayEntry) Destruct() error { return nil }
-
-// provisionDPoP sets the dpop option's defaults and builds its verifier;
-// the replay cache it takes is given back when ctx is cancelled.
-func (h *Handler) provisionDPoP(ctx caddy.Context) error {
+// provisionDPoP sets the dpop option's defaults and builds its verifier.
+func (h *Handler) provisionDPoP(_ caddy.Context) error {
 	if h.DPoP == nil {
 		h.DPoP = &DPoP{}
 	}
@@ -114,15 +134,8 @@ func (h *Handler) provisionDPoP(ctx caddy.Context) error {
 	if size == 0 {
 		size = dpop.DefaultReplayCacheSize
 	}
-	key := strconv.Itoa(size) + "/" + (window + leeway).String()
-	val, _, err := replayPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return replayEntry{dpop.NewReplayCache(size)}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("dpop: %w", err)
-	}
-	ctx.OnCancel(func() { _, _ = replayPool.Delete(key) })
-	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: val.(replayEntry).ReplayCache})
+	replay := sharedReplayCache(size, window+leeway)
+	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
 	if err != nil {
 		return fmt.Errorf("dpop: algorithms: %w", err)
 	}

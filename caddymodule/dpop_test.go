@@ -499,3 +499,32 @@ func parseWorkspaceProfile(t *testing.T, body string) Handler {
 	}
 	return h
 }
+
+// TestDPoPReplayCacheShared: handlers with the same replay size and window
+// (a reload's new config beside the old) share one cache, so a proof used
+// through one is refused through the other; another size is another cache.
+func TestDPoPReplayCacheShared(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
+	jwks := jwtauthtest.JWKS(t, k)
+	withSize := func(n int) func(*Handler) {
+		return func(h *Handler) { h.DPoP, h.CreateMissing = &DPoP{ReplayCacheSize: n}, true }
+	}
+	a, _ := newFileHandler(t, jwks, withSize(777))
+	b, _ := newFileHandler(t, jwks, withSize(777))
+	c, _ := newFileHandler(t, jwks, withSize(778))
+	client := dpoptest.NewProver(t, jwa.ES256())
+	claims := jwtauthtest.Claims("u-1")
+	claims["cnf"] = map[string]any{"jkt": client.Thumbprint}
+	tok := k.Mint(t, claims, nil)
+	proof := client.Proof(t, "GET", "http://example.com"+profilePath, tok, time.Now(), nil, nil)
+	hdr := map[string]string{"Authorization": "DPoP " + tok, "DPoP": proof}
+	if rec := serve(t, a, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 200 {
+		t.Fatalf("first use: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(t, b, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), "already used") {
+		t.Fatalf("replay through a handler of the same size and window: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(t, c, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 200 {
+		t.Fatalf("a handler with another cache: %d %s", rec.Code, rec.Body)
+	}
+}
