@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -38,7 +39,8 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	}
 	out := h.upstreamRequest(r, c, tok, body)
 
-	buf := &bufferedResponse{header: http.Header{}, limit: h.MaxUpstreamBody}
+	buf := newBufferedResponse(h.MaxUpstreamBody)
+	defer buf.release()
 	err := h.proxy(buf, out)
 	switch {
 	case r.Context().Err() != nil:
@@ -207,7 +209,9 @@ func copyEndToEndHeaders(dst, src http.Header) {
 		if notPassed[name] || slices.Contains(trailers, name) || strings.HasPrefix(name, http.TrailerPrefix) {
 			continue
 		}
-		dst[name] = append([]string(nil), values...)
+		// the buffered answer's map is dropped after this request, so its
+		// value slices are handed over rather than copied
+		dst[name] = values
 	}
 }
 
@@ -223,6 +227,30 @@ type bufferedResponse struct {
 }
 
 var errTooLarge = errors.New("upstream response over the size limit")
+
+// bufferedResponses are reused: each holds a body buffer that would
+// otherwise be grown anew for every answer. A buffer that grew past
+// maxPooledBody (a large answer) is left to the collector rather than kept.
+var bufferedResponses = sync.Pool{New: func() any { return new(bufferedResponse) }}
+
+const maxPooledBody = 64 << 10
+
+func newBufferedResponse(limit int64) *bufferedResponse {
+	b := bufferedResponses.Get().(*bufferedResponse)
+	b.header, b.limit = http.Header{}, limit
+	return b
+}
+
+// release returns b to the pool once nothing reads its body any more: the
+// normalized answer holds copies (strings), never the body's bytes.
+func (b *bufferedResponse) release() {
+	if b.body.Cap() > maxPooledBody {
+		return
+	}
+	b.body.Reset()
+	b.header, b.status, b.overflow = nil, 0, false
+	bufferedResponses.Put(b)
+}
 
 func (b *bufferedResponse) Header() http.Header { return b.header }
 
