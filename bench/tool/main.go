@@ -4,7 +4,7 @@
 // does not depend on the packages under caddymodule/ or profile/.
 //
 //	tool ports N                   print N free TCP ports on 127.0.0.1
-//	tool mint -dir D -n N ...      write D/jwks.json and N RS256 tokens to D/tokens.txt
+//	tool mint -dir D -n N ...      write D/jwks.json and N RS256 (or -alg ES256) tokens to D/tokens.txt
 //	tool prime -url U -tokens F    send one request per token, fail unless every answer is 200
 //	tool boltbatch -path P ...     bbolt's own Batch from 32 writers: ops/s
 //	tool jwsfloor -jwks F ...      jws.VerifyCompactFast + claims decode: verifications/s
