@@ -225,10 +225,13 @@ func (p *Provider) MustToken(t testing.TB, c Client) string {
 // SigningKeyID is the kid new tokens are signed with.
 func (p *Provider) SigningKeyID() string { return p.storage.signingKeyID() }
 
-// Rotate makes a new key, publishes it in the JWKS and signs every token
-// issued from now on with it, all at one moment, as a provider that
-// rotates does; the old keys stay published. It returns the new kid.
-func (p *Provider) Rotate() (string, error) { return p.storage.rotate() }
+// Rotate publishes a new key in the JWKS and signs every token issued
+// from then on with it, at one moment, as a provider that rotates does;
+// the old keys stay published. The key was made ahead (at the previous
+// rotation or at start), as providers prepare theirs, so the moment is
+// not delayed by a key generation. It returns the new kid and the moment
+// it was published.
+func (p *Provider) Rotate() (kid string, published time.Time, err error) { return p.storage.rotate() }
 
 // Stop closes the provider's listener and connections: from now on its
 // address refuses connections. The keys and clients are kept for Restart.

@@ -34,6 +34,7 @@ type storage struct {
 	mu      sync.Mutex
 	keys    []*signingKey // published in the JWKS, oldest first
 	signing *signingKey   // the one new tokens are signed with
+	next    *signingKey   // made ahead, published by the next rotation
 }
 
 var errNotSupported = errors.New("idptest: only the client_credentials grant is served")
@@ -46,25 +47,39 @@ func newStorage(alg jose.SignatureAlgorithm, clients []Client) (*storage, error)
 		}
 		s.clients[c.ID] = c
 	}
-	if _, err := s.rotate(); err != nil {
+	if _, _, err := s.rotate(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// rotate makes a new key, publishes it and signs with it from now on; the
-// old keys stay published, as a provider keeps them until their tokens
-// expire.
-func (s *storage) rotate() (string, error) {
-	k, err := newSigningKey(s.alg)
-	if err != nil {
-		return "", err
+// rotate publishes the key made ahead and signs with it from now on, at
+// one moment, which it returns; the old keys stay published, as a provider
+// keeps them until their tokens expire. Then it makes the next key, so
+// that the moment of a rotation never waits for a key generation.
+func (s *storage) rotate() (string, time.Time, error) {
+	s.mu.Lock()
+	k := s.next
+	s.mu.Unlock()
+	if k == nil { // the first key
+		var err error
+		if k, err = newSigningKey(s.alg); err != nil {
+			return "", time.Time{}, err
+		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.keys = append(s.keys, k)
 	s.signing = k
-	return k.id, nil
+	published := time.Now()
+	s.mu.Unlock()
+	next, err := newSigningKey(s.alg)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	s.mu.Lock()
+	s.next = next
+	s.mu.Unlock()
+	return k.id, published, nil
 }
 
 func (s *storage) signingKeyID() string {
