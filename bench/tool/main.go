@@ -1,5 +1,5 @@
 // Command tool is the Go side of bench/run, the project's end-to-end load
-// benchmark. It is not part of the module's API and nothing imports it; it
+// benchmark, and of bench/soak, its memory soak. It is not part of the module's API and nothing imports it; it
 // uses only the standard library, jwx and bbolt (already in go.mod), so it
 // does not depend on the packages under caddymodule/ or profile/.
 //
@@ -8,6 +8,7 @@
 //	tool prime -url U -tokens F    send one request per token, fail unless every answer is 200
 //	tool boltbatch -path P ...     bbolt's own Batch from 32 writers: ops/s
 //	tool jwsfloor -jwks F ...      jws.VerifyCompactFast + claims decode: verifications/s
+//	tool soak -url U -tokens F -pid P ...  mixed GET/PUT load, the server's RSS and heap every 10 s
 //
 // The measuring subcommands print their figure alone on stdout (details go
 // to stderr), so bench/run can read it like wrk's Requests/sec.
@@ -35,6 +36,8 @@ func main() {
 		err = boltBatch(args)
 	case "jwsfloor":
 		err = jwsFloor(args)
+	case "soak":
+		err = soak(args)
 	default:
 		usage()
 	}
@@ -45,6 +48,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tool ports|mint|prime|boltbatch|jwsfloor [flags]")
+	fmt.Fprintln(os.Stderr, "usage: tool ports|mint|prime|boltbatch|jwsfloor|soak [flags]")
 	os.Exit(2)
 }
