@@ -65,7 +65,7 @@ func TestKeyRotation(t *testing.T) {
 
 	// the provider rotates: k2 in, k1 out
 	idp.ServeKeys(t, "", k2)
-	clock.Advance(unknownKidSpacing) // 5s after the last fetch, well within min_refresh
+	clock.Advance(unknownKidSpacing) // 4s after the last fetch, well within min_refresh
 	before := idp.Fetches.Load()
 	if _, aerr := v.Verify(ctx, k2.Mint(t, jwtauthtest.ClaimsAt(clock, "u", time.Hour), nil)); aerr != nil {
 		t.Fatalf("new kid k2 not accepted after one refresh: %v", aerr)
@@ -177,7 +177,7 @@ func TestRefreshHonoursCacheControl(t *testing.T) {
 }
 
 // TestUnknownKidStorm: 1000 tokens with random kids at once cost one
-// fetch (the unknown-kid budget spaces them 5s apart; TestUnknownKidFlood
+// fetch (the unknown-kid budget spaces them 4s apart; TestUnknownKidFlood
 // spreads them over 10 minutes); and a token whose claims fail never
 // causes a fetch at all.
 func TestUnknownKidStorm(t *testing.T) {

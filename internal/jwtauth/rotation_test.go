@@ -85,7 +85,7 @@ func rotationSource(t *testing.T, idp *jwtauthtest.Server, clock *jwtauthtest.Cl
 // fetch (scheduled, at start, or for another kid) and signs with its new
 // key at once. A token with the new kid is accepted within 5s of the
 // rotation: by the deferred fetch the first refusal scheduled, or by a
-// fetch of its own once 5s have passed since the last one. Each way costs
+// fetch of its own once 4s (unknownKidSpacing) have passed since the last one. Each way costs
 // one fetch.
 func TestRotationRightAfterFetch(t *testing.T) {
 	old, fresh := jwtauthtest.NewKey(t, jwa.ES256(), "old"), jwtauthtest.NewKey(t, jwa.ES256(), "fresh")
@@ -103,7 +103,7 @@ func TestRotationRightAfterFetch(t *testing.T) {
 			before := idp.Fetches.Load()
 			tok := fresh.Mint(t, jwtauthtest.ClaimsAt(clock, "u", time.Hour), nil)
 			if _, aerr := v.Verify(ctx, tok); code(aerr) != CodeInvalidToken {
-				t.Fatalf("1s after the last fetch: %s, want InvalidToken (the budget spaces fetches 5s apart)", code(aerr))
+				t.Fatalf("1s after the last fetch: %s, want InvalidToken (the budget spaces fetches 4s apart)", code(aerr))
 			}
 			if timers.made != 1 {
 				t.Fatalf("%d deferred fetches scheduled, want 1", timers.made)
@@ -112,12 +112,12 @@ func TestRotationRightAfterFetch(t *testing.T) {
 			clock.Advance(2 * time.Second)
 			_, _ = v.Verify(ctx, tok)
 			if timers.made != 1 || idp.Fetches.Load() != before {
-				t.Fatalf("%d timers, %d fetches before the 5s", timers.made, idp.Fetches.Load()-before)
+				t.Fatalf("%d timers, %d fetches before the 4s", timers.made, idp.Fetches.Load()-before)
 			}
-			clock.Advance(2 * time.Second) // 5s since the last fetch
+			clock.Advance(time.Second) // 4s since the last fetch
 			if mode == "deferred fetch" {
 				if n := timers.fire(); n != 1 {
-					t.Fatalf("%d deferred fetches due at 5s", n)
+					t.Fatalf("%d deferred fetches due at 4s", n)
 				}
 			}
 			if _, aerr := v.Verify(ctx, tok); aerr != nil {

@@ -35,13 +35,14 @@ const (
 // The budget of fetches for tokens naming an unknown kid (a provider that
 // rotates signs with its new key at once). Such a fetch runs at most
 // unknownKidSpacing after the last fetch of any kind, so a key published
-// after any fetch is in force within 5s; and it takes one of a bucket of
+// after any fetch is in force within 5s (4s plus the fetch itself, which
+// may have begun just before the key appeared); and it takes one of a bucket of
 // unknownKidBurst, refilled one per unknownKidRefill, so that a flood of
 // forged kids costs at most 12 fetches at once and 12 per 10 minutes after
 // that (at most 24 in any 10 minutes). The budget is separate from
 // min_refresh, which spaces the scheduled fetches only.
 const (
-	unknownKidSpacing = 5 * time.Second
+	unknownKidSpacing = 4 * time.Second
 	unknownKidBurst   = 12
 	unknownKidRefill  = 50 * time.Second
 )
@@ -121,7 +122,7 @@ func shortDuration(d time.Duration) string {
 // until it is back. Then the set is refreshed when its Cache-Control
 // max-age says, kept within [minRefresh, maxRefresh]; a token naming an
 // unknown kid triggers a fetch within the unknown-kid budget (at most one
-// 5s after any fetch, 12 at once, one more per 50s). When fetches fail the
+// 4s after any fetch, 12 at once, one more per 50s). When fetches fail the
 // last good set keeps serving for at most maxStale.
 //
 // The options and the logger are those of the config that loaded the source
