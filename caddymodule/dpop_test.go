@@ -377,8 +377,8 @@ func TestDPoPNotLogged(t *testing.T) {
 }
 
 // newDPoPFixtureLogged is newDPoPFixture with an access log (and the
-// module's own log lines at debug) in logPath, filtered as the README
-// says: Caddy redacts Authorization itself but not DPoP.
+// module's own log lines at debug) in logPath, through Caddyfile.example's
+// log block: Caddy redacts Authorization itself but not DPoP.
 func newDPoPFixtureLogged(t *testing.T, logPath string) dpopFixture {
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
 	f := dpopFixture{key: k, client: dpoptest.NewProver(t, jwa.ES256()), htu: itSite + profilePath}
@@ -386,16 +386,10 @@ func newDPoPFixtureLogged(t *testing.T, logPath string) dpopFixture {
 	c["cnf"] = map[string]any{"jkt": f.client.Thumbprint}
 	f.bound = k.Mint(t, c, nil)
 	global := strings.Replace(itGlobal, "skip_install_trust", fmt.Sprintf("skip_install_trust\n\tlog {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logPath+".caddy"), 1)
+	// the access log is Caddyfile.example's own block: what the example
+	// ships is what keeps proofs out of the log
 	cfg := fmt.Sprintf(global+itSite+` {
-	log {
-		output file %s
-		format filter {
-			wrap json
-			fields {
-				request>headers>Dpop delete
-			}
-		}
-	}
+	%s
 	workspace_profile {
 		jwks_file %s
 		issuer %s
@@ -404,7 +398,7 @@ func newDPoPFixtureLogged(t *testing.T, logPath string) dpopFixture {
 		create_missing
 	}
 }
-`, logPath, writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience)
+`, exampleLogBlock(t, logPath), writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience)
 	f.tc = newTester(t)
 	f.tc.InitServer(cfg, "caddyfile")
 	if t.Failed() {
