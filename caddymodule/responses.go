@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,24 @@ func setCommonHeaders(hdr http.Header, contentType string) {
 	hdr["Content-Type"] = []string{contentType}
 	hdr["Cache-Control"] = []string{"no-store"}
 	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	varyAuthorization(hdr)
+}
+
+// varyAuthorization says that the answer depends on the caller's
+// credentials (threats.md D22, RFC 9110 section 12.5.5): no-store already
+// keeps conforming caches from storing it, and Vary also keeps a cache that
+// ignores no-store from handing one caller's profile to another. A
+// backend's own Vary (upstream mode) is kept, with Authorization added
+// unless it names it or "*".
+func varyAuthorization(hdr http.Header) {
+	for _, v := range hdr["Vary"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name == "*" || strings.EqualFold(name, "Authorization") {
+				return
+			}
+		}
+	}
+	hdr["Vary"] = append(hdr["Vary"], "Authorization")
 }
 
 // The writers below count the response they write, its outcome read off
@@ -79,6 +98,8 @@ func writeClientClosed(w http.ResponseWriter) {
 func putNotModified(w http.ResponseWriter, status int) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// a 304 carries the Vary its 200 would (RFC 9110 section 15.4.5)
+	varyAuthorization(w.Header())
 	w.WriteHeader(status)
 }
 

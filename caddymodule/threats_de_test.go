@@ -936,8 +936,15 @@ func TestThreatsPartD(t *testing.T) {
 		if r.status != 401 || r.header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("no token: %d %v", r.status, r.header)
 		}
-		if g := s.get(t, tok); g.header.Get("Vary") == "" {
-			t.Log("threats.md D22 asks for Vary: Authorization on profile answers; the contract does not, and none is sent (Cache-Control: no-store is)")
+		// Vary: Authorization and no-store on profile answers, refusals and
+		// 304s alike: the answer depends on who asks
+		g := s.get(t, tok)
+		for want, a := range map[int]itResponse{200: g, 401: r,
+			405: s.do(t, "DELETE", s.a+profilePath, bearer(tok), nil),
+			304: s.do(t, "GET", s.a+profilePath, map[string]string{"Authorization": "Bearer " + tok, "If-None-Match": g.header.Get("ETag")}, nil)} {
+			if a.status != want || a.header.Get("Vary") != "Authorization" || a.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("want %d: %d Vary %q Cache-Control %q, want Authorization and no-store", want, a.status, a.header.Values("Vary"), a.header.Get("Cache-Control"))
+			}
 		}
 		s.noSecrets(t, tok)
 	})
