@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    token_type    <typ>...
 //	    clients       <client_id>...
 //	    leeway        <duration>
+//	    max_token_lifetime <duration>
 //	    subject_claim <claim>
 //	    query_token   on|off
 //	    dpop          [off|allowed|required] [{ required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
@@ -131,6 +132,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			cd := caddy.Duration(dur)
 			h.Leeway = &cd
+		case "max_token_lifetime":
+			if err := needArgs(1, 1); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur < 0 {
+				return d.Errf("workspace_profile: max_token_lifetime: %q is not a non-negative duration", args[0])
+			}
+			h.MaxTokenLifetime = caddy.Duration(dur)
 		case "subject_claim":
 			if err := needArgs(1, 1); err != nil {
 				return err

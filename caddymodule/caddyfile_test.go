@@ -37,6 +37,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			audience api other
 			algorithms RS256 ES256
 			leeway 1m
+			max_token_lifetime 24h
 			subject_claim oid
 			query_token off
 			service_account roles robot machine
@@ -45,7 +46,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			storage bolt /var/lib/profiles.db
 		}`, `{"path":"/custom/profile","jwks_urls":["https://idp/jwks","https://idp2/jwks"],"jwks_files":["a.json","b.pem"],` +
 			`"issuers":["https://idp","https://idp2"],"audiences":["api","other"],"algorithms":["RS256","ES256"],"leeway":60000000000,` +
-			`"subject_claim":"oid","query_token":false,"service_account":{"claim":"roles","values":["robot","machine"]},` +
+			`"max_token_lifetime":86400000000000,"subject_claim":"oid","query_token":false,"service_account":{"claim":"roles","values":["robot","machine"]},` +
 			`"create_missing":true,"max_body":16384,"storage":{"backend":"bolt","path":"/var/lib/profiles.db"}}`},
 		{"memory storage, query on", `workspace_profile {
 			jwks_url http://127.0.0.1:9999/jwks
@@ -119,31 +120,33 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	const base = "jwks_file k\nissuer i\naudience a\n"
 	bad := map[string]struct{ input, mention string }{
-		"unknown option":              {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
-		"extra argument":              {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
-		"no issuer":                   {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
-		"no audience":                 {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},
-		"no key source":               {"workspace_profile {\nissuer i\naudience a\n}", "jwks_url/jwks_file"},
-		"issuer without value":        {"workspace_profile {\n" + base + "issuer\n}", "issuer: wrong number of arguments"},
-		"token_type with a parameter": {"workspace_profile {\n" + base + "token_type \"at+jwt; v=1\"\n}", "token_type"},
-		"token_type without value":    {"workspace_profile {\n" + base + "token_type\n}", "token_type: wrong number of arguments"},
-		"clients without value":       {"workspace_profile {\n" + base + "clients\n}", "clients: wrong number of arguments"},
-		"Ed448":                       {"workspace_profile {\n" + base + "algorithms Ed448\n}", `algorithms: "Ed448"`},
-		"leeway not a duration":       {"workspace_profile {\n" + base + "leeway soon\n}", "leeway"},
-		"leeway negative":             {"workspace_profile {\n" + base + "leeway -5s\n}", "leeway"},
-		"leeway two values":           {"workspace_profile {\n" + base + "leeway 1s 2s\n}", "leeway: wrong number of arguments"},
-		"query_token yes":             {"workspace_profile {\n" + base + "query_token yes\n}", "query_token"},
-		"HS256 algorithm":             {"workspace_profile {\n" + base + "algorithms RS256 HS256\n}", `algorithms: "HS256"`},
-		"alg none":                    {"workspace_profile {\n" + base + "algorithms none\n}", "algorithms"},
-		"service_account no value":    {"workspace_profile {\n" + base + "service_account UserType\n}", "service_account: wrong number of arguments"},
-		"create_missing argument":     {"workspace_profile {\n" + base + "create_missing yes\n}", "create_missing"},
-		"max_body not a size":         {"workspace_profile {\n" + base + "max_body lots\n}", "max_body"},
-		"max_body zero":               {"workspace_profile {\n" + base + "max_body 0\n}", "max_body"},
-		"two backends":                {"workspace_profile {\n" + base + "storage memory\nstorage bolt\n}", "storage: a backend is already configured"},
-		"unknown backend":             {"workspace_profile {\n" + base + "storage redis\n}", `storage: unknown backend "redis"`},
-		"memory with argument":        {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
-		"bolt two files":              {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
-		"storage without backend":     {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
+		"unknown option":                    {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
+		"extra argument":                    {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
+		"no issuer":                         {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
+		"no audience":                       {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},
+		"no key source":                     {"workspace_profile {\nissuer i\naudience a\n}", "jwks_url/jwks_file"},
+		"issuer without value":              {"workspace_profile {\n" + base + "issuer\n}", "issuer: wrong number of arguments"},
+		"token_type with a parameter":       {"workspace_profile {\n" + base + "token_type \"at+jwt; v=1\"\n}", "token_type"},
+		"token_type without value":          {"workspace_profile {\n" + base + "token_type\n}", "token_type: wrong number of arguments"},
+		"clients without value":             {"workspace_profile {\n" + base + "clients\n}", "clients: wrong number of arguments"},
+		"Ed448":                             {"workspace_profile {\n" + base + "algorithms Ed448\n}", `algorithms: "Ed448"`},
+		"leeway not a duration":             {"workspace_profile {\n" + base + "leeway soon\n}", "leeway"},
+		"leeway negative":                   {"workspace_profile {\n" + base + "leeway -5s\n}", "leeway"},
+		"leeway two values":                 {"workspace_profile {\n" + base + "leeway 1s 2s\n}", "leeway: wrong number of arguments"},
+		"max_token_lifetime negative":       {"workspace_profile {\n" + base + "max_token_lifetime -1h\n}", "max_token_lifetime"},
+		"max_token_lifetime not a duration": {"workspace_profile {\n" + base + "max_token_lifetime forever\n}", "max_token_lifetime"},
+		"query_token yes":                   {"workspace_profile {\n" + base + "query_token yes\n}", "query_token"},
+		"HS256 algorithm":                   {"workspace_profile {\n" + base + "algorithms RS256 HS256\n}", `algorithms: "HS256"`},
+		"alg none":                          {"workspace_profile {\n" + base + "algorithms none\n}", "algorithms"},
+		"service_account no value":          {"workspace_profile {\n" + base + "service_account UserType\n}", "service_account: wrong number of arguments"},
+		"create_missing argument":           {"workspace_profile {\n" + base + "create_missing yes\n}", "create_missing"},
+		"max_body not a size":               {"workspace_profile {\n" + base + "max_body lots\n}", "max_body"},
+		"max_body zero":                     {"workspace_profile {\n" + base + "max_body 0\n}", "max_body"},
+		"two backends":                      {"workspace_profile {\n" + base + "storage memory\nstorage bolt\n}", "storage: a backend is already configured"},
+		"unknown backend":                   {"workspace_profile {\n" + base + "storage redis\n}", `storage: unknown backend "redis"`},
+		"memory with argument":              {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
+		"bolt two files":                    {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
+		"storage without backend":           {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
 	}
 	for name, tt := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -143,6 +143,11 @@ type Handler struct {
 	// Clock skew allowed on exp, nbf and iat. Default: 30s.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
+	// The longest a token may still live: a token whose exp lies further
+	// ahead (beyond the leeway) is refused with 401 InvalidToken, so that a
+	// leaked long-lived token is no use at this edge. Default: 0, no limit.
+	MaxTokenLifetime caddy.Duration `json:"max_token_lifetime,omitempty"`
+
 	// The claim that names the profile (its key). Default: sub.
 	SubjectClaim string `json:"subject_claim,omitempty"`
 
@@ -300,15 +305,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		sources = append(sources, s)
 	}
 	cfg := jwtauth.Config{
-		Sources:    sources,
-		Algorithms: h.Algorithms,
-		Issuers:    append(append([]string(nil), h.Issuers...), discovery...),
-		Audiences:  h.Audiences,
-		Subject:    h.SubjectClaim,
-		TokenTypes: h.TokenTypes,
-		Clients:    h.Clients,
-		CacheSize:  DefaultTokenCache,
-		Observer:   metricsObserver{},
+		Sources:     sources,
+		Algorithms:  h.Algorithms,
+		Issuers:     append(append([]string(nil), h.Issuers...), discovery...),
+		Audiences:   h.Audiences,
+		Subject:     h.SubjectClaim,
+		TokenTypes:  h.TokenTypes,
+		Clients:     h.Clients,
+		CacheSize:   DefaultTokenCache,
+		MaxLifetime: time.Duration(h.MaxTokenLifetime),
+		Observer:    metricsObserver{},
 	}
 	if h.Leeway != nil {
 		cfg.Leeway = new(time.Duration(*h.Leeway))
@@ -400,6 +406,9 @@ func (h *Handler) validateConfig() error {
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
 		return fmt.Errorf("leeway: must not be negative")
+	}
+	if h.MaxTokenLifetime < 0 {
+		return fmt.Errorf("max_token_lifetime: must not be negative")
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("max_body: must not be negative")

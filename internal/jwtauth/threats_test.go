@@ -466,6 +466,21 @@ func TestThreatsPartA(t *testing.T) {
 		{"A15", 0, func(t *testing.T, r *rowEnvs) {
 			e := r.env(t, std)
 			e.expect(t, k.rs.Mint(t, claimsWith(e.clock, map[string]any{"exp": nil}), nil), CodeInvalidToken)
+			// a maximum lifetime is an option (max_token_lifetime): with
+			// 24h, exp 25h ahead is refused, 24h ahead (and within the
+			// leeway of it) accepted; without it, a ten-year token passes
+			day := r.env(t, envOpts{keys: k.all(), cfg: func(c *Config) { c.MaxLifetime = 24 * time.Hour }})
+			now := day.clock.Now()
+			for _, c := range []struct {
+				exp  time.Time
+				want string
+			}{
+				{now.Add(25 * time.Hour), CodeInvalidToken}, {now.Add(24*time.Hour + time.Minute), CodeInvalidToken},
+				{now.Add(24*time.Hour + 20*time.Second), "ok"}, {now.Add(time.Hour), "ok"},
+			} {
+				day.expect(t, k.rs.Mint(t, claimsWith(day.clock, map[string]any{"exp": c.exp.Unix()}), nil), c.want)
+			}
+			e.expect(t, k.rs.Mint(t, claimsWith(e.clock, map[string]any{"exp": now.Add(10 * 365 * 24 * time.Hour).Unix()}), nil), "ok")
 		}},
 		{"A16", 0, func(t *testing.T, r *rowEnvs) {
 			e := r.env(t, std)

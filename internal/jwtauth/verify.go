@@ -67,6 +67,12 @@ type Config struct {
 	// token naming neither, or two different clients in them, is then
 	// refused. Empty: the client is not checked.
 	Clients []string
+	// MaxLifetime, when positive, is the longest a token may still live:
+	// one whose exp lies further ahead than MaxLifetime (plus the leeway)
+	// is refused, as Kong's maximum_expiration and Envoy's max_lifetime
+	// refuse it, so that a leaked long-lived token is no use here. Zero:
+	// no limit.
+	MaxLifetime time.Duration
 }
 
 // Verifier checks tokens against the keys of its sources and the claim
@@ -83,6 +89,7 @@ type Verifier struct {
 	observer   Observer
 	tokenTypes []string // normalized by mediaType; nil: no check
 	clients    []string // nil: no check
+	maxLife    time.Duration
 }
 
 // New checks cfg and builds its verifier.
@@ -98,6 +105,8 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, errors.New("leeway must not be negative")
 	case cfg.CacheSize < 0:
 		return nil, errors.New("the token cache size must not be negative")
+	case cfg.MaxLifetime < 0:
+		return nil, errors.New("the maximum token lifetime must not be negative")
 	}
 	v := &Verifier{
 		sources:    cfg.Sources,
@@ -145,6 +154,7 @@ func New(cfg Config) (*Verifier, error) {
 		}
 	}
 	v.clients = cfg.Clients
+	v.maxLife = cfg.MaxLifetime
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -428,6 +438,9 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 	}
 	if now > exp+leeway {
 		return &Error{CodeTokenExpired, "The token has expired."}
+	}
+	if v.maxLife > 0 && exp-now > v.maxLife.Seconds()+leeway {
+		return InvalidToken("The token lives longer than this API accepts.")
 	}
 	for _, name := range []string{"nbf", "iat"} {
 		raw, present := c[name]
