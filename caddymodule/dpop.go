@@ -275,10 +275,10 @@ func (d *DPoP) extract(r *http.Request, allowQuery bool) (jwtauth.Credential, *j
 // missing is the refusal of a request without a token: when DPoP is
 // allowed, its challenge offers both schemes (RFC 9449 §7.2); when it is
 // required, DPoP only; when it is off, Bearer only, as before.
-func (d *DPoP) missing(aerr *jwtauth.Error) *jwtauth.Error {
+func (d *DPoP) missing(aerr *jwtauth.Error) *refusal {
 	switch {
 	case !d.on() || aerr.Code != jwtauth.CodeMissingToken:
-		return aerr
+		return refuse(aerr)
 	case d.required():
 		return withChallenge(aerr.Code, detailNoDPoPToken, d.challenge)
 	}
@@ -289,7 +289,7 @@ func (d *DPoP) missing(aerr *jwtauth.Error) *jwtauth.Error {
 // client used (or must use) the DPoP scheme, so that is the scheme its
 // error is told in (RFC 9449 §7.1). A refusal without a challenge (503
 // KeysUnavailable) keeps none.
-func (d *DPoP) asDPoP(aerr *jwtauth.Error) *jwtauth.Error {
+func (d *DPoP) asDPoP(aerr *jwtauth.Error) *refusal {
 	errCode := ""
 	switch aerr.Code {
 	case jwtauth.CodeInvalidToken, jwtauth.CodeTokenExpired, jwtauth.CodeTokenNotYetValid, jwtauth.CodeInvalidIssuer, jwtauth.CodeInvalidAudience:
@@ -299,7 +299,7 @@ func (d *DPoP) asDPoP(aerr *jwtauth.Error) *jwtauth.Error {
 	case jwtauth.CodeInvalidRequest:
 		errCode = dpopErrorInvalidRequest
 	default:
-		return aerr
+		return refuse(aerr)
 	}
 	return withChallenge(aerr.Code, aerr.Desc, d.dpopChallenge(errCode, aerr.Desc))
 }
@@ -316,7 +316,7 @@ func (d *DPoP) dpopChallenge(errCode, desc string) string {
 // without a valid proof by its key whatever the mode and however it was
 // sent; the proof is checked on every request (the token cache holds the
 // token's verification only) and spent only once everything else passed.
-func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Credential) *jwtauth.Error {
+func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Credential) *refusal {
 	d := h.DPoP
 	jkt, bound, aerr := confirmationKey(c)
 	viaDPoP := cred.Scheme == jwtauth.SchemeDPoP
@@ -324,11 +324,11 @@ func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Cred
 	case aerr != nil && viaDPoP:
 		return d.asDPoP(aerr)
 	case aerr != nil:
-		return aerr
+		return refuse(aerr)
 	case !viaDPoP && !bound:
 		return nil // a bearer token, as before DPoP
 	case !viaDPoP && !d.on():
-		return jwtauth.InvalidToken(detailBoundNoDPoP)
+		return refuse(jwtauth.InvalidToken(detailBoundNoDPoP))
 	case !viaDPoP:
 		return d.asDPoP(jwtauth.InvalidToken(detailBoundAsBearer))
 	case !bound:

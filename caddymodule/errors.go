@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
-	"sync"
-	"sync/atomic"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
@@ -39,11 +37,34 @@ func authStatus(e *jwtauth.Error) int {
 	return http.StatusUnauthorized
 }
 
-// wwwAuthenticate is the challenge for e, or "" when none is sent.
-func wwwAuthenticate(e *jwtauth.Error) string {
-	if c, ok := challengeOf.Load(e); ok {
-		return c.(string)
+// refusal is an authentication refusal with the WWW-Authenticate
+// challenge it is answered with. The core's refusals carry no challenge
+// (it knows nothing of HTTP); most are answered with their code's Bearer
+// challenge (wwwAuthenticate), and the DPoP ones (dpop.go) with one that
+// names the scheme the client used and the handler's algorithms.
+type refusal struct {
+	*jwtauth.Error
+	challenge string // "": the code's default, wwwAuthenticate
+}
+
+// refuse is e answered with its code's default challenge.
+func refuse(e *jwtauth.Error) *refusal { return &refusal{Error: e} }
+
+// withChallenge is the refusal (code, desc) answered with challenge.
+func withChallenge(code, desc, challenge string) *refusal {
+	return &refusal{Error: &jwtauth.Error{Code: code, Desc: desc}, challenge: challenge}
+}
+
+// wwwAuthenticate is the challenge the refusal is answered with, "" for none.
+func (r *refusal) wwwAuthenticate() string {
+	if r.challenge != "" {
+		return r.challenge
 	}
+	return wwwAuthenticate(r.Error)
+}
+
+// wwwAuthenticate is the default challenge for e, or "" when none is sent.
+func wwwAuthenticate(e *jwtauth.Error) string {
 	switch e.Code {
 	case jwtauth.CodeMissingToken:
 		return bearerChallenge("", "")
@@ -53,43 +74,6 @@ func wwwAuthenticate(e *jwtauth.Error) string {
 		return bearerChallenge("invalid_token", e.Desc)
 	}
 	return ""
-}
-
-// A refusal whose challenge depends on the handler's dpop option (the
-// DPoP challenge names the accepted algorithms; a missing token is offered
-// both schemes) is interned here with its challenge, so that
-// wwwAuthenticate, which sees only the refusal, finds it. The refusals are
-// the module's own sentences and the challenges one per DPoP
-// configuration, so the table stays small; maxChallenged is a backstop
-// beyond which a refusal keeps its code's default (Bearer) challenge.
-var (
-	challenged     sync.Map // challengeKey → *jwtauth.Error
-	challengeOf    sync.Map // *jwtauth.Error → its challenge
-	challengedSize atomic.Int64
-)
-
-const maxChallenged = 4096
-
-type challengeKey struct{ code, desc, challenge string }
-
-// withChallenge is the refusal (code, desc) answered with challenge.
-func withChallenge(code, desc, challenge string) *jwtauth.Error {
-	k := challengeKey{code, desc, challenge}
-	if e, ok := challenged.Load(k); ok {
-		return e.(*jwtauth.Error)
-	}
-	e := &jwtauth.Error{Code: code, Desc: desc}
-	if challengedSize.Load() >= maxChallenged {
-		return e
-	}
-	// its challenge first, so that no one finds e without it
-	challengeOf.Store(e, challenge)
-	if prev, loaded := challenged.LoadOrStore(k, e); loaded {
-		challengeOf.Delete(e)
-		return prev.(*jwtauth.Error)
-	}
-	challengedSize.Add(1)
-	return e
 }
 
 // bearerChallenge is the one place a WWW-Authenticate Bearer challenge is

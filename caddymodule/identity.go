@@ -19,7 +19,7 @@ import (
 // A token bound to a DPoP key (cnf.jkt) needs the DPoP scheme and a valid
 // proof by that key (checkDPoP, dpop.go); the proof is checked on every
 // request, after the token, whose verification may come from the cache.
-func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtauth.Error) {
+func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *refusal) {
 	d := h.DPoP
 	cred, aerr := d.extract(r, h.QueryToken == nil || *h.QueryToken)
 	if aerr != nil {
@@ -36,29 +36,29 @@ func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *jwtaut
 		if viaDPoP {
 			return nil, "", d.asDPoP(aerr)
 		}
-		return nil, "", aerr
+		return nil, "", refuse(aerr)
 	}
-	if aerr := h.checkDPoP(r, c, cred); aerr != nil {
-		return nil, "", aerr
+	if rerr := h.checkDPoP(r, c, cred); rerr != nil {
+		return nil, "", rerr
 	}
 	// one rule for the profile key on every backend: what an import would
 	// refuse as a UserId (too long, untrimmed, control characters) is no
 	// subject either, so bolt and PostgreSQL never answer it differently
 	subject := h.verifier.SubjectClaim()
 	if sub, _ := c.Str(subject); len(profile.UserIDProblems(sub)) > 0 {
-		return nil, "", jwtauth.InvalidToken(profile.DetailUnusableSubject)
+		return nil, "", refuse(jwtauth.InvalidToken(profile.DetailUnusableSubject))
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		setUserPlaceholders(repl, c, subject)
 	}
 	if h.isServiceAccount(c) {
-		return nil, "", errServiceAccount
+		return nil, "", refuse(errServiceAccount)
 	}
 	// .NET's FindFirst takes the first of two case spellings; this edge
 	// would take another, so a token naming an identity claim twice
 	// (sub and SUB, UserType and usertype) is refused.
 	if len(c.Folded(subject)) > 1 || len(c.Folded(userTypeClaim)) > 1 {
-		return nil, "", jwtauth.InvalidToken(profile.DetailIdentityClaimTwice)
+		return nil, "", refuse(jwtauth.InvalidToken(profile.DetailIdentityClaimTwice))
 	}
 	return c, tok, nil
 }

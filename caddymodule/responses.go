@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -115,12 +114,12 @@ func putEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error 
 }
 
 // writeAuthProblem answers an authentication failure with problem details.
-func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *jwtauth.Error) error {
-	status := authStatus(e)
+func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *refusal) error {
+	status := authStatus(e.Error)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	return writeProblem(w, r, instance, profile.NewProblem(status, e.Code, e.Desc, "", ""), wwwAuthenticate(e))
+	return writeProblem(w, r, instance, profile.NewProblem(status, e.Code, e.Desc, "", ""), e.wwwAuthenticate())
 }
 
 // retryAfterSeconds is the Retry-After of every 503 the route answers.
