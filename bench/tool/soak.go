@@ -27,8 +27,10 @@ import (
 // endpoint (/debug/vars, expvar's memstats), and prints a row of the table
 // at once. At the end it prints a summary: RSS at the end of the warm-up,
 // its max and last value after it, the growth after the warm-up in MiB and
-// %, the answers by status, and the token-cache lookups (/metrics). Any
-// answer but 200, or a transport error, makes it exit non-zero.
+// % (and the same from the end of the first pass over the tokens, when every
+// profile exists), the answers by status, and the token-cache lookups
+// (/metrics). Any answer but 200, or a transport error, makes it exit
+// non-zero.
 func soak(args []string) error {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	url := fs.String("url", "", "the route's URL")
@@ -199,7 +201,26 @@ func soak(args []string) error {
 			fmt.Printf("token cache (since the server started): %d hits, %d misses\n", hit, miss)
 		}
 	}
-	summarize(samples, *warmup)
+	w := -1
+	for i, s := range samples {
+		if s.elapsed <= *warmup {
+			w = i
+		}
+	}
+	summarize(samples, w, "end of warm-up")
+	// Until every token has been used once, create_missing is still
+	// writing new profiles and the bolt file (mapped, so in RSS) grows
+	// with them: growth from the first sample after the first pass is
+	// what the server does once the data set stops growing.
+	for i, s := range samples {
+		if s.requests >= n {
+			if i > w {
+				summarize(samples, i, "first pass over the tokens done")
+			}
+			break
+		}
+	}
+	fmt.Printf("peak RSS (VmHWM) over the whole run: %.1f MiB\n", float64(samples[len(samples)-1].hwm)/mib)
 
 	failed := false
 	firstBad.Range(func(k, v any) bool {
@@ -250,24 +271,19 @@ func fmtElapsed(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
-// summarize prints, for RSS, its anonymous part and the Go heap, the value
-// at the end of the warm-up (the last sample at or before it), the max and
-// the last value after it, and the growth from the first to the last.
-func summarize(samples []sample, warmup time.Duration) {
-	w := -1
-	for i, s := range samples {
-		if s.elapsed <= warmup {
-			w = i
-		}
-	}
-	if w < 0 || w == len(samples)-1 {
-		fmt.Printf("no samples after the %s warm-up: no growth figure\n", warmup)
+// summarize prints, for RSS, its anonymous and file-backed parts and the Go
+// heap, the value at samples[w], the max and the last value after it, and
+// the growth from the one to the other.
+func summarize(samples []sample, w int, label string) {
+	if w < 0 || w >= len(samples)-1 {
+		fmt.Printf("no samples after the %s: no growth figure\n", label)
 		return
 	}
 	after := samples[w+1:]
+	fmt.Printf("from %s (%s, %d requests) to the end:\n", fmtElapsed(samples[w].elapsed), label, samples[w].requests)
 	line := func(name string, get func(sample) int64, ok bool) {
 		if !ok {
-			fmt.Printf("%-9s unknown (admin endpoint not read)\n", name+":")
+			fmt.Printf("  %-5s unknown (admin endpoint not read)\n", name)
 			return
 		}
 		base, last := get(samples[w]), get(after[len(after)-1])
@@ -279,9 +295,8 @@ func summarize(samples []sample, warmup time.Duration) {
 		if base > 0 {
 			pct = 100 * float64(last-base) / float64(base)
 		}
-		fmt.Printf("%-9s %.1f MiB at %s (end of warm-up); after it max %.1f, last %.1f: growth %+.1f MiB (%+.1f%%)\n",
-			name+":", float64(base)/mib, fmtElapsed(samples[w].elapsed), float64(maxV)/mib, float64(last)/mib,
-			float64(last-base)/mib, pct)
+		fmt.Printf("  %-5s %.1f MiB, then max %.1f, last %.1f: growth %+.1f MiB (%+.1f%%)\n",
+			name, float64(base)/mib, float64(maxV)/mib, float64(last)/mib, float64(last-base)/mib, pct)
 	}
 	heapOK := samples[w].heapOK
 	for _, s := range after {
@@ -291,7 +306,6 @@ func summarize(samples []sample, warmup time.Duration) {
 	line("anon", func(s sample) int64 { return s.anon }, true)
 	line("file", func(s sample) int64 { return s.file }, true)
 	line("heap", func(s sample) int64 { return s.heap }, heapOK)
-	fmt.Printf("peak RSS (VmHWM) over the whole run: %.1f MiB\n", float64(samples[len(samples)-1].hwm)/mib)
 }
 
 // readProcStatus returns the kB fields of /proc/<pid>/status in bytes.
