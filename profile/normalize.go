@@ -2,11 +2,7 @@ package profile
 
 import (
 	"bytes"
-	"encoding/json"
-	"maps"
-	"mime"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -63,8 +59,8 @@ func Normalize(r LegacyResponse) Normalized {
 		}
 		return genericClientError(r.Status)
 	}
-	obj, ok := parseObject(r.ContentType, body)
-	if !ok {
+	var obj object
+	if !parseObject(r.ContentType, body, &obj) {
 		if r.Status < 300 {
 			return invalidResponse()
 		}
@@ -73,14 +69,16 @@ func Normalize(r LegacyResponse) Normalized {
 	// The shape is decided by the status first: a profile may well have a
 	// "title" or "type" of its own, and only a 4xx is read as a problem.
 	switch {
-	case isEnvelope(obj):
-		return fromEnvelope(r.Status, obj)
-	case r.Status < 300 && isFlatProfile(obj):
-		return Normalized{Status: r.Status, Envelope: &Envelope{Data: profileData(obj), Errors: Items{}, Warnings: Items{}, Success: true}}
+	case isEnvelope(&obj):
+		return fromEnvelope(r.Status, &obj)
+	case r.Status < 300 && isFlatProfile(&obj):
+		box := profileData(&obj)
+		box.env = Envelope{Data: &box.data, Errors: Items{}, Warnings: Items{}, Success: true}
+		return Normalized{Status: r.Status, Envelope: &box.env}
 	case r.Status < 300:
 		return invalidResponse()
-	case isProblem(obj):
-		return failed(r.Status, problemItems(obj)...)
+	case isProblem(&obj):
+		return failed(r.Status, problemItems(&obj)...)
 	default:
 		return genericClientError(r.Status)
 	}
@@ -116,198 +114,162 @@ func genericClientError(status int) Normalized {
 	return failed(status, it)
 }
 
-// object is a JSON object whose keys are looked up in any case or style:
-// "userId", "UserId", "user_id" and "user-id" are one key.
-type object map[string]any
-
-func foldKey(k string) string {
-	b := make([]byte, 0, len(k))
-	for i := 0; i < len(k); i++ {
-		switch c := k[i]; {
-		case c == '_' || c == '-':
-		case 'A' <= c && c <= 'Z':
-			b = append(b, c+'a'-'A')
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b)
-}
-
-func (o object) get(names ...string) (any, bool) {
-	for _, n := range names {
-		if v, ok := o[n]; ok {
-			return v, true
-		}
-	}
-	return nil, false
-}
-
-// parseObject accepts a JSON object sent as JSON, or under no media type,
-// text/plain or text/json, which old backends (and Go's content sniffing)
-// label JSON with. Arrays, scalars, invalid JSON, prose and HTML are not
-// bodies we use.
-func parseObject(contentType string, body []byte) (object, bool) {
-	if contentType != "" {
-		mt, _, err := mime.ParseMediaType(contentType)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && mt != "text/plain" && mt != "text/json") {
-			return nil, false
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
-		return nil, false
-	}
-	return fold(raw), true
-}
-
-func fold(raw map[string]any) object {
-	o := make(object, len(raw))
-	for k, v := range raw {
-		if m, ok := v.(map[string]any); ok && foldKey(k) != "errors" && foldKey(k) != "metadata" {
-			v = fold(m)
-		}
-		o[foldKey(k)] = v
-	}
-	return o
-}
-
 // isEnvelope: the legacy envelope's own members. A "data" member alone
 // counts only when the object is not itself a profile that happens to
 // have a field called data.
-func isEnvelope(o object) bool {
-	_, data := o["data"]
-	_, success := o["success"]
-	_, warnings := o["warnings"].([]any)
-	_, errArray := o["errors"].([]any)
-	return success || warnings || errArray || (data && !isFlatProfile(o))
+func isEnvelope(o *object) bool {
+	return o.m[kSuccess] != nil || is(o.m[kWarnings], '[') || is(o.m[kErrors], '[') ||
+		(o.m[kData] != nil && !isFlatProfile(o))
 }
 
-func isProblem(o object) bool {
-	_, errMap := o["errors"].(map[string]any)
-	_, title := o["title"]
-	_, detail := o["detail"]
-	_, typ := o["type"]
-	return errMap || title || detail || typ
+func isProblem(o *object) bool {
+	return is(o.m[kErrors], '{') || o.m[kTitle] != nil || o.m[kDetail] != nil || o.m[kType] != nil
 }
 
 // The profile's properties under the names legacy services use for them.
 var (
-	keysUserID    = []string{"userid", "id", "uid"}
-	keysUserName  = []string{"username", "login", "loginname"}
-	keysEmail     = []string{"email", "emailaddress", "mail"}
-	keysFirstName = []string{"firstname", "givenname"}
-	keysLastName  = []string{"lastname", "familyname", "surname"}
-	keysUserType  = []string{"usertype", "accounttype"}
+	keysUserID    = []int{kUserID, kID, kUID}
+	keysUserName  = []int{kUserName, kLogin, kLoginName}
+	keysEmail     = []int{kEmail, kEmailAddress, kMail}
+	keysFirstName = []int{kFirstName, kGivenName}
+	keysLastName  = []int{kLastName, kFamilyName, kSurname}
+	keysUserType  = []int{kUserType, kAccountType}
 )
 
-func isFlatProfile(o object) bool {
-	for _, keys := range [][]string{keysUserID, keysUserName, keysEmail, keysFirstName, keysLastName} {
-		if _, ok := o.get(keys...); ok {
+func isFlatProfile(o *object) bool {
+	for _, keys := range [][]int{keysUserID, keysUserName, keysEmail, keysFirstName, keysLastName} {
+		if o.get(keys) != nil {
 			return true
 		}
 	}
 	return false
 }
 
-func str(v any) *string {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return nil
-		}
-		return &x
-	case json.Number:
-		s := x.String()
-		return &s
-	}
-	return nil
+// profileBox holds a normalized profile in one allocation and its texts in
+// one more, the envelope around it for a caller that wants one.
+type profileBox struct {
+	env  Envelope
+	data ProfileData
+	strs [4]string
 }
 
-func profileData(o object) *ProfileData {
-	d := &ProfileData{}
-	get := func(keys []string) *string { v, _ := o.get(keys...); return str(v) }
-	if id := get(keysUserID); id != nil {
-		d.UserID = *id
+func profileData(o *object) *profileBox {
+	box := &profileBox{}
+	optional := [...]**string{&box.data.UserName, &box.data.Email, &box.data.FirstName, &box.data.LastName}
+	var texts [5][]byte
+	var ok [5]bool
+	n := 0
+	for i, keys := range [...][]int{keysUserID, keysUserName, keysEmail, keysFirstName, keysLastName} {
+		texts[i], ok[i] = textBytes(o.get(keys))
+		n += len(texts[i])
 	}
-	d.UserName, d.Email, d.FirstName, d.LastName = get(keysUserName), get(keysEmail), get(keysFirstName), get(keysLastName)
-	if t := get(keysUserType); t != nil {
-		if n, err := strconv.Atoi(*t); err == nil && n >= 0 && n <= 2 {
-			d.UserType = UserType(n)
+	var all strings.Builder
+	all.Grow(n)
+	for _, t := range texts {
+		all.Write(t)
+	}
+	s := all.String()
+	for i, t := range texts {
+		if !ok[i] {
+			continue
 		}
+		if i == 0 {
+			box.data.UserID = s[:len(t)]
+		} else {
+			box.strs[i-1] = s[:len(t)]
+			*optional[i-1] = &box.strs[i-1]
+		}
+		s = s[len(t):]
 	}
-	return d
+	box.data.UserType = UserType(enumValue(o.get(keysUserType), 0))
+	return box
 }
 
-func fromEnvelope(status int, o object) Normalized {
-	env := Envelope{Errors: items(o["errors"], SeverityError), Warnings: items(o["warnings"], SeverityWarning)}
-	if data, ok := o["data"].(object); ok && status < 300 {
-		env.Data = profileData(data)
-	}
+func fromEnvelope(status int, o *object) Normalized {
+	env := Envelope{Errors: items(o.m[kErrors], SeverityError), Warnings: items(o.m[kWarnings], SeverityWarning)}
 	// Success is derived, not copied: an envelope that says it failed
 	// with a 200, or succeeded with a 400, is made consistent.
 	env.Success = status < 300 && len(env.Errors) == 0
 	if !env.Success {
-		env.Data = nil
 		if len(env.Errors) == 0 {
 			env.Errors = Items{BackendRejectedItem()}
 		}
 		if status < 300 {
 			status = 400
 		}
+		failed := env
+		return Normalized{Status: status, Envelope: &failed}
 	}
-	return Normalized{Status: status, Envelope: &env}
+	if data := o.m[kData]; is(data, '{') {
+		var d object
+		d.members(data)
+		box := profileData(&d)
+		box.env = env
+		box.env.Data = &box.data
+		return Normalized{Status: status, Envelope: &box.env}
+	}
+	ok := env // a variable of its own, allocated only on this path
+	return Normalized{Status: status, Envelope: &ok}
 }
 
 // items reads the backend's errors or warnings in any key case; an item
 // without code or message gets a generic one, since both are required.
-func items(v any, defaultSeverity Severity) Items {
-	list, _ := v.([]any)
+func items(v []byte, defaultSeverity Severity) Items {
 	out := Items{}
-	for _, x := range list {
-		o, ok := x.(object)
-		if !ok {
-			if m, isMap := x.(map[string]any); isMap {
-				o = fold(m)
-			} else {
-				continue
-			}
+	if !is(v, '[') {
+		return out
+	}
+	for x, i := nextElement(v, 1); i >= 0; x, i = nextElement(v, i) {
+		if !is(x, '{') {
+			continue
 		}
-		it := Item{Code: CodeUpstreamError, Message: "The backend reported a problem.", Target: target(), Severity: defaultSeverity}
-		if s := str(o["code"]); s != nil {
-			it.Code = *s
+		var o object
+		o.members(x)
+		it := Item{Code: CodeUpstreamError, Message: "The backend reported a problem.", Severity: defaultSeverity}
+		if t, ok := textBytes(o.m[kCode]); ok {
+			it.Code = string(t)
 		}
-		if s := str(o["message"]); s != nil {
-			it.Message = *s
+		if t, ok := textBytes(o.m[kMessage]); ok {
+			it.Message = string(t)
 		}
-		if s := str(o["target"]); s != nil {
-			it.Target = s
+		if it.Target = str(o.m[kTarget]); it.Target == nil {
+			it.Target = target()
 		}
-		if s := str(o["field"]); s != nil {
-			f := fieldName(*s)
+		if t, ok := textBytes(o.m[kField]); ok {
+			f := fieldName(string(t))
 			it.Field = &f
 		}
-		if m, ok := o["metadata"].(map[string]any); ok && len(m) > 0 {
-			it.Metadata = make(map[string]string, len(m))
-			for k, mv := range m {
-				if s := str(mv); s != nil {
-					it.Metadata[k] = *s
-				}
-			}
+		if m := o.m[kMetadata]; is(m, '{') {
+			it.Metadata = metadata(m)
 		}
-		it.Type = ItemType(enumValue(o["type"], int(TypeValidation)))
-		it.Severity = Severity(enumValue(o["severity"], int(defaultSeverity)))
+		it.Type = ItemType(enumValue(o.m[kType], int(TypeValidation)))
+		it.Severity = Severity(enumValue(o.m[kSeverity], int(defaultSeverity)))
 		out = append(out, it)
 	}
 	return out
 }
 
+// metadata reads an item's metadata, its keys as the backend wrote them:
+// nil for {}, else the members with text, the last of a key counting.
+func metadata(obj []byte) map[string]string {
+	var meta map[string]string
+	for key, val, i := nextMember(obj, 1); i >= 0; key, val, i = nextMember(obj, i) {
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		if t, ok := textBytes(val); ok {
+			meta[unquote(key)] = string(t)
+		} else {
+			delete(meta, unquote(key))
+		}
+	}
+	return meta
+}
+
 // enumValue reads 0, 1 or 2 (a number or a numeric string), else def.
-func enumValue(v any, def int) int {
-	if s := str(v); s != nil {
-		if n, err := strconv.Atoi(*s); err == nil && n >= 0 && n <= 2 {
+func enumValue(v []byte, def int) int {
+	if t, ok := textBytes(v); ok {
+		if n, ok := smallInt(t); ok {
 			return n
 		}
 	}
@@ -326,17 +288,36 @@ func fieldName(k string) string {
 
 // problemItems turns RFC 7807/9457 problem details into error items: one
 // per message of ASP.NET's errors map (Field set), else one for the whole.
-func problemItems(o object) []Item {
+func problemItems(o *object) []Item {
 	var errs []Item
-	if m, ok := o["errors"].(map[string]any); ok {
-		for _, field := range slices.Sorted(maps.Keys(m)) { // stable output
-			msgs, _ := m[field].([]any)
-			if s, isStr := m[field].(string); isStr {
-				msgs = []any{s}
+	if m := o.m[kErrors]; is(m, '{') {
+		type member struct {
+			field string
+			val   []byte
+		}
+		var fields []member
+		for key, val, i := nextMember(m, 1); i >= 0; key, val, i = nextMember(m, i) {
+			fields = append(fields, member{unquote(key), val})
+		}
+		// sorted for a stable output; of a field given twice, the last counts
+		slices.SortStableFunc(fields, func(a, b member) int { return strings.Compare(a.field, b.field) })
+		for i, f := range fields {
+			if i+1 < len(fields) && fields[i+1].field == f.field {
+				continue
 			}
-			for _, msg := range msgs {
-				if s := str(msg); s != nil {
-					errs = append(errs, NewError(CodeValidationError, *s, fieldName(field), TypeValidation, nil))
+			msgs := f.val
+			if is(msgs, '"') {
+				if t, ok := textBytes(msgs); ok {
+					errs = append(errs, NewError(CodeValidationError, string(t), fieldName(f.field), TypeValidation, nil))
+				}
+				continue
+			}
+			if !is(msgs, '[') {
+				continue
+			}
+			for msg, j := nextElement(msgs, 1); j >= 0; msg, j = nextElement(msgs, j) {
+				if t, ok := textBytes(msg); ok {
+					errs = append(errs, NewError(CodeValidationError, string(t), fieldName(f.field), TypeValidation, nil))
 				}
 			}
 		}
@@ -345,14 +326,14 @@ func problemItems(o object) []Item {
 		return errs
 	}
 	code := CodeUpstreamError
-	if s := str(o["code"]); s != nil {
-		code = *s
+	if t, ok := textBytes(o.m[kCode]); ok {
+		code = string(t)
 	}
 	msg := msgBackendRejected
-	if s := str(o["detail"]); s != nil {
-		msg = *s
-	} else if s := str(o["title"]); s != nil {
-		msg = *s
+	if t, ok := textBytes(o.m[kDetail]); ok {
+		msg = string(t)
+	} else if t, ok := textBytes(o.m[kTitle]); ok {
+		msg = string(t)
 	}
 	return []Item{NewError(code, msg, "", TypeBusinessRule, nil)}
 }
@@ -364,16 +345,17 @@ func legacyProblem(r LegacyResponse) *Problem {
 	if r.Status == 403 {
 		code, detail = "Forbidden", "The backend refused access."
 	}
-	if o, ok := parseObject(r.ContentType, bytes.TrimSpace(r.Body)); ok {
-		if s := str(o["detail"]); s != nil {
-			detail = *s
-		} else if errs := items(o["errors"], SeverityError); len(errs) > 0 {
+	var o object
+	if parseObject(r.ContentType, bytes.TrimSpace(r.Body), &o) {
+		if t, ok := textBytes(o.m[kDetail]); ok {
+			detail = string(t)
+		} else if errs := items(o.m[kErrors], SeverityError); len(errs) > 0 {
 			detail = errs[0].Message
-		} else if s := str(o["message"]); s != nil {
-			detail = *s
+		} else if t, ok := textBytes(o.m[kMessage]); ok {
+			detail = string(t)
 		}
-		if s := str(o["code"]); s != nil {
-			code = *s
+		if t, ok := textBytes(o.m[kCode]); ok {
+			code = string(t)
 		}
 	}
 	if r.Status == 403 && detail == ServiceAccountDetail {
