@@ -8,29 +8,33 @@ import (
 
 // DefaultReplayCacheSize is how many proofs a ReplayCache remembers when
 // no size is configured: about 1,100 proofs a second sustained over the
-// default window of 90 s (60 s plus 30 s leeway), in at most 100 bytes an
+// default window of 90 s (60 s plus 30 s leeway), in about 100 bytes an
 // entry (about 10 MB).
 const DefaultReplayCacheSize = 100_000
 
 // ReplayCache remembers the proofs used within their iat window, so that
-// each is accepted once (RFC 9449 §11.1). It holds at most max entries:
-// a 32-byte key (the SHA-256 of the key thumbprint, htu and jti) and the
-// proof's iat, in a map and a heap ordered by iat.
+// each is accepted once (RFC 9449 §11.1). It holds at most max entries,
+// grouped by the proof key's thumbprint: each key's proofs are a set of
+// 32-byte replay keys (the SHA-256 of thumbprint, htu and jti) and a heap
+// of their iats.
 //
 // An entry leaves when its iat falls out of the window: such a proof is
 // refused as stale anyway. When the cache is full of proofs still in
-// their window, there are two choices and both are bad: refusing every new
-// proof makes a flood of proofs (from a client holding a valid bound
-// token) deny service to everyone, and evicting an entry makes its proof
-// usable once more. This cache evicts the oldest proof and raises a floor
-// to its iat, and from then on refuses every proof whose iat is not above
-// the floor. A replay is never accepted: every proof still in its window
-// whose iat is above the floor is remembered (entries go in iat order).
-// What a flood costs is that the window shrinks from its old end to the
-// newest iats, so clients that make a fresh proof for each request, as RFC
-// 9449 asks, keep working; only more than max proofs with the very same
-// iat would refuse fresh proofs too. The floor also covers a wall clock
-// that steps back: an entry dropped as stale leaves the floor at its iat.
+// their window, it must either refuse the newcomer (so a flood denies
+// service to everyone) or forget an entry (which would make that proof
+// usable once more). It forgets, from the key that holds the most proofs,
+// that key's oldest one, and raises that key's floor to its iat: from then
+// on a proof of that key whose iat is not above its floor is refused. A
+// replay is never accepted, and what a flood costs falls on the flooding
+// key alone: its window shrinks from the old end, while every other
+// client's proofs (and the flooder's own fresh ones, as RFC 9449 asks)
+// keep passing, whatever iat the flood's proofs claim. Only when every key
+// holds a single proof (as many distinct bound keys as the cache holds, all
+// within the window) is a newcomer refused instead.
+//
+// The proofs of a wall clock that steps back stay refused too: an entry
+// dropped as stale raises a floor common to all keys to its iat, which is
+// already older than the window.
 //
 // A ReplayCache is safe for concurrent use, and may be shared by
 // verifiers that use the same window (so a proof stays used across a
@@ -38,9 +42,19 @@ const DefaultReplayCacheSize = 100_000
 type ReplayCache struct {
 	mu    sync.Mutex
 	max   int
+	n     int                   // entries in all keys
+	keys  map[string]*keyProofs // by thumbprint
+	big   *keyProofs            // a key holding the most proofs, kept loosely
+	floor float64               // every proof with iat <= floor is refused
+	swept float64               // the horizon of the last sweep
+}
+
+// keyProofs are the remembered proofs of one key.
+type keyProofs struct {
+	thumb string
 	seen  map[[sha256.Size]byte]struct{}
 	order entries // min-heap by iat
-	floor float64 // every proof with iat <= floor is refused
+	floor float64 // this key's proofs with iat <= floor are refused
 }
 
 type entry struct {
@@ -54,14 +68,14 @@ func NewReplayCache(max int) *ReplayCache {
 	if max <= 0 {
 		max = DefaultReplayCacheSize
 	}
-	return &ReplayCache{max: max, seen: make(map[[sha256.Size]byte]struct{})}
+	return &ReplayCache{max: max, keys: make(map[string]*keyProofs)}
 }
 
 // Len is how many proofs the cache remembers.
 func (c *ReplayCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.seen)
+	return c.n
 }
 
 // Max is the most proofs it remembers.
@@ -71,42 +85,113 @@ func (c *ReplayCache) Max() int { return c.max }
 const (
 	useOK = iota
 	useReplayed
-	useTooOld // at or below the floor: possibly a forgotten proof
+	useTooOld // at or below a floor: possibly a forgotten proof
 )
 
-// use records a proof. horizon is the oldest iat the caller's window still
-// accepts: older entries are dropped first.
-func (c *ReplayCache) use(key [sha256.Size]byte, iat, horizon float64) int {
+// use records a proof of the key thumb. horizon is the oldest iat the
+// caller's window still accepts: older entries are dropped.
+func (c *ReplayCache) use(thumb string, key [sha256.Size]byte, iat, horizon float64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.order) > 0 && c.order[0].iat < horizon {
-		c.forget()
+	k := c.keys[thumb]
+	if k != nil {
+		c.expire(k, horizon)
+		k = c.keys[thumb] // expire drops a key left with nothing
 	}
-	if _, ok := c.seen[key]; ok {
-		return useReplayed
+	if k != nil {
+		if _, ok := k.seen[key]; ok {
+			return useReplayed
+		}
+		if iat <= k.floor {
+			return useTooOld
+		}
 	}
 	if iat <= c.floor {
 		return useTooOld
 	}
-	if len(c.order) >= c.max {
-		// the newcomer is the oldest: refusing it loses nothing remembered
-		if iat <= c.order[0].iat {
+	if c.n >= c.max {
+		c.sweep(horizon)
+	}
+	if c.n >= c.max {
+		victim := c.largest()
+		switch {
+		case len(victim.order) <= 1:
+			// every key holds one proof: forgetting one would let it be
+			// replayed, and no key stands out as the flood
+			return useTooOld
+		case victim == k && iat <= k.order[0].iat:
+			// the newcomer would be its own key's oldest: refusing it
+			// forgets nothing
 			return useTooOld
 		}
-		c.forget()
+		c.forget(victim)
 	}
-	c.seen[key] = struct{}{}
-	heap.Push(&c.order, entry{key: key, iat: iat})
+	if k == nil {
+		k = &keyProofs{thumb: thumb, seen: make(map[[sha256.Size]byte]struct{})}
+		c.keys[thumb] = k
+	}
+	k.seen[key] = struct{}{}
+	heap.Push(&k.order, entry{key: key, iat: iat})
+	c.n++
+	if c.big == nil || len(k.order) > len(c.big.order) {
+		c.big = k
+	}
 	return useOK
 }
 
-// forget drops the oldest entry and raises the floor to its iat.
-func (c *ReplayCache) forget() {
-	e := heap.Pop(&c.order).(entry)
-	delete(c.seen, e.key)
-	if e.iat > c.floor {
-		c.floor = e.iat
+// expire drops k's entries older than horizon, raising the common floor
+// to their iat, and k itself when it is left empty.
+func (c *ReplayCache) expire(k *keyProofs, horizon float64) {
+	for len(k.order) > 0 && k.order[0].iat < horizon {
+		e := heap.Pop(&k.order).(entry)
+		delete(k.seen, e.key)
+		c.n--
+		c.floor = max(c.floor, e.iat)
 	}
+	if len(k.order) == 0 {
+		// its floor was at most the iat of an entry it held, all now
+		// older than the horizon: nothing of it is needed any more
+		delete(c.keys, k.thumb)
+		if c.big == k {
+			c.big = nil
+		}
+	}
+}
+
+// sweep expires every key, at most once per second of horizon: a full
+// cache would otherwise walk all keys on each proof.
+func (c *ReplayCache) sweep(horizon float64) {
+	if horizon < c.swept+1 {
+		return
+	}
+	c.swept = horizon
+	for _, k := range c.keys {
+		c.expire(k, horizon)
+	}
+}
+
+// largest is a key holding the most proofs: the one use last saw grow
+// past the others, checked and found anew when it no longer leads.
+func (c *ReplayCache) largest() *keyProofs {
+	if c.big != nil && len(c.big.order) > 1 {
+		return c.big
+	}
+	c.big = nil
+	for _, k := range c.keys {
+		if c.big == nil || len(k.order) > len(c.big.order) {
+			c.big = k
+		}
+	}
+	return c.big
+}
+
+// forget drops k's oldest entry and raises k's floor to its iat. k holds
+// more than one entry, so it stays.
+func (c *ReplayCache) forget(k *keyProofs) {
+	e := heap.Pop(&k.order).(entry)
+	delete(k.seen, e.key)
+	c.n--
+	k.floor = max(k.floor, e.iat)
 }
 
 type entries []entry
