@@ -335,11 +335,13 @@ func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Cred
 		return d.asDPoP(jwtauth.InvalidToken(detailUnboundAsDPoP))
 	}
 	method, uri := d.requestTarget(r)
-	p, perr := d.verifier.Check(dpop.Request{Proofs: r.Header.Values("DPoP"), Method: method, URI: uri, AccessToken: cred.Token})
-	if perr != nil {
+	p, perr := d.verifier.Check(dpop.Request{Proofs: r.Header.Values("DPoP"), Method: method, URI: uri, AccessToken: cred.Token, Thumbprint: jkt})
+	switch {
+	case perr != nil && perr.KeyMismatch:
+		return d.asDPoP(jwtauth.InvalidToken(detailDPoPKeyMismatch))
+	case perr != nil:
 		return d.asDPoP(&jwtauth.Error{Code: codeInvalidDPoPProof, Desc: perr.Desc})
-	}
-	if p.Thumbprint != jkt {
+	case p.Thumbprint != jkt: // Check compared them; kept as the rule itself
 		return d.asDPoP(jwtauth.InvalidToken(detailDPoPKeyMismatch))
 	}
 	if perr := d.verifier.Commit(p); perr != nil {

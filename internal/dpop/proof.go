@@ -73,7 +73,12 @@ type Verifier struct {
 // Error is a refusal of a proof: Desc is a sentence for the client (a
 // problem's detail, a challenge's error_description). It never holds the
 // proof, the token or a value of either.
-type Error struct{ Desc string }
+type Error struct {
+	Desc string
+	// KeyMismatch: the proof's key is not the one Request.Thumbprint
+	// names (the token is bound to another key).
+	KeyMismatch bool
+}
 
 func (e *Error) Error() string { return "invalid_dpop_proof: " + e.Desc }
 
@@ -131,6 +136,12 @@ type Request struct {
 	// AccessToken is the token the proof comes with; its hash must be
 	// ath. Empty: no token, and ath is not read.
 	AccessToken string
+	// Thumbprint, when set, is the key the token is bound to (cnf.jkt):
+	// a proof by another key is refused with KeyMismatch before its
+	// signature is checked, so a holder of someone else's bound token
+	// cannot make each request cost a verification with a key of its own
+	// choosing.
+	Thumbprint string
 }
 
 // Proof is a proof that passed Check.
@@ -165,6 +176,9 @@ func (v *Verifier) Check(req Request) (Proof, *Error) {
 	h, derr := v.parseHeader(hdrPart)
 	if derr != nil {
 		return Proof{}, derr
+	}
+	if req.Thumbprint != "" && subtle.ConstantTimeCompare([]byte(h.thumbprint), []byte(req.Thumbprint)) != 1 {
+		return Proof{}, &Error{Desc: "The DPoP proof is signed by another key than the token is bound to.", KeyMismatch: true}
 	}
 	payload, err := jws.VerifyCompactFast(h.key, []byte(proof), h.alg)
 	if err != nil {
@@ -210,7 +224,7 @@ func (v *Verifier) Check(req Request) (Proof, *Error) {
 // ReplayCache).
 func (v *Verifier) Commit(p Proof) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
-	switch v.replay.use(p.replayKey, p.iat, now-v.past.Seconds()) {
+	switch v.replay.use(p.Thumbprint, p.replayKey, p.iat, now-v.past.Seconds()) {
 	case useReplayed:
 		return refuse("The DPoP proof was already used; make a new one for each request.")
 	case useTooOld:

@@ -297,3 +297,25 @@ func TestNewRefusesBadAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckKeyMismatchBeforeSignature: a proof by another key than the
+// token's cnf.jkt is refused as a key mismatch before its signature is
+// checked: even a proof with a broken signature gets that answer.
+func TestCheckKeyMismatchBeforeSignature(t *testing.T) {
+	v := newTestVerifier(t, Config{Now: func() time.Time { return testNow }})
+	bound, other := dpoptest.NewProver(t, jwa.ES256()), dpoptest.NewProver(t, jwa.ES256())
+	p := other.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
+	broken := p[:len(p)-4] + "AAAA"
+	for _, proof := range []string{p, broken} {
+		req := request(proof)
+		req.Thumbprint = bound.Thumbprint
+		if _, err := v.Check(req); err == nil || !err.KeyMismatch {
+			t.Fatalf("proof by another key: %v, want KeyMismatch", err)
+		}
+	}
+	req := request(bound.Proof(t, "GET", testURI, testToken, testNow, nil, nil))
+	req.Thumbprint = bound.Thumbprint
+	if got, err := v.Check(req); err != nil || got.Thumbprint != bound.Thumbprint {
+		t.Fatalf("proof by the bound key: %v", err)
+	}
+}
