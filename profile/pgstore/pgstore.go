@@ -535,6 +535,18 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, profiles []profile.Prof
 			return err
 		}
 	}
+	// step 3a: a row of the import's own users that step 2 did not find
+	// (another import or a PUT created it since, and committed) still holds
+	// its name, which step 3 would take for a name held outside the import:
+	// run again, and step 2 locks and clears it then
+	var raced bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM wp_import i JOIN "+s.schema+".profiles p ON p.user_id = i.user_id "+
+		"WHERE p.user_name <> '')").Scan(&raced); err != nil {
+		return err
+	}
+	if raced {
+		return errNameRaced
+	}
 	// step 3: names held outside the import (its own rows have none now),
 	// or twice inside it
 	var idx int
