@@ -445,9 +445,10 @@ type txBeginner struct {
 
 func (b txBeginner) Begin(ctx context.Context) (pgx.Tx, error) { return b.conn.BeginTx(ctx, b.opts) }
 
-// errNameRaced: a profile outside the import took one of its user names
-// between the import's check and its write; the next attempt's check
-// finds it.
+// errNameRaced: a user name clashed on the write after the import's check:
+// a profile outside the import took it meanwhile (the next attempt's check
+// finds it), or a row of the import's own users appeared after its locking
+// pass (the next attempt locks and clears it).
 var errNameRaced = errors.New("a user name was taken during the import")
 
 // Import implements profile.Importer in one transaction on a connection
@@ -535,24 +536,17 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, profiles []profile.Prof
 			return err
 		}
 	}
-	// step 3a: a row of the import's own users that step 2 did not find
-	// (another import or a PUT created it since, and committed) still holds
-	// its name, which step 3 would take for a name held outside the import:
-	// run again, and step 2 locks and clears it then
-	var raced bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM wp_import i JOIN "+s.schema+".profiles p ON p.user_id = i.user_id "+
-		"WHERE p.user_name <> '')").Scan(&raced); err != nil {
-		return err
-	}
-	if raced {
-		return errNameRaced
-	}
-	// step 3: names held outside the import (its own rows have none now),
-	// or twice inside it
+	// step 3: names held outside the import, or twice inside it. The
+	// import's own rows are never outside holders: those step 2 locked
+	// have no name now, and one another import or a PUT created and
+	// committed since (this transaction reads committed rows statement by
+	// statement) is its own user's row, which step 4 overwrites; if that
+	// clashes on a name, step 4 reports errNameRaced and the next attempt's
+	// step 2 locks and clears it.
 	var idx int
 	err := tx.QueryRow(ctx, "SELECT min(idx) FROM ("+
 		"SELECT i.idx FROM wp_import i JOIN "+s.schema+".profiles p ON lower(p.user_name COLLATE \"C\") = lower(i.user_name COLLATE \"C\") "+
-		"WHERE i.user_name <> '' AND p.user_name <> '' "+
+		"WHERE i.user_name <> '' AND p.user_name <> '' AND NOT EXISTS (SELECT 1 FROM wp_import o WHERE o.user_id = p.user_id) "+
 		"UNION ALL SELECT idx FROM (SELECT idx, row_number() OVER (PARTITION BY lower(user_name COLLATE \"C\") ORDER BY idx) AS n "+
 		"FROM wp_import WHERE user_name <> '') d WHERE n > 1) c HAVING count(*) > 0").Scan(&idx)
 	switch {
