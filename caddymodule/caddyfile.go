@@ -51,7 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    max_token_lifetime <duration>
 //	    subject_claim <claim>
 //	    query_token   on|off
-//	    dpop          [off|allowed|required] [{ required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
+//	    dpop          [off|allowed|required] [{ required; mode off|allowed|required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>

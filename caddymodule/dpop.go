@@ -49,9 +49,12 @@ type DPoP struct {
 	IATWindow caddy.Duration `json:"iat_window,omitempty"`
 
 	// How many used proofs are remembered to refuse replays. When it is
-	// full of proofs still in their window, the oldest is forgotten and
-	// proofs no newer than it are refused from then on, so a replay is
-	// never accepted. Default: 100000 (about 10 MB at most).
+	// full of proofs still in their window, the oldest proof of the client
+	// key holding the most is forgotten and that key's proofs no newer than
+	// it are refused from then on, so a replay is never accepted and a
+	// flood shrinks only the flooder's window. Default: 100000 (about
+	// 10 MB when few keys hold them, up to about 50 MB when each entry is
+	// another key's).
 	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
 
 	// The scheme and host (and port) clients address, e.g.
@@ -66,9 +69,12 @@ type DPoP struct {
 }
 
 // replayCaches shares replay caches between handlers and config
-// generations with the same size and window, so that a proof used just
-// before a reload is still refused after it (the new config provisions
-// while the old one still holds the cache). It holds them weakly: a cache
+// generations with the same size, so that a proof used just before a
+// reload is still refused after it (the new config provisions while the
+// old one still holds the cache), even when the reload changes iat_window
+// or leeway: each proof is checked against its own handler's window, and a
+// shorter window dropping an entry early raises the floor to its iat, which
+// refuses more, never a replay. It holds them weakly: a cache
 // lives as long as a handler uses it, without a Cleanup to count users,
 // and the map keeps only entries whose cache is alive.
 var replayCaches = struct {
@@ -76,8 +82,8 @@ var replayCaches = struct {
 	m map[string]weak.Pointer[dpop.ReplayCache]
 }{m: map[string]weak.Pointer[dpop.ReplayCache]{}}
 
-func sharedReplayCache(size int, horizon time.Duration) *dpop.ReplayCache {
-	key := strconv.Itoa(size) + "/" + horizon.String()
+func sharedReplayCache(size int) *dpop.ReplayCache {
+	key := strconv.Itoa(size)
 	replayCaches.Lock()
 	defer replayCaches.Unlock()
 	if c := replayCaches.m[key].Value(); c != nil {
@@ -134,7 +140,7 @@ func (h *Handler) provisionDPoP(_ caddy.Context) error {
 	if size == 0 {
 		size = dpop.DefaultReplayCacheSize
 	}
-	replay := sharedReplayCache(size, window+leeway)
+	replay := sharedReplayCache(size)
 	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
 	if err != nil {
 		return fmt.Errorf("dpop: algorithms: %w", err)
@@ -341,8 +347,6 @@ func (h *Handler) checkDPoP(r *http.Request, c jwtauth.Claims, cred jwtauth.Cred
 		return d.asDPoP(jwtauth.InvalidToken(detailDPoPKeyMismatch))
 	case perr != nil:
 		return d.asDPoP(&jwtauth.Error{Code: codeInvalidDPoPProof, Desc: perr.Desc})
-	case p.Thumbprint != jkt: // Check compared them; kept as the rule itself
-		return d.asDPoP(jwtauth.InvalidToken(detailDPoPKeyMismatch))
 	}
 	if perr := d.verifier.Commit(p); perr != nil {
 		return d.asDPoP(&jwtauth.Error{Code: codeInvalidDPoPProof, Desc: perr.Desc})

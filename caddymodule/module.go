@@ -89,8 +89,9 @@ type Handler struct {
 	// one set: a set's Cache-Control max-age is kept within [min_refresh,
 	// max_refresh], and a failed fetch is retried after it. Fetches for a
 	// token naming an unknown kid are not bound by it but by their own
-	// budget: at most one per 5s, from a bucket of 12 refilled one per 50s
-	// (12 per 10 minutes sustained; see the README). Default: 30s.
+	// budget: none sooner than 4s after any fetch, from a bucket of 12
+	// refilled one per 50s (12 per 10 minutes sustained; see the README).
+	// Default: 30s.
 	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
 
 	// Remote key sets: the longest time a set is kept without a fetch.

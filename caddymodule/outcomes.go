@@ -42,6 +42,7 @@ var outcomeOf = map[string]string{
 	// refusals of the token core, and the glue's own
 	jwtauth.CodeMissingToken:     outcomeMissingToken,
 	jwtauth.CodeInvalidToken:     outcomeInvalidToken,
+	codeInvalidDPoPProof:         outcomeInvalidToken,
 	jwtauth.CodeTokenExpired:     outcomeExpired,
 	jwtauth.CodeTokenNotYetValid: outcomeNotYetValid,
 	jwtauth.CodeInvalidIssuer:    outcomeInvalidIssuer,

@@ -9,7 +9,8 @@ import (
 // DefaultReplayCacheSize is how many proofs a ReplayCache remembers when
 // no size is configured: about 1,100 proofs a second sustained over the
 // default window of 90 s (60 s plus 30 s leeway), in about 100 bytes an
-// entry (about 10 MB).
+// entry when few keys hold them (about 10 MB), up to about 500 when each
+// entry is another key's (about 50 MB).
 const DefaultReplayCacheSize = 100_000
 
 // ReplayCache remembers the proofs used within their iat window, so that

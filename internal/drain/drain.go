@@ -119,20 +119,15 @@ func (d *Store) Close() error {
 const drainQuiet = 100 * time.Millisecond
 
 // Timeout bounds each Update by D on top of the caller's context (bolt
-// storage's timeout; see boltstore's Deadlines); a Get has the caller's.
+// storage's timeout; see boltstore's Deadlines). A Get (the drain Store's)
+// gets no deadline of its own: bolt reads run in the caller's goroutine and
+// wait for no writer, so a timer would never fire (boltstore.Store.Get
+// honours a context only when it is done before the read begins) and would
+// cost one per request on the route's hottest path.
 // Export, Import, Enter and Close are the drain Store's.
 type Timeout struct {
 	*Store
 	D time.Duration
-}
-
-// Get implements profile.Store. A read gets no deadline of its own: bolt
-// reads run in the caller's goroutine and wait for no writer, so a timer
-// here would never fire (boltstore.Store.Get honours a context only when
-// it is done before the read begins) and would cost a timer per request on
-// the route's hottest path.
-func (t Timeout) Get(ctx context.Context, userID string) (profile.Profile, error) {
-	return t.Store.Get(ctx, userID)
 }
 
 // Update implements profile.Store.

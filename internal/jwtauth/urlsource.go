@@ -156,7 +156,7 @@ type URLSource struct {
 	nextRefresh time.Time
 	lastError   string
 	dupKids     string // the duplicate kids last warned about, joined
-	skipped     string // the skipped keys last warned about, joined
+	skipped     string // a digest of the skipped keys last warned about
 	generation  atomic.Uint64
 	// the unknown-kid budget: credit is the refill time banked (a fetch
 	// costs unknownKidRefill, at most unknownKidBurst of them banked), as

@@ -339,7 +339,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 			// Look again whether or not this call fetched: a concurrent
 			// caller's fetch may have ended between our first look and
 			// our turn on the source's lock (which then, within the
-			// unknown-kid budget's 5s, fetches nothing). No candidate key was found,
+			// unknown-kid budget's spacing, fetches nothing). No candidate key was found,
 			// so when the set did not change this costs no signature check.
 			payload, signer, found, aerr = v.checkSignature(tok, alg, h)
 			if aerr != nil {
