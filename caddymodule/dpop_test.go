@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -494,9 +495,10 @@ func parseWorkspaceProfile(t *testing.T, body string) Handler {
 	return h
 }
 
-// TestDPoPReplayCacheShared: handlers with the same replay size and window
-// (a reload's new config beside the old) share one cache, so a proof used
-// through one is refused through the other; another size is another cache.
+// TestDPoPReplayCacheShared: handlers with the same replay size (a
+// reload's new config beside the old, even with another iat_window) share
+// one cache, so a proof used through one is refused through the other;
+// another size is another cache.
 func TestDPoPReplayCacheShared(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
 	jwks := jwtauthtest.JWKS(t, k)
@@ -504,7 +506,10 @@ func TestDPoPReplayCacheShared(t *testing.T) {
 		return func(h *Handler) { h.DPoP, h.CreateMissing = &DPoP{ReplayCacheSize: n}, true }
 	}
 	a, _ := newFileHandler(t, jwks, withSize(777))
-	b, _ := newFileHandler(t, jwks, withSize(777))
+	b, _ := newFileHandler(t, jwks, func(h *Handler) {
+		withSize(777)(h)
+		h.DPoP.IATWindow = caddy.Duration(2 * time.Minute) // a reload that changes the window
+	})
 	c, _ := newFileHandler(t, jwks, withSize(778))
 	client := dpoptest.NewProver(t, jwa.ES256())
 	claims := jwtauthtest.Claims("u-1")
@@ -516,7 +521,7 @@ func TestDPoPReplayCacheShared(t *testing.T) {
 		t.Fatalf("first use: %d %s", rec.Code, rec.Body)
 	}
 	if rec := serve(t, b, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), "already used") {
-		t.Fatalf("replay through a handler of the same size and window: %d %s", rec.Code, rec.Body)
+		t.Fatalf("replay through a handler of the same size, another window: %d %s", rec.Code, rec.Body)
 	}
 	if rec := serve(t, c, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 200 {
 		t.Fatalf("a handler with another cache: %d %s", rec.Code, rec.Body)

@@ -51,7 +51,7 @@ func review13Detail(t *testing.T, r rawResponse, status int, code, detail string
 // client denied DPoP to the whole process. Now a full cache forgets the
 // flooding key's own oldest proofs, so only the flooder's window shrinks.
 func TestReview13DPoPReplayFloodLeavesOtherClientsWorking(t *testing.T) {
-	const size = 23 // a size of this test's own: caches are shared by size and window
+	const size = 23 // a size of this test's own: caches are shared by size
 	f := newDPoPFixture(t, fmt.Sprintf("dpop {\n\t\t\treplay_cache_size %d\n\t\t}", size), "")
 	url := itBase + profilePath
 	if r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, review13Proof(t, f, "GET", f.htu, time.Now())); r.status != 200 {
