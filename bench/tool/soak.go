@@ -45,7 +45,7 @@ func soak(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *url == "" || *pid <= 0 || *clients < 1 || *dur <= 0 || *every <= 0 || *putPct < 0 || *putPct > 100 {
+	if *url == "" || *tokensFile == "" || *pid <= 0 || *clients < 1 || *dur <= 0 || *every <= 0 || *putPct < 0 || *putPct > 100 {
 		return fmt.Errorf("want -url, -tokens, -pid, -c >= 1, -d > 0, -every > 0, 0 <= -put <= 100")
 	}
 	if _, err := readProcStatus(*pid); err != nil {
