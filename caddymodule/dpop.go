@@ -310,6 +310,17 @@ func (d *DPoP) asDPoP(aerr *jwtauth.Error) *refusal {
 	return withChallenge(aerr.Code, aerr.Desc, d.dpopChallenge(errCode, aerr.Desc))
 }
 
+// backendRefusal is the challenge of a backend's 401 in upstream mode: in
+// the scheme the client used (RFC 9449 §7.1), so a DPoP client is told in
+// a DPoP challenge. The request passed authenticate, so its Authorization
+// holds one credential of a scheme this handler accepts.
+func (d *DPoP) backendRefusal(r *http.Request, desc string) string {
+	if auth := r.Header.Get("Authorization"); d.on() && len(auth) > 5 && strings.EqualFold(auth[:5], "DPoP ") {
+		return d.dpopChallenge(dpopErrorInvalidToken, desc)
+	}
+	return bearerChallenge("invalid_token", desc)
+}
+
 // dpopChallenge is the DPoP challenge with an error: realm, error and its
 // description, then algs (RFC 9449 §7.1).
 func (d *DPoP) dpopChallenge(errCode, desc string) string {

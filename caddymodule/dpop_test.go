@@ -347,6 +347,15 @@ func TestDPoPUpstream(t *testing.T) {
 	if r := doDPoP(t, tc, "GET", itBase+profilePath, "Bearer "+tok); r.status != 401 || len(backend.Requests()) != 1 {
 		t.Fatalf("bound token as Bearer: %d, backend saw %d", r.status, len(backend.Requests()))
 	}
+	// the backend refusing the token: the client is told in the scheme it
+	// used (RFC 9449 section 7.1)
+	backend.Set(401, []byte(`{"title":"Unauthorized"}`))
+	proof = client.Proof(t, "GET", itSite+profilePath, tok, time.Now(), nil, nil)
+	r = doDPoP(t, tc, "GET", itBase+profilePath, "DPoP "+tok, proof)
+	want := `DPoP realm="workspace", error="invalid_token", error_description="The backend refused the token.", algs="`
+	if got := r.header.Get("WWW-Authenticate"); r.status != 401 || !strings.HasPrefix(got, want) {
+		t.Fatalf("backend 401 to a DPoP client: %d, challenge %q, want it to start %q", r.status, got, want)
+	}
 }
 
 // TestDPoPNotLogged: no log line (the module's or the access log, with the

@@ -69,7 +69,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	case n.Problem != nil:
 		challenge := ""
 		if n.Status == http.StatusUnauthorized {
-			challenge = bearerChallenge("invalid_token", profile.DetailBackendRefusedToken)
+			challenge = h.DPoP.backendRefusal(r, profile.DetailBackendRefusedToken)
 		}
 		return putProblem(w, r, h.path, *n.Problem, challenge)
 	case n.Envelope == nil: // 304
