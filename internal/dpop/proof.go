@@ -9,9 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"math/big"
-	"strconv"
 	"strings"
 	"time"
 
@@ -268,10 +265,10 @@ func (v *Verifier) parseHeader(seg string) (header, *Error) {
 	if json.Unmarshal(raw, &m) != nil || m == nil {
 		return h, refuse("The DPoP proof header is malformed or names a member twice.")
 	}
-	if t, ok := jsonString(m["typ"]); !ok || t != typ {
+	if t, ok := jwtauth.JSONString(m["typ"]); !ok || t != typ {
 		return h, refuse("The DPoP proof header typ is not dpop+jwt.")
 	}
-	algName, _ := jsonString(m["alg"])
+	algName, _ := jwtauth.JSONString(m["alg"])
 	alg, ok := v.algorithms[algName]
 	if !ok {
 		return h, refuse("The DPoP proof algorithm is not accepted.")
@@ -293,7 +290,7 @@ func (v *Verifier) parseHeader(seg string) (header, *Error) {
 			return h, refuse("The DPoP proof key must be a public key.")
 		}
 	}
-	if rsaBits(members) < minRSABits {
+	if jwtauth.CheckRSASize(rawKey) != nil {
 		return h, refuse("The DPoP proof key is an RSA key shorter than 2048 bits.")
 	}
 	k, err := jwk.ParseKey(rawKey)
@@ -306,7 +303,7 @@ func (v *Verifier) parseHeader(seg string) (header, *Error) {
 	if a, ok := k.Algorithm(); ok && a.String() != algName {
 		return h, refuse("The DPoP proof key does not fit the algorithm.")
 	}
-	if !algFitsKey(algName, k) {
+	if !jwtauth.AlgFitsKey(algName, k) {
 		return h, refuse("The DPoP proof key does not fit the algorithm.")
 	}
 	if err := jwk.Export(k, &h.key); err != nil {
@@ -321,38 +318,6 @@ func (v *Verifier) parseHeader(seg string) (header, *Error) {
 	}
 	h.thumbprint = base64.RawURLEncoding.EncodeToString(tp)
 	return h, nil
-}
-
-// rsaBits is the modulus size of an RSA JWK, read before jwx sees the key
-// so that the reason for refusing a short one is ours; a key that is not
-// RSA, or whose n does not decode, counts as large enough here (jwx
-// judges it).
-func rsaBits(members map[string]json.RawMessage) int {
-	if kty, _ := jsonString(members["kty"]); kty != "RSA" {
-		return math.MaxInt
-	}
-	n, _ := jsonString(members["n"])
-	raw, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil || len(raw) == 0 {
-		return math.MaxInt
-	}
-	return new(big.Int).SetBytes(raw).BitLen()
-}
-
-// algFitsKey: RS and PS need RSA, ESxxx the EC curve of its size, EdDSA
-// and Ed25519 an OKP key on Ed25519 (jwtauth's rule for the token's keys).
-func algFitsKey(alg string, k jwk.Key) bool {
-	switch kk := k.(type) {
-	case jwk.RSAPublicKey:
-		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
-	case jwk.ECDSAPublicKey:
-		crv, _ := kk.Crv()
-		return map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv.String()] == alg
-	case jwk.OKPPublicKey:
-		crv, _ := kk.Crv()
-		return (alg == "EdDSA" || alg == "Ed25519") && crv.String() == "Ed25519"
-	}
-	return false
 }
 
 // claims are the proof's claims this verifier reads.
@@ -372,47 +337,23 @@ func parseClaims(payload []byte) (claims, *Error) {
 		return c, refuse("The DPoP proof claims are malformed.")
 	}
 	var ok bool
-	if c.jti, ok = jsonString(m["jti"]); !ok || c.jti == "" {
+	if c.jti, ok = jwtauth.JSONString(m["jti"]); !ok || c.jti == "" {
 		return c, refuse("The DPoP proof has no string jti claim.")
 	}
-	if c.htm, ok = jsonString(m["htm"]); !ok {
+	if c.htm, ok = jwtauth.JSONString(m["htm"]); !ok {
 		return c, refuse("The DPoP proof has no string htm claim.")
 	}
-	if c.htu, ok = jsonString(m["htu"]); !ok {
+	if c.htu, ok = jwtauth.JSONString(m["htu"]); !ok {
 		return c, refuse("The DPoP proof has no string htu claim.")
 	}
-	if c.iat, ok = numericDate(m["iat"]); !ok {
+	if c.iat, ok = jwtauth.NumericDate(m["iat"]); !ok {
 		return c, refuse("The DPoP proof has no numeric iat claim.")
 	}
 	if raw, present := m["ath"]; present {
-		if c.ath, ok = jsonString(raw); !ok {
+		if c.ath, ok = jwtauth.JSONString(raw); !ok {
 			return c, refuse("The DPoP proof has a non-string ath claim.")
 		}
 		c.hasATH = true
 	}
 	return c, nil
-}
-
-// jsonString decodes a JSON string literal; anything else is not one.
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// numericDate accepts a JSON number only, as jwtauth does for the token.
-func numericDate(raw json.RawMessage) (float64, bool) {
-	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
 }
