@@ -54,6 +54,11 @@ func (l *errorLog) log(logger *zap.Logger, err error) {
 // of them, without its canonicalization on every response.
 func setCommonHeaders(hdr http.Header, contentType string) {
 	hdr["Content-Type"] = []string{contentType}
+	setNoStoreHeaders(hdr)
+}
+
+// setNoStoreHeaders sets the headers of every answer, a 304 included.
+func setNoStoreHeaders(hdr http.Header) {
 	hdr["Cache-Control"] = []string{"no-store"}
 	hdr["X-Content-Type-Options"] = []string{"nosniff"}
 	varyAuthorization(hdr)
@@ -95,10 +100,8 @@ func writeClientClosed(w http.ResponseWriter) {
 
 // putNotModified writes a 304 (or another status without a body).
 func putNotModified(w http.ResponseWriter, status int) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// a 304 carries the Vary its 200 would (RFC 9110 section 15.4.5)
-	varyAuthorization(w.Header())
+	setNoStoreHeaders(w.Header())
 	w.WriteHeader(status)
 }
 

@@ -487,7 +487,7 @@ func (s *URLSource) unknownKidWaitLocked() time.Duration {
 // pending already or the source is not started (tests that drive a source
 // by hand schedule nothing behind their back).
 func (s *URLSource) deferUnknownKidFetchLocked(wait time.Duration) {
-	if s.life == nil || s.kidTimer != nil {
+	if s.life == nil || s.life.Err() != nil || s.kidTimer != nil {
 		return
 	}
 	s.kidTimer = s.afterFunc(wait, s.deferredUnknownKidFetch)
