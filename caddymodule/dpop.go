@@ -65,6 +65,7 @@ type DPoP struct {
 
 	verifier  *dpop.Verifier // nil when off
 	origin    string         // Origin normalized, "" for the request's own
+	algs      string         // `algs="..."`: the accepted proof algorithms
 	challenge string         // `DPoP realm="workspace", algs="..."`
 }
 
@@ -146,7 +147,8 @@ func (h *Handler) provisionDPoP(_ caddy.Context) error {
 		return fmt.Errorf("dpop: algorithms: %w", err)
 	}
 	d.verifier = v
-	d.challenge = `DPoP realm="workspace", algs="` + strings.Join(v.Algorithms(), " ") + `"`
+	d.algs = `algs="` + strings.Join(v.Algorithms(), " ") + `"`
+	d.challenge = `DPoP realm="workspace", ` + d.algs
 	return nil
 }
 
@@ -324,8 +326,7 @@ func (d *DPoP) backendRefusal(r *http.Request, desc string) string {
 // dpopChallenge is the DPoP challenge with an error: realm, error and its
 // description, then algs (RFC 9449 §7.1).
 func (d *DPoP) dpopChallenge(errCode, desc string) string {
-	return `DPoP realm="workspace", error="` + errCode + `", error_description="` + desc + `", ` +
-		strings.TrimPrefix(d.challenge, `DPoP realm="workspace", `)
+	return `DPoP realm="workspace", error="` + errCode + `", error_description="` + desc + `", ` + d.algs
 }
 
 // checkDPoP applies the token's binding (cnf.jkt, RFC 9449 §6) and, for a
