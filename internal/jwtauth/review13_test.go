@@ -8,6 +8,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
@@ -88,7 +89,7 @@ func TestReview13UnknownKidBudgetSpentByForgedTokens(t *testing.T) {
 
 // TestReview13SplitClaimsAdversarial: payloads built to make the cache
 // hit's splitter and decodeClaims read a claim differently. Each is put
-// through Verify's own gate (checkClaimsJSON then decodeClaims) and, when
+// through Verify's own gate (jsonscan.CheckStrict then decodeClaims) and, when
 // it passes, splitClaims must give the very same members.
 func TestReview13SplitClaimsAdversarial(t *testing.T) {
 	deep := ""
@@ -122,7 +123,7 @@ func TestReview13SplitClaimsAdversarial(t *testing.T) {
 	}
 	for _, p := range payloads {
 		raw := []byte(p)
-		if checkClaimsJSON(raw) != nil {
+		if jsonscan.CheckStrict(raw) != nil {
 			continue
 		}
 		want, err := decodeClaims(raw)

@@ -3,6 +3,8 @@ package jwtauth
 import (
 	"encoding/base64"
 	"testing"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // benchPayload is the claims set of a typical OIDC access token, as the
@@ -47,7 +49,7 @@ func BenchmarkStrictJSON(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := checkClaimsJSON(c.raw); err != nil {
+				if err := jsonscan.CheckStrict(c.raw); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -77,7 +79,7 @@ func BenchmarkClaimsStr(b *testing.B) {
 		if _, ok := c.Str("sub"); !ok {
 			b.Fatal("sub")
 		}
-		if _, ok := numericDate(c["exp"]); !ok {
+		if _, ok := jsonscan.Float(c["exp"]); !ok {
 			b.Fatal("exp")
 		}
 	}

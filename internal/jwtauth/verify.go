@@ -8,14 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // maxCandidateKeys bounds the signature checks one token can cost when it
@@ -171,34 +171,12 @@ type Claims map[string]json.RawMessage
 
 // Str returns a string claim; ok is false when it is absent or not a string.
 func (c Claims) Str(name string) (string, bool) {
-	return jsonString(c[name])
-}
-
-// jsonString decodes a JSON string literal. Claims are almost always plain
-// ASCII without escapes, which are read without reflection.
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && bytes.IndexByte(plain, '"') < 0 {
-		for _, b := range plain {
-			if b < 0x20 || b >= 0x80 {
-				goto slow
-			}
-		}
-		return string(plain), true
-	}
-slow:
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
+	return jsonscan.String(c[name])
 }
 
 // Folded returns the values of every member whose name equals name
 // ignoring case, as .NET compares claim types: the exactly named member
-// first. checkClaimsJSON has made sure no name appears twice exactly.
+// first. jsonscan.CheckStrict has made sure no name appears twice exactly.
 func (c Claims) Folded(name string) []json.RawMessage {
 	var out []json.RawMessage
 	if raw, ok := c[name]; ok {
@@ -224,7 +202,7 @@ func (c Claims) Text(name string) (string, bool) {
 
 // RawText is the string form of one claim value, as Text gives it.
 func RawText(raw json.RawMessage) string {
-	if s, ok := jsonString(raw); ok {
+	if s, ok := jsonscan.String(raw); ok {
 		return s
 	}
 	var buf bytes.Buffer
@@ -255,7 +233,7 @@ func parseHeader(seg string) (header, error) {
 	if err != nil {
 		return h, err
 	}
-	if err := checkClaimsJSON(raw); err != nil {
+	if err := jsonscan.CheckStrict(raw); err != nil {
 		return h, err
 	}
 	var m map[string]json.RawMessage
@@ -266,16 +244,16 @@ func parseHeader(seg string) (header, error) {
 		return h, errNotObject
 	}
 	var ok bool
-	if h.Alg, ok = jsonString(m["alg"]); !ok {
+	if h.Alg, ok = jsonscan.String(m["alg"]); !ok {
 		return h, errors.New("alg is not a string")
 	}
 	if kid, present := m["kid"]; present {
-		if h.Kid, ok = jsonString(kid); !ok {
+		if h.Kid, ok = jsonscan.String(kid); !ok {
 			return h, errors.New("kid is not a string")
 		}
 	}
 	if typ, present := m["typ"]; present {
-		if h.Typ, ok = jsonString(typ); !ok {
+		if h.Typ, ok = jsonscan.String(typ); !ok {
 			return h, errors.New("typ is not a string")
 		}
 		h.HasTyp = true
@@ -353,7 +331,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	if payload == nil {
 		return nil, InvalidToken("The token signature is invalid.")
 	}
-	if err := checkClaimsJSON(payload); err != nil {
+	if err := jsonscan.CheckStrict(payload); err != nil {
 		return nil, InvalidToken("The token claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
 	}
 	c, err := decodeClaims(payload)
@@ -367,7 +345,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 		return nil, aerr
 	}
 	if v.cache != nil {
-		exp, _ := numericDate(c["exp"]) // checkClaims made sure it is there
+		exp, _ := jsonscan.Float(c["exp"]) // checkClaims made sure it is there
 		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, thumbprint: signer.thumbprint})
 	}
 	return c, nil
@@ -429,7 +407,7 @@ var errNotObject = errors.New("claims are not a JSON object")
 func (v *Verifier) checkClaims(c Claims) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	leeway := v.leeway.Seconds()
-	exp, ok := numericDate(c["exp"])
+	exp, ok := jsonscan.Float(c["exp"])
 	if !ok {
 		return InvalidToken("The token has no numeric exp claim.")
 	}
@@ -447,7 +425,7 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 		if !present {
 			continue
 		}
-		t, ok := numericDate(raw)
+		t, ok := jsonscan.Float(raw)
 		if !ok {
 			return InvalidToken("The token has a non-numeric " + name + " claim.")
 		}
@@ -467,7 +445,7 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 	// jti is a string (RFC 7519 §4.1.7); a number or an object would be
 	// read differently by whatever keys a replay check on it
 	if raw, present := c["jti"]; present {
-		if _, ok := jsonString(raw); !ok {
+		if _, ok := jsonscan.String(raw); !ok {
 			return InvalidToken("The token has a non-string jti claim.")
 		}
 	}
@@ -534,7 +512,7 @@ func tokenClient(c Claims) (string, *Error) {
 		if !present {
 			continue
 		}
-		s, ok := jsonString(raw)
+		s, ok := jsonscan.String(raw)
 		if !ok {
 			return "", InvalidToken("The token has a non-string " + name + " claim.")
 		}
@@ -568,19 +546,6 @@ func mediaType(typ string) string {
 	return typ
 }
 
-// numericDate accepts a JSON number only (RFC 7519's NumericDate); a
-// string, even "1700000000", is refused.
-func numericDate(raw json.RawMessage) (float64, bool) {
-	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
-}
-
 // maxNumericDate is 9999-12-31T23:59:59Z, the last second .NET's DateTime
 // (and so the backend) can represent.
 const maxNumericDate = 253402300799
@@ -592,7 +557,7 @@ func saneDate(t float64) bool { return t >= 0 && t <= maxNumericDate }
 
 // audienceMatches: aud is one string or an array of strings (RFC 7519).
 func audienceMatches(raw json.RawMessage, accepted []string) bool {
-	if one, ok := jsonString(raw); ok {
+	if one, ok := jsonscan.String(raw); ok {
 		return slices.Contains(accepted, one)
 	}
 	var many []string
