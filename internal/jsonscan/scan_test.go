@@ -270,6 +270,7 @@ func FuzzHasLoneSurrogate(f *testing.F) {
 			return
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber() // numbers beyond float64 (1E700) are valid JSON
 		want := false
 		for {
 			tok, err := dec.Token()
