@@ -108,13 +108,20 @@ func Literal(q []byte) (text []byte, ok bool) {
 // String decodes a JSON string literal as json.Unmarshal into a string
 // does; ok is false for anything else (a number, null, an absent value).
 // Most strings are their own text and are read without reflection.
-func String(raw []byte) (s string, ok bool) {
+func String(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	if in, plain := Literal(raw); plain {
 		return string(in), true
 	}
+	return decode(raw)
+}
+
+// decode is String's way with escapes, apart so that the string
+// json.Unmarshal decodes into is allocated on this way only.
+func decode(raw []byte) (string, bool) {
+	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
