@@ -1,6 +1,10 @@
 package profile
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
+)
 
 // BenchmarkBindUpdate is the bind of a PUT body: the UTF-8 and lone
 // surrogate checks, then the decoder.
@@ -26,7 +30,7 @@ func BenchmarkLoneSurrogate(b *testing.B) {
 	body := []byte(`{"userName":"alice\u002eliddell","email":"alice@example.com","firstName":"Al\u00efce \ud83d\ude00","lastName":"Liddell"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if HasLoneSurrogate(body) {
+		if jsonscan.HasLoneSurrogate(body) {
 			b.Fatal("lone surrogate")
 		}
 	}
