@@ -30,14 +30,21 @@ func HasLoneSurrogate(b []byte) bool {
 			if !ok {
 				continue
 			}
-			var lone bool
-			if i, lone = surrogate(b, i+4, r); lone {
-				return true
+			i += 4
+			if isSurrogate(r) {
+				var lone bool
+				if i, lone = surrogate(b, i, r); lone {
+					return true
+				}
 			}
 		}
 	}
 	return false
 }
+
+// isSurrogate reports whether r is a UTF-16 surrogate code unit, high or
+// low; the scanners call surrogate for those only.
+func isSurrogate(r rune) bool { return 0xD800 <= r && r <= 0xDFFF }
 
 // surrogate applies the pairing rule to r, the code unit of a \u escape
 // whose last hex digit is b[i]: lone is true when r is a low surrogate, or
@@ -67,10 +74,16 @@ func Hex4(b []byte, i int) (rune, bool) {
 	}
 	var r rune
 	for _, c := range b[i : i+4] {
-		if !IsHex(c) {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
 			return 0, false
 		}
-		r = r<<4 | rune(Unhex(c))
 	}
 	return r, true
 }

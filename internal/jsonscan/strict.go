@@ -139,9 +139,12 @@ func strictString(raw []byte, start int) (end int, escaped bool, err error) {
 			if r < 0x20 || r >= 0x7f && r <= 0x9f {
 				return 0, false, ErrControl
 			}
-			var lone bool
-			if i, lone = surrogate(raw, i+4, r); lone {
-				return 0, false, ErrSurrogate
+			i += 4
+			if isSurrogate(r) {
+				var lone bool
+				if i, lone = surrogate(raw, i, r); lone {
+					return 0, false, ErrSurrogate
+				}
 			}
 		}
 	}
