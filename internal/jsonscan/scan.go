@@ -82,6 +82,38 @@ func ValueEnd(b []byte, i int) int {
 	return j
 }
 
+// ScanString is StringEnd and Literal in one: the index after the string
+// whose opening quote is at b[i] (or -1), and whether its text is its own
+// bytes. A string of printable ASCII, the commonest by far in tokens and
+// profiles, is read in one pass; any other is left to StringEnd and
+// Literal.
+func ScanString(b []byte, i int) (end int, plain bool) {
+	for j := i + 1; j < len(b); j++ {
+		c := b[j]
+		if asciiText[c] {
+			continue
+		}
+		if c == '"' {
+			return j + 1, true
+		}
+		break
+	}
+	if end = StringEnd(b, i); end < 0 {
+		return -1, false
+	}
+	_, plain = Literal(b[i:end])
+	return end, plain
+}
+
+// asciiText holds the bytes that stand for themselves in a JSON string
+// and are ASCII: neither a control character, a quote nor a backslash.
+var asciiText = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // Literal returns the text of the JSON string q (quotes included) when
 // that text is q's own bytes, as encoding/json would decode it: no escape,
 // no quote, no control character, and valid UTF-8 (encoding/json replaces
@@ -92,15 +124,23 @@ func Literal(q []byte) (text []byte, ok bool) {
 		return nil, false
 	}
 	in := q[1 : len(q)-1]
-	high := false
-	for _, c := range in {
-		if c < 0x20 || c == '"' || c == '\\' {
+	for j, c := range in {
+		if asciiText[c] {
+			continue
+		}
+		if c < utf8.RuneSelf {
 			return nil, false
 		}
-		high = high || c >= utf8.RuneSelf
-	}
-	if high && !utf8.Valid(in) {
-		return nil, false
+		// beyond ASCII: the rest must be valid UTF-8 and stand for itself
+		for _, c := range in[j:] {
+			if c < 0x20 || c == '"' || c == '\\' {
+				return nil, false
+			}
+		}
+		if !utf8.Valid(in[j:]) {
+			return nil, false
+		}
+		break
 	}
 	return in, true
 }

@@ -316,3 +316,36 @@ func FuzzHex4(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanString holds ScanString to StringEnd and Literal, and through
+// them to encoding/json: a string it finds plain decodes to its own bytes.
+func FuzzScanString(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\"b"`, `"\\"`, `"é"`, "\"\xff\"", "\"\x01\"", `"open`, `"a" "b"`} {
+		f.Add([]byte(s), 0)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, i int) {
+		if i < 0 || i >= len(b) || b[i] != '"' {
+			return
+		}
+		end, plain := ScanString(b, i)
+		if want := StringEnd(b, i); end != want {
+			t.Fatalf("ScanString(%q, %d) ends at %d, StringEnd at %d", b, i, end, want)
+		}
+		if end < 0 {
+			if plain {
+				t.Fatalf("ScanString(%q, %d): an open string is plain", b, i)
+			}
+			return
+		}
+		text, lit := Literal(b[i:end])
+		if plain != lit {
+			t.Fatalf("ScanString(%q, %d) plain %v, Literal %v", b, i, plain, lit)
+		}
+		if plain {
+			var s string
+			if err := json.Unmarshal(b[i:end], &s); err != nil || s != string(text) {
+				t.Fatalf("%q is plain, but json.Unmarshal gives %q, %v", b[i:end], s, err)
+			}
+		}
+	})
+}

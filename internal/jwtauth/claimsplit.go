@@ -38,12 +38,14 @@ func cutObject(raw []byte) (Claims, bool) {
 		if i >= len(raw) || raw[i] != '"' {
 			return nil, false
 		}
-		end := jsonscan.StringEnd(raw, i)
+		end, plain := jsonscan.ScanString(raw, i)
 		if end < 0 {
 			return nil, false
 		}
-		name, ok := jsonscan.String(raw[i:end])
-		if !ok {
+		var name string
+		if plain {
+			name = string(raw[i+1 : end-1])
+		} else if name, plain = jsonscan.String(raw[i:end]); !plain {
 			return nil, false
 		}
 		if _, twice := c[name]; twice {
@@ -78,14 +80,14 @@ func cutObject(raw []byte) (Claims, bool) {
 // value it cuts is held to json.Valid unless it is a string that is its
 // own text (the commonest claim, and valid whenever it is one).
 func valueEnd(raw []byte, i int) int {
+	if i < len(raw) && raw[i] == '"' {
+		if end, plain := jsonscan.ScanString(raw, i); end < 0 || plain {
+			return end
+		}
+	}
 	end := jsonscan.ValueEnd(raw, i)
 	if end < 0 {
 		return -1
-	}
-	if raw[i] == '"' {
-		if _, plain := jsonscan.Literal(raw[i:end]); plain {
-			return end
-		}
 	}
 	if !json.Valid(raw[i:end]) {
 		return -1
