@@ -44,7 +44,7 @@ func StringEnd(b []byte, i int) int {
 // closed. Objects and arrays are cut by counting brackets outside strings,
 // which is exact on valid JSON; the value is not otherwise checked (a
 // caller reading text that may be invalid runs json.Valid on the cut). A
-// number or literal ends at the first comma, bracket or space.
+// number or literal ends at the first comma, closing bracket or space.
 func ValueEnd(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
