@@ -11,8 +11,8 @@ import (
 // The claim rules a token must pass: lifetime, issuer, audience, subject,
 // and the optional token type and client.
 
-// checkClaims applies the contract's claim rules in ASP.NET's order:
-// lifetime, then issuer, then audience, then the subject.
+// checkClaims applies the claim rules every token must pass, in ASP.NET's
+// order: lifetime, then issuer, then audience, then the subject.
 func (v *Verifier) checkClaims(c Claims) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	leeway := v.leeway.Seconds()

@@ -9,7 +9,8 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
-// Reading one profile's row.
+// Reading one profile's row, with the columns and the scan that the
+// other queries of a profile share.
 
 const columns = "user_name, email, first_name, last_name, user_type, version"
 
