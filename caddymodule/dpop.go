@@ -273,11 +273,7 @@ func (d *DPoP) required() bool { return d.on() && d.Mode == DPoPRequired }
 // extract finds the token: with DPoP off, exactly as before DPoP
 // (Authorization: DPoP is another scheme, so no token).
 func (d *DPoP) extract(r *http.Request, allowQuery bool) (jwtauth.Credential, *jwtauth.Error) {
-	if d.on() {
-		return jwtauth.ExtractCredential(r, allowQuery)
-	}
-	tok, aerr := jwtauth.ExtractToken(r, allowQuery)
-	return jwtauth.Credential{Token: tok, Scheme: jwtauth.SchemeBearer}, aerr
+	return jwtauth.ExtractCredential(r, allowQuery, d.on())
 }
 
 // missing is the refusal of a request without a token: when DPoP is
