@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -9,8 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/dustin/go-humanize"
-
-	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 func init() {
@@ -90,25 +90,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := needArgs(1, 1); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur <= 0 {
+			dur, ok := durationArg(args[0], false)
+			if !ok {
 				return d.Errf("workspace_profile: %s: %q is not a positive duration", opt, args[0])
 			}
-			*dst = caddy.Duration(dur)
+			*dst = dur
+			if err := h.checkValues(); err != nil {
+				return d.Err("workspace_profile: " + err.Error())
+			}
 			continue
 		}
 		if dst, ok := lists[opt]; ok {
 			if err := needArgs(1, -1); err != nil {
 				return err
 			}
-			if opt == "token_type" {
-				for _, a := range args {
-					if err := jwtauth.CheckTokenType(a); err != nil {
-						return d.Errf("workspace_profile: token_type: %v", err)
-					}
-				}
-			}
 			*dst = append(*dst, args...)
+			if err := h.checkValues(); err != nil {
+				return d.Err("workspace_profile: " + err.Error())
+			}
 			continue
 		}
 		switch opt {
@@ -116,31 +115,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := needArgs(1, -1); err != nil {
 				return err
 			}
-			for _, a := range args {
-				if !jwtauth.SupportedAlgorithm(a) {
-					return d.Errf("workspace_profile: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
-				}
-			}
 			h.Algorithms = append(h.Algorithms, args...)
 		case "leeway":
 			if err := needArgs(1, 1); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur < 0 {
+			dur, ok := durationArg(args[0], true)
+			if !ok {
 				return d.Errf("workspace_profile: leeway: %q is not a non-negative duration", args[0])
 			}
-			cd := caddy.Duration(dur)
-			h.Leeway = &cd
+			h.Leeway = &dur
 		case "max_token_lifetime":
 			if err := needArgs(1, 1); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur < 0 {
+			dur, ok := durationArg(args[0], true)
+			if !ok {
 				return d.Errf("workspace_profile: max_token_lifetime: %q is not a non-negative duration", args[0])
 			}
-			h.MaxTokenLifetime = caddy.Duration(dur)
+			h.MaxTokenLifetime = dur
 		case "subject_claim":
 			if err := needArgs(1, 1); err != nil {
 				return err
@@ -182,11 +175,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := needArgs(1, 1); err != nil {
 				return err
 			}
-			n, err := humanize.ParseBytes(args[0])
-			if err != nil || n == 0 || n > 1<<30 {
+			n, ok := sizeArg(args[0])
+			if !ok {
 				return d.Errf("workspace_profile: max_body: %q is not a size between 1B and 1GiB", args[0])
 			}
-			h.MaxBody = int64(n)
+			h.MaxBody = n
 		case "storage":
 			if h.StorageRaw != nil {
 				return d.Errf("workspace_profile: storage: a backend is already configured")
@@ -205,7 +198,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 0 {
+			if err != nil {
 				return d.Errf("workspace_profile: token_cache: %q is not a number of entries (0 disables)", args[0])
 			}
 			h.TokenCache = &n
@@ -213,13 +206,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := needArgs(1, 1); err != nil {
 				return err
 			}
-			n, err := humanize.ParseBytes(args[0])
-			if err != nil || n == 0 || n > 1<<30 {
+			n, ok := sizeArg(args[0])
+			if !ok {
 				return d.Errf("workspace_profile: max_upstream_body: %q is not a size between 1B and 1GiB", args[0])
 			}
-			h.MaxUpstreamBody = int64(n)
+			h.MaxUpstreamBody = n
 		default:
 			return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
+		}
+		if err := h.checkValues(); err != nil {
+			return d.Err("workspace_profile: " + err.Error())
 		}
 	}
 	if err := h.checkRequired(); err != nil {
@@ -260,13 +256,15 @@ func unmarshalStorage(d *caddyfile.Dispenser, name string, args []string) (caddy
 		return nil, d.Errf("workspace_profile: storage: unknown backend %q", name)
 	}
 	mod := info.New()
-	tokens := []caddyfile.Token{{Text: name}}
+	// the tokens keep the line, so that the backend's own errors (which
+	// name it) point at it
+	tokens := []caddyfile.Token{{Text: name, File: d.File(), Line: d.Line()}}
 	for _, a := range args {
-		tokens = append(tokens, caddyfile.Token{Text: a})
+		tokens = append(tokens, caddyfile.Token{Text: a, File: d.File(), Line: d.Line()})
 	}
 	if u, ok := mod.(caddyfile.Unmarshaler); ok {
 		if err := u.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
-			return nil, d.Errf("workspace_profile: storage %s: %v", name, err)
+			return nil, fmt.Errorf("workspace_profile: %w", err)
 		}
 		return mod, nil
 	}
@@ -274,4 +272,38 @@ func unmarshalStorage(d *caddyfile.Dispenser, name string, args []string) (caddy
 		return nil, d.Errf("workspace_profile: storage %s: takes no arguments, got %q", name, args[0])
 	}
 	return mod, nil
+}
+
+// How the Caddyfile writes values. A number, size or duration whose zero
+// means the default in JSON (where 0 and absent are one) is written
+// non-zero: the default is had by leaving the option out, and a written 0
+// would read as "none" or "no limit" while meaning the default. Whether a
+// value is in range (not negative, not over a cap) is for the option's
+// owner to say (option_checks.go), as for JSON.
+
+// durationArg reads a duration; zeroOK: 0 is a value of its own.
+func durationArg(arg string, zeroOK bool) (caddy.Duration, bool) {
+	dur, err := caddy.ParseDuration(arg)
+	if err != nil || (dur == 0 && !zeroOK) {
+		return 0, false
+	}
+	return caddy.Duration(dur), true
+}
+
+// sizeArg reads a size in bytes (64KiB, 1MB, 1048576), never 0.
+func sizeArg(arg string) (int64, bool) {
+	n, err := humanize.ParseBytes(arg)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// countArg reads a whole number that fits in bits bits, never 0.
+func countArg(arg string, bits int) (int64, bool) {
+	n, err := strconv.ParseInt(arg, 10, bits)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return n, true
 }

@@ -100,31 +100,12 @@ func sharedReplayCache(size int) *dpop.ReplayCache {
 	return c
 }
 
-// provisionDPoP sets the dpop option's defaults and builds its verifier.
+// provisionDPoP builds the dpop option's verifier; Provision has set its
+// defaults and checked it.
 func (h *Handler) provisionDPoP(_ caddy.Context) error {
-	if h.DPoP == nil {
-		h.DPoP = &DPoP{}
-	}
 	d := h.DPoP
-	switch d.Mode {
-	case "":
-		d.Mode = DPoPAllowed
-	case DPoPOff, DPoPAllowed, DPoPRequired:
-	default:
-		return fmt.Errorf("dpop: mode %q is none of off, allowed, required", d.Mode)
-	}
-	if d.IATWindow < 0 {
-		return fmt.Errorf("dpop: iat_window must not be negative")
-	}
-	if d.ReplayCacheSize < 0 {
-		return fmt.Errorf("dpop: replay_cache_size must not be negative")
-	}
 	if d.Origin != "" {
-		o, err := normalizeOrigin(d.Origin)
-		if err != nil {
-			return fmt.Errorf("dpop: origin: %w", err)
-		}
-		d.origin = o
+		d.origin, _ = normalizeOrigin(d.Origin)
 	}
 	if d.Mode == DPoPOff {
 		return nil
@@ -144,7 +125,7 @@ func (h *Handler) provisionDPoP(_ caddy.Context) error {
 	replay := sharedReplayCache(size)
 	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
 	if err != nil {
-		return fmt.Errorf("dpop: algorithms: %w", err)
+		return fmt.Errorf("dpop: %w", err)
 	}
 	d.verifier = v
 	d.algs = `algs="` + strings.Join(v.Algorithms(), " ") + `"`
@@ -171,12 +152,7 @@ func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
 	switch len(args) {
 	case 0:
 	case 1:
-		switch args[0] {
-		case DPoPOff, DPoPAllowed, DPoPRequired:
-			cfg.Mode = args[0]
-		default:
-			return d.Errf("workspace_profile: dpop: %q is none of off, allowed, required", args[0])
-		}
+		cfg.Mode = args[0]
 	default:
 		return d.Errf("workspace_profile: dpop: wrong number of arguments (%d)", len(args))
 	}
@@ -194,12 +170,7 @@ func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
 			if err := one(); err != nil {
 				return err
 			}
-			switch sub[0] {
-			case DPoPOff, DPoPAllowed, DPoPRequired:
-				cfg.Mode = sub[0]
-			default:
-				return d.Errf("workspace_profile: dpop: mode: %q is none of off, allowed, required", sub[0])
-			}
+			cfg.Mode = sub[0]
 		case "required":
 			if len(sub) != 0 {
 				return d.Errf("workspace_profile: dpop: required takes no arguments")
@@ -209,40 +180,35 @@ func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
 			if len(sub) == 0 {
 				return d.Errf("workspace_profile: dpop: algorithms: wrong number of arguments (0)")
 			}
-			for _, a := range sub {
-				if !jwtauth.SupportedAlgorithm(a) {
-					return d.Errf("workspace_profile: dpop: algorithms: %q is not an accepted asymmetric JWS algorithm", a)
-				}
-			}
 			cfg.Algorithms = append(cfg.Algorithms, sub...)
 		case "iat_window":
 			if err := one(); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(sub[0])
-			if err != nil || dur <= 0 {
+			dur, ok := durationArg(sub[0], false)
+			if !ok {
 				return d.Errf("workspace_profile: dpop: iat_window: %q is not a positive duration", sub[0])
 			}
-			cfg.IATWindow = caddy.Duration(dur)
+			cfg.IATWindow = dur
 		case "replay_cache_size":
 			if err := one(); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(sub[0])
-			if err != nil || n <= 0 {
+			n, ok := countArg(sub[0], strconv.IntSize)
+			if !ok {
 				return d.Errf("workspace_profile: dpop: replay_cache_size: %q is not a positive number of entries", sub[0])
 			}
-			cfg.ReplayCacheSize = n
+			cfg.ReplayCacheSize = int(n)
 		case "origin":
 			if err := one(); err != nil {
 				return err
 			}
-			if _, err := normalizeOrigin(sub[0]); err != nil {
-				return d.Errf("workspace_profile: dpop: origin: %v", err)
-			}
 			cfg.Origin = sub[0]
 		default:
 			return d.Errf("workspace_profile: dpop: unrecognized option %q", opt)
+		}
+		if err := cfg.check(); err != nil {
+			return d.Err("workspace_profile: " + err.Error())
 		}
 	}
 	h.DPoP = cfg

@@ -8,9 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -263,6 +260,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.ServiceAccount.Values) == 0 {
 		h.ServiceAccount.Values = []string{DefaultServiceValue}
 	}
+	if h.DPoP == nil {
+		h.DPoP = &DPoP{}
+	}
+	if h.DPoP.Mode == "" {
+		h.DPoP.Mode = DPoPAllowed
+	}
 	if err := h.validateConfig(); err != nil {
 		return err
 	}
@@ -286,7 +289,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// Remote sets are shared by URL across handlers and reloads; Cleanup
 	// releases them, and the last release stops their goroutine.
-	opts := jwtauth.RefreshOptions{MinRefresh: time.Duration(h.MinRefresh), MaxRefresh: time.Duration(h.MaxRefresh), MaxStale: time.Duration(h.MaxStale)}
+	opts := h.refreshOptions()
 	for _, u := range h.JWKSURLs {
 		key := repl.ReplaceKnown(u, "")
 		s, err := loadURLSource(key, "", opts, h.logger)
@@ -305,25 +308,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.sourceKeys = append(h.sourceKeys, key)
 		sources = append(sources, s)
 	}
-	cfg := jwtauth.Config{
-		Sources:     sources,
-		Algorithms:  h.Algorithms,
-		Issuers:     append(append([]string(nil), h.Issuers...), discovery...),
-		Audiences:   h.Audiences,
-		Subject:     h.SubjectClaim,
-		TokenTypes:  h.TokenTypes,
-		Clients:     h.Clients,
-		CacheSize:   DefaultTokenCache,
-		MaxLifetime: time.Duration(h.MaxTokenLifetime),
-		Observer:    metricsObserver{},
-	}
-	if h.Leeway != nil {
-		cfg.Leeway = new(time.Duration(*h.Leeway))
-	}
-	if h.TokenCache != nil {
-		cfg.CacheSize = *h.TokenCache
-	}
-	v, err := jwtauth.New(cfg)
+	v, err := jwtauth.New(h.verifierConfig(sources, discovery))
 	if err != nil {
 		return fmt.Errorf("%w", err)
 	}
@@ -367,89 +352,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.storeName = backend.StoreName()
 	h.liveStore = h.service.Store
 	liveStores.add(h.storeName, h.liveStore)
-	return nil
-}
-
-// validateConfig checks the options that do not need any I/O; it runs at
-// provision so that a bad config never starts a goroutine or opens a file.
-// Its errors, as all of Provision's, name the option but not the module:
-// Caddy prefixes "provision http.handlers.workspace_profile: " itself.
-func (h *Handler) validateConfig() error {
-	if err := h.checkRequired(); err != nil {
-		return err
-	}
-	for _, a := range h.Algorithms {
-		if !jwtauth.SupportedAlgorithm(a) {
-			return fmt.Errorf("algorithms: %q is not an accepted asymmetric JWS algorithm", a)
-		}
-	}
-	for _, tt := range h.TokenTypes {
-		if err := jwtauth.CheckTokenType(tt); err != nil {
-			return fmt.Errorf("token_type: %w", err)
-		}
-	}
-	for _, c := range h.Clients {
-		if c == "" {
-			return fmt.Errorf("clients: a client id is empty")
-		}
-	}
-	repl := caddy.NewReplacer()
-	for opt, raws := range map[string][]string{"jwks_url": h.JWKSURLs, "discovery": h.Discovery} {
-		for _, raw := range raws {
-			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
-			if err != nil || u.Host == "" {
-				return fmt.Errorf("%s: %q is not an absolute URL", opt, jwtauth.RedactURL(raw))
-			}
-			if err := jwtauth.CheckKeySetURL(u); err != nil {
-				return fmt.Errorf("%s: %w", opt, err)
-			}
-		}
-	}
-	if h.Leeway != nil && *h.Leeway < 0 {
-		return fmt.Errorf("leeway: must not be negative")
-	}
-	if h.MaxTokenLifetime < 0 {
-		return fmt.Errorf("max_token_lifetime: must not be negative")
-	}
-	if h.MaxBody < 0 {
-		return fmt.Errorf("max_body: must not be negative")
-	}
-	if h.TokenCache != nil && *h.TokenCache < 0 {
-		return fmt.Errorf("token_cache: must not be negative")
-	}
-	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
-		return fmt.Errorf("min_refresh/max_refresh/max_stale: must not be negative")
-	}
-	if err := jwtauth.CheckRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	if h.MaxUpstreamBody < 0 {
-		return fmt.Errorf("max_upstream_body: must not be negative")
-	}
-	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
-		return fmt.Errorf("path: %q must be a clean absolute path", h.Path)
-	}
-	return nil
-}
-
-// checkRequired checks the options without which the handler cannot work;
-// the Caddyfile parser runs it too, to point at the directive's line.
-func (h *Handler) checkRequired() error {
-	if len(h.Issuers)+len(h.Discovery) == 0 {
-		return fmt.Errorf("issuer: at least one issuer is required")
-	}
-	if len(h.Audiences) == 0 {
-		return fmt.Errorf("audience: at least one audience is required")
-	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) == 0 {
-		return fmt.Errorf("jwks_url/jwks_file/discovery: at least one key source is required")
-	}
-	if h.UpstreamRaw != nil && h.StorageRaw != nil {
-		return fmt.Errorf("storage/upstream: configure exactly one backend, not both")
-	}
-	if h.UpstreamRaw != nil && h.CreateMissing {
-		return fmt.Errorf("create_missing: applies to storage mode only, not with upstream")
-	}
 	return nil
 }
 

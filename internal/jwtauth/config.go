@@ -66,8 +66,17 @@ func CheckAlgorithm(a string) error {
 // CheckRefreshOrder). Zero fields take their defaults. Its errors name
 // the options as the Caddy module spells them.
 func (o RefreshOptions) Check() error {
+	if err := o.CheckValues(); err != nil {
+		return err
+	}
+	return CheckRefreshOrder(o.MinRefresh, o.MaxRefresh, o.MaxStale)
+}
+
+// CheckValues is Check without the order of the bounds, which holds only
+// once all three are known.
+func (o RefreshOptions) CheckValues() error {
 	if o.MinRefresh < 0 || o.MaxRefresh < 0 || o.MaxStale < 0 {
 		return errors.New("min_refresh/max_refresh/max_stale: must not be negative")
 	}
-	return CheckRefreshOrder(o.MinRefresh, o.MaxRefresh, o.MaxStale)
+	return nil
 }
