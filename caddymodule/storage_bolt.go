@@ -20,11 +20,6 @@ func init() {
 	caddy.RegisterModule(BoltStorage{})
 }
 
-// boltPool shares each open bolt file between every handler and config
-// generation that names it: bbolt locks its file, so opening it again in
-// the new config of a reload would wait for the old one and time out.
-var boltPool = caddy.NewUsagePool()
-
 // DefaultBoltFile is the bolt file's name in Caddy's data directory.
 const DefaultBoltFile = "workspace_profile.db"
 

@@ -79,10 +79,6 @@ func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
 // than validating a config takes, short enough not to be noticed.
 var pgFirstAttemptDelay = time.Second
 
-// pgPool shares each pgx pool between the handlers and config generations
-// whose DSN, schema and options are the same.
-var pgPool = caddy.NewUsagePool()
-
 // maxPostgresConns is the largest max_conns: more connections than a
 // PostgreSQL server allows by default many times over is a typo.
 const maxPostgresConns = 1000
