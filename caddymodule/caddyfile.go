@@ -68,158 +68,164 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("workspace_profile: unexpected argument %q (only the path may follow the directive)", d.Val())
 	}
+	if err := h.checkValues(); err != nil {
+		return d.Err("workspace_profile: " + err.Error())
+	}
 	for d.NextBlock(0) {
-		opt := d.Val()
-		if opt == "upstream" {
-			if err := h.unmarshalUpstream(d); err != nil {
-				return err
-			}
-			continue
+		if err := h.unmarshalOption(d); err != nil {
+			return err
 		}
-		args := d.RemainingArgs()
-		needArgs := func(min, max int) error {
-			if len(args) < min || (max >= 0 && len(args) > max) {
-				return d.Errf("workspace_profile: %s: wrong number of arguments (%d)", opt, len(args))
-			}
-			return nil
-		}
-		lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers,
-			"audience": &h.Audiences, "discovery": &h.Discovery, "token_type": &h.TokenTypes, "clients": &h.Clients}
-		durations := map[string]*caddy.Duration{"min_refresh": &h.MinRefresh, "max_refresh": &h.MaxRefresh, "max_stale": &h.MaxStale}
-		if dst, ok := durations[opt]; ok {
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			dur, ok := durationArg(args[0], false)
-			if !ok {
-				return d.Errf("workspace_profile: %s: %q is not a positive duration", opt, args[0])
-			}
-			*dst = dur
-			if err := h.checkValues(); err != nil {
-				return d.Err("workspace_profile: " + err.Error())
-			}
-			continue
-		}
-		if dst, ok := lists[opt]; ok {
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			*dst = append(*dst, args...)
-			if err := h.checkValues(); err != nil {
-				return d.Err("workspace_profile: " + err.Error())
-			}
-			continue
-		}
-		switch opt {
-		case "algorithms":
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			h.Algorithms = append(h.Algorithms, args...)
-		case "leeway":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			dur, ok := durationArg(args[0], true)
-			if !ok {
-				return d.Errf("workspace_profile: leeway: %q is not a non-negative duration", args[0])
-			}
-			h.Leeway = &dur
-		case "max_token_lifetime":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			dur, ok := durationArg(args[0], true)
-			if !ok {
-				return d.Errf("workspace_profile: max_token_lifetime: %q is not a non-negative duration", args[0])
-			}
-			h.MaxTokenLifetime = dur
-		case "subject_claim":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			h.SubjectClaim = args[0]
-		case "query_token":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			var on bool
-			switch args[0] {
-			case "on":
-				on = true
-			case "off":
-			default:
-				return d.Errf("workspace_profile: query_token: %q is neither on nor off", args[0])
-			}
-			h.QueryToken = &on
-		case "service_account":
-			if err := needArgs(2, -1); err != nil {
-				return err
-			}
-			h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
-		case "dpop":
-			if err := h.unmarshalDPoP(d, args); err != nil {
-				return err
-			}
-		case "keep_client_identity_headers":
-			if err := needArgs(0, 0); err != nil {
-				return err
-			}
-			h.KeepClientIdentityHeaders = true
-		case "create_missing":
-			if err := needArgs(0, 0); err != nil {
-				return err
-			}
-			h.CreateMissing = true
-		case "max_body":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			n, ok := sizeArg(args[0])
-			if !ok {
-				return d.Errf("workspace_profile: max_body: %q is not a size between 1B and 1GiB", args[0])
-			}
-			h.MaxBody = n
-		case "storage":
-			if h.StorageRaw != nil {
-				return d.Errf("workspace_profile: storage: a backend is already configured")
-			}
-			if err := needArgs(1, -1); err != nil {
-				return err
-			}
-			name := args[0]
-			mod, err := unmarshalStorage(d, name, args[1:])
-			if err != nil {
-				return err
-			}
-			h.StorageRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
-		case "token_cache":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(args[0])
-			if err != nil {
-				return d.Errf("workspace_profile: token_cache: %q is not a number of entries (0 disables)", args[0])
-			}
-			h.TokenCache = &n
-		case "max_upstream_body":
-			if err := needArgs(1, 1); err != nil {
-				return err
-			}
-			n, ok := sizeArg(args[0])
-			if !ok {
-				return d.Errf("workspace_profile: max_upstream_body: %q is not a size between 1B and 1GiB", args[0])
-			}
-			h.MaxUpstreamBody = n
-		default:
-			return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
-		}
+		// the owners' checks, after each subdirective so that an error
+		// points at its line
 		if err := h.checkValues(); err != nil {
 			return d.Err("workspace_profile: " + err.Error())
 		}
 	}
 	if err := h.checkRequired(); err != nil {
 		return d.Err("workspace_profile: " + err.Error())
+	}
+	return nil
+}
+
+// unmarshalOption reads the subdirective at the dispenser's cursor: how it
+// is written (its arguments, each value's syntax); the values themselves
+// are checked by their owners (checkValues).
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	opt := d.Val()
+	if opt == "upstream" {
+		return h.unmarshalUpstream(d)
+	}
+	args := d.RemainingArgs()
+	needArgs := func(min, max int) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			return d.Errf("workspace_profile: %s: wrong number of arguments (%d)", opt, len(args))
+		}
+		return nil
+	}
+	lists := map[string]*[]string{"jwks_url": &h.JWKSURLs, "jwks_file": &h.JWKSFiles, "issuer": &h.Issuers,
+		"audience": &h.Audiences, "discovery": &h.Discovery, "token_type": &h.TokenTypes, "clients": &h.Clients}
+	durations := map[string]*caddy.Duration{"min_refresh": &h.MinRefresh, "max_refresh": &h.MaxRefresh, "max_stale": &h.MaxStale}
+	if dst, ok := durations[opt]; ok {
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		dur, ok := durationArg(args[0], false)
+		if !ok {
+			return d.Errf("workspace_profile: %s: %q is not a positive duration", opt, args[0])
+		}
+		*dst = dur
+		return nil
+	}
+	if dst, ok := lists[opt]; ok {
+		if err := needArgs(1, -1); err != nil {
+			return err
+		}
+		*dst = append(*dst, args...)
+		return nil
+	}
+	switch opt {
+	case "algorithms":
+		if err := needArgs(1, -1); err != nil {
+			return err
+		}
+		h.Algorithms = append(h.Algorithms, args...)
+	case "leeway":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		dur, ok := durationArg(args[0], true)
+		if !ok {
+			return d.Errf("workspace_profile: leeway: %q is not a non-negative duration", args[0])
+		}
+		h.Leeway = &dur
+	case "max_token_lifetime":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		dur, ok := durationArg(args[0], true)
+		if !ok {
+			return d.Errf("workspace_profile: max_token_lifetime: %q is not a non-negative duration", args[0])
+		}
+		h.MaxTokenLifetime = dur
+	case "subject_claim":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		h.SubjectClaim = args[0]
+	case "query_token":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		var on bool
+		switch args[0] {
+		case "on":
+			on = true
+		case "off":
+		default:
+			return d.Errf("workspace_profile: query_token: %q is neither on nor off", args[0])
+		}
+		h.QueryToken = &on
+	case "service_account":
+		if err := needArgs(2, -1); err != nil {
+			return err
+		}
+		h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
+	case "dpop":
+		if err := h.unmarshalDPoP(d, args); err != nil {
+			return err
+		}
+	case "keep_client_identity_headers":
+		if err := needArgs(0, 0); err != nil {
+			return err
+		}
+		h.KeepClientIdentityHeaders = true
+	case "create_missing":
+		if err := needArgs(0, 0); err != nil {
+			return err
+		}
+		h.CreateMissing = true
+	case "max_body":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		n, ok := sizeArg(args[0])
+		if !ok {
+			return d.Errf("workspace_profile: max_body: %q is not a size between 1B and 1GiB", args[0])
+		}
+		h.MaxBody = n
+	case "storage":
+		if h.StorageRaw != nil {
+			return d.Errf("workspace_profile: storage: a backend is already configured")
+		}
+		if err := needArgs(1, -1); err != nil {
+			return err
+		}
+		name := args[0]
+		mod, err := unmarshalStorage(d, name, args[1:])
+		if err != nil {
+			return err
+		}
+		h.StorageRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
+	case "token_cache":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil {
+			return d.Errf("workspace_profile: token_cache: %q is not a number of entries (0 disables)", args[0])
+		}
+		h.TokenCache = &n
+	case "max_upstream_body":
+		if err := needArgs(1, 1); err != nil {
+			return err
+		}
+		n, ok := sizeArg(args[0])
+		if !ok {
+			return d.Errf("workspace_profile: max_upstream_body: %q is not a size between 1B and 1GiB", args[0])
+		}
+		h.MaxUpstreamBody = n
+	default:
+		return d.Errf("workspace_profile: unrecognized subdirective %q", opt)
 	}
 	return nil
 }
