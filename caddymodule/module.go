@@ -165,8 +165,8 @@ type Handler struct {
 	// UserType) instead of answering 404 ProfileNotFound. Default: off.
 	CreateMissing bool `json:"create_missing,omitempty"`
 
-	// Largest PUT body accepted, in bytes; larger bodies get 413.
-	// Default: 65536 (64 KiB).
+	// Largest PUT body accepted, in bytes; larger bodies get 413. At most
+	// 1073741824 (1 GiB). Default: 65536 (64 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	// The storage backend, a module of namespace
@@ -190,7 +190,8 @@ type Handler struct {
 	KeepClientIdentityHeaders bool `json:"keep_client_identity_headers,omitempty"`
 
 	// Upstream mode: the largest backend response read, in bytes; a larger
-	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
+	// one is 502 UpstreamResponseTooLarge. At most 1073741824 (1 GiB).
+	// Default: 1048576 (1 MiB).
 	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
 
 	path     string

@@ -39,8 +39,8 @@ type PostgresStorage struct {
 	// The schema holding the tables. Default: workspace_profile.
 	Schema string `json:"schema,omitempty"`
 
-	// The most connections the pool opens. Default: pgx's (the larger of
-	// 4 and the number of CPUs).
+	// The most connections the pool opens, at most 1000. Default: pgx's
+	// (the larger of 4 and the number of CPUs).
 	MaxConns int32 `json:"max_conns,omitempty"`
 
 	// Bounds every operation of the route, waiting for a connection
