@@ -82,21 +82,19 @@ type Verifier struct {
 	maxLife    time.Duration
 }
 
-// New checks cfg and builds its verifier.
+// New checks cfg (Check, and that it has key sources) and builds its
+// verifier.
 func New(cfg Config) (*Verifier, error) {
-	switch {
-	case len(cfg.Sources) == 0:
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Sources) == 0 {
 		return nil, errors.New("at least one key source is required")
-	case len(cfg.Issuers) == 0:
-		return nil, errors.New("at least one issuer is required")
-	case len(cfg.Audiences) == 0:
-		return nil, errors.New("at least one audience is required")
-	case cfg.Leeway != nil && *cfg.Leeway < 0:
-		return nil, errors.New("leeway must not be negative")
-	case cfg.CacheSize < 0:
-		return nil, errors.New("the token cache size must not be negative")
-	case cfg.MaxLifetime < 0:
-		return nil, errors.New("the maximum token lifetime must not be negative")
+	}
+	for _, s := range cfg.Sources {
+		if s == nil {
+			return nil, errors.New("a key source is nil")
+		}
 	}
 	v := &Verifier{
 		sources:    cfg.Sources,
@@ -107,11 +105,6 @@ func New(cfg Config) (*Verifier, error) {
 		subject:    cfg.Subject,
 		now:        cfg.Now,
 		observer:   cfg.Observer,
-	}
-	for _, s := range cfg.Sources {
-		if s == nil {
-			return nil, errors.New("a key source is nil")
-		}
 	}
 	if cfg.Leeway != nil {
 		v.leeway = *cfg.Leeway
@@ -127,21 +120,10 @@ func New(cfg Config) (*Verifier, error) {
 		algs = DefaultAlgorithms
 	}
 	for _, a := range algs {
-		if !SupportedAlgorithm(a) {
-			return nil, fmt.Errorf("%q is not an accepted asymmetric JWS algorithm", a)
-		}
 		v.algorithms[a], _ = jwa.LookupSignatureAlgorithm(a)
 	}
 	for _, tt := range cfg.TokenTypes {
-		if err := CheckTokenType(tt); err != nil {
-			return nil, err
-		}
 		v.tokenTypes = append(v.tokenTypes, mediaType(tt))
-	}
-	for _, c := range cfg.Clients {
-		if c == "" {
-			return nil, errors.New("a client is empty")
-		}
 	}
 	v.clients = cfg.Clients
 	v.maxLife = cfg.MaxLifetime
