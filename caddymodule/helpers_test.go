@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	// the standard modules, as in cmd/caddy: log filters, reverse_proxy...
@@ -95,4 +97,26 @@ func dropSchema(dsn, schema string) {
 	}
 	defer conn.Close(context.Background())
 	_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+}
+
+// pgSchema is a PostgreSQL schema of this test's own, dropped after, and
+// the test database's DSN; without PROFILE_TEST_PG_DSN the test is skipped.
+func pgSchema(t *testing.T, prefix string) (dsn, schema string) {
+	pgStorage(t) // skips without PROFILE_TEST_PG_DSN
+	dsn = os.Getenv("PROFILE_TEST_PG_DSN")
+	schema = fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), time.Now().UnixNano()%1e12)
+	t.Cleanup(func() { dropSchema(dsn, schema) })
+	return dsn, schema
+}
+
+func pgExec(t *testing.T, dsn, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
 }
