@@ -1,12 +1,13 @@
 package caddymodule
 
-// The HTTP side of the threat catalogue's parts A to C
-// (../shared/threats.md): the rows whose outcome is a status, a
+// The HTTP side of the token and key set rows of the catalogue (parts A
+// to C, docs/threat-model.md): the rows whose outcome is a status, a
 // WWW-Authenticate challenge, a problem body or the absence of a store
 // call. The token rules themselves are proven row by row in
-// internal/jwtauth (TestThreatsPartA/B/C); here a sample of each refused
-// kind goes through the handler, counting store calls, and the rows that
-// need the whole server go through a real Caddy.
+// internal/jwtauth (token_attacks_test.go, keyset_faults_test.go,
+// envoy_vectors_test.go); here a sample of each refused kind goes through
+// the handler, counting store calls, and the rows that need the whole
+// server go through a real Caddy.
 
 import (
 	"context"
@@ -23,7 +24,7 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
-// The exact challenges of CONTRACT section 3.
+// The exact challenges the route answers with.
 const (
 	// both schemes: dpop is allowed by default (RFC 9449 §7.2)
 	challengeMissing = `Bearer realm="workspace", DPoP realm="workspace", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`
@@ -34,7 +35,13 @@ const (
 // error and one description, nothing else (no URI, no scope).
 var invalidTokenChallenge = regexp.MustCompile(`^Bearer realm="workspace", error="invalid_token", error_description="[^"\\]+"$`)
 
-func TestThreatsABCHTTP(t *testing.T) {
+// TestRefusedTokenAnswers: through the handler, an accepted token reaches
+// the store; every refused kind of token is a 401 with its exact code, one
+// invalid_token challenge and no store call, and neither the answer nor
+// the challenge holds the token, its claims, its kid, the library's words
+// or anything of the request URI (catalogue rows A01-A25, A29, C11, see
+// docs/threat-model.md).
+func TestRefusedTokenAnswers(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
 	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
 	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
@@ -84,7 +91,7 @@ func TestThreatsABCHTTP(t *testing.T) {
 		return serve(t, h, "GET", profilePath, hdr, ""), before
 	}
 
-	t.Run("A01", func(t *testing.T) {
+	t.Run("A01_accepted_token_reaches_store", func(t *testing.T) {
 		before := store.calls.Load()
 		if rec := serve(t, h, "GET", profilePath, bearer(good()), ""); rec.Code != 200 {
 			t.Fatalf("GET %d %s", rec.Code, rec.Body)
@@ -97,9 +104,10 @@ func TestThreatsABCHTTP(t *testing.T) {
 			t.Fatal("an accepted request did not reach the store")
 		}
 	})
+
 	// a sample of every refused kind of part A: 401 InvalidToken (or its
 	// claim-specific code) with the invalid_token challenge and no store call
-	t.Run("A02-A25", func(t *testing.T) {
+	t.Run("A02-A25_refused_token_kinds", func(t *testing.T) {
 		tok := good()
 		parts := strings.Split(tok, ".")
 		claims := jwtauthtest.Claims("alice")
@@ -139,7 +147,80 @@ func TestThreatsABCHTTP(t *testing.T) {
 			})
 		}
 	})
-	t.Run("A26", func(t *testing.T) {
+
+	t.Run("A29_refusal_reveals_nothing", func(t *testing.T) {
+		rec, before := get(bearer(k.Mint(t, jwtauthtest.Claims("alice-secret-sub"), map[string]any{"kid": "kid-secret"})))
+		refused(t, rec, before, 401, "InvalidToken", "invalid_token", "alice-secret-sub", "kid-secret", "jwx", "jws.")
+	})
+
+	// C11: Envoy's response contract with a fixed realm and no echo of the
+	// request URI or query
+	t.Run("C11_fixed_realm_no_echo", func(t *testing.T) {
+		before := store.calls.Load()
+		rec := serve(t, h, "GET", profilePath+"?echo=reflected-value", bearer("a.b.c"), "")
+		refused(t, rec, before, 401, "InvalidToken", "invalid_token", "reflected-value")
+		before = store.calls.Load()
+		rec = serve(t, h, "GET", profilePath+"?echo=reflected-value", nil, "")
+		refused(t, rec, before, 401, "MissingToken", challengeMissing, "reflected-value")
+	})
+}
+
+// TestCredentialExtraction: one credential per request: none is a 401
+// with only the realm, two (header and query, or two headers) a 400
+// invalid_request, a lower-case scheme is accepted, other schemes count as
+// no token, and two tokens joined in one header are one malformed token
+// (rows A26, C10).
+func TestCredentialExtraction(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
+	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
+	good := func() string { return k.Mint(t, jwtauthtest.Claims("alice"), nil) }
+
+	// refused: status, exact code, exact challenge form, no store call,
+	// and a body that holds neither the token nor its claim values
+	refused := func(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
+		t.Helper()
+		if rec.Code != status {
+			t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
+		}
+		if p := decodeProblem(t, rec); p.Code != code {
+			t.Fatalf("code %q, want %q", p.Code, code)
+		}
+		got := rec.Header().Values("WWW-Authenticate")
+		switch {
+		case challenge == "invalid_token":
+			if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
+				t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
+			}
+		case challenge == "":
+			if len(got) != 0 {
+				t.Fatalf("WWW-Authenticate %q, want none", got)
+			}
+		default:
+			if len(got) != 1 || got[0] != challenge {
+				t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
+			}
+		}
+		if n := store.calls.Load() - before; n != 0 {
+			t.Fatalf("%d store calls for a refused request", n)
+		}
+		for _, s := range secrets {
+			if s == "" {
+				continue
+			}
+			for _, where := range append([]string{rec.Body.String()}, got...) {
+				if strings.Contains(where, s) {
+					t.Fatalf("the answer holds %q", s)
+				}
+			}
+		}
+	}
+	get := func(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
+		before := store.calls.Load()
+		return serve(t, h, "GET", profilePath, hdr, ""), before
+	}
+
+	t.Run("A26_one_credential_per_request", func(t *testing.T) {
 		// 401 without error=: exactly the realm
 		rec, before := get(nil)
 		refused(t, rec, before, 401, "MissingToken", challengeMissing)
@@ -158,7 +239,70 @@ func TestThreatsABCHTTP(t *testing.T) {
 			refused(t, rec, before, 401, "MissingToken", challengeMissing)
 		}
 	})
-	t.Run("A28", func(t *testing.T) {
+
+	// C10: a header token and a bad query token are two credentials; two
+	// tokens joined in one header value are one malformed token
+	t.Run("C10_header_and_query_or_joined_tokens", func(t *testing.T) {
+		req := httptest.NewRequest("GET", profilePath+"?access_token=bad", nil)
+		req.Header.Set("Authorization", "Bearer "+good())
+		refused(t, serveReq(t, h, req), store.calls.Load(), 400, "InvalidRequest", challengeRequest)
+		rec, before := get(map[string]string{"Authorization": "Bearer " + good() + "," + good()})
+		refused(t, rec, before, 401, "InvalidToken", "invalid_token")
+	})
+}
+
+// TestServiceAccountForbidden: a service account's token is a 403
+// ServiceAccountForbidden problem without a challenge and no store call;
+// an ordinary user's token is never 403 (row A28).
+func TestServiceAccountForbidden(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
+	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
+	// refused: status, exact code, exact challenge form, no store call,
+	// and a body that holds neither the token nor its claim values
+	refused := func(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
+		t.Helper()
+		if rec.Code != status {
+			t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
+		}
+		if p := decodeProblem(t, rec); p.Code != code {
+			t.Fatalf("code %q, want %q", p.Code, code)
+		}
+		got := rec.Header().Values("WWW-Authenticate")
+		switch {
+		case challenge == "invalid_token":
+			if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
+				t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
+			}
+		case challenge == "":
+			if len(got) != 0 {
+				t.Fatalf("WWW-Authenticate %q, want none", got)
+			}
+		default:
+			if len(got) != 1 || got[0] != challenge {
+				t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
+			}
+		}
+		if n := store.calls.Load() - before; n != 0 {
+			t.Fatalf("%d store calls for a refused request", n)
+		}
+		for _, s := range secrets {
+			if s == "" {
+				continue
+			}
+			for _, where := range append([]string{rec.Body.String()}, got...) {
+				if strings.Contains(where, s) {
+					t.Fatalf("the answer holds %q", s)
+				}
+			}
+		}
+	}
+	get := func(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
+		before := store.calls.Load()
+		return serve(t, h, "GET", profilePath, hdr, ""), before
+	}
+
+	t.Run("A28_service_account_forbidden", func(t *testing.T) {
 		c := jwtauthtest.Claims("svc")
 		c["UserType"] = 2
 		rec, before := get(bearer(k.Mint(t, c, nil)))
@@ -168,29 +312,6 @@ func TestThreatsABCHTTP(t *testing.T) {
 		if rec, _ := get(bearer(k.Mint(t, c, nil))); rec.Code != 200 {
 			t.Fatalf("an ordinary user token: %d", rec.Code)
 		}
-	})
-	t.Run("A29", func(t *testing.T) {
-		rec, before := get(bearer(k.Mint(t, jwtauthtest.Claims("alice-secret-sub"), map[string]any{"kid": "kid-secret"})))
-		refused(t, rec, before, 401, "InvalidToken", "invalid_token", "alice-secret-sub", "kid-secret", "jwx", "jws.")
-	})
-	// C10: a header token and a bad query token are two credentials; two
-	// tokens joined in one header value are one malformed token
-	t.Run("C10", func(t *testing.T) {
-		req := httptest.NewRequest("GET", profilePath+"?access_token=bad", nil)
-		req.Header.Set("Authorization", "Bearer "+good())
-		refused(t, serveReq(t, h, req), store.calls.Load(), 400, "InvalidRequest", challengeRequest)
-		rec, before := get(map[string]string{"Authorization": "Bearer " + good() + "," + good()})
-		refused(t, rec, before, 401, "InvalidToken", "invalid_token")
-	})
-	// C11: Envoy's response contract with a fixed realm and no echo of the
-	// request URI or query
-	t.Run("C11", func(t *testing.T) {
-		before := store.calls.Load()
-		rec := serve(t, h, "GET", profilePath+"?echo=reflected-value", bearer("a.b.c"), "")
-		refused(t, rec, before, 401, "InvalidToken", "invalid_token", "reflected-value")
-		before = store.calls.Load()
-		rec = serve(t, h, "GET", profilePath+"?echo=reflected-value", nil, "")
-		refused(t, rec, before, 401, "MissingToken", challengeMissing, "reflected-value")
 	})
 }
 
@@ -204,17 +325,16 @@ func serveReq(t *testing.T, h *Handler, req *http.Request) *httptest.ResponseRec
 	return rec
 }
 
-// TestThreatsABCCaddy: the rows that need the whole server. A27: no
-// spelling or method of the route reaches the site's catch-all API block
-// (the legacy upstream's stand-in, answering 299) without a token. B01:
-// with the provider down, the route answers 503 KeysUnavailable with
-// Retry-After and no challenge, then 200 once it is back.
-func TestThreatsABCCaddy(t *testing.T) {
+// TestKeysUnavailableUntilProviderRecovers: through a real Caddy, with the
+// provider down the route answers 503 KeysUnavailable with Retry-After and
+// no challenge, then 200 once it is back (catalogue row B01).
+func TestKeysUnavailableUntilProviderRecovers(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "es")
 	idp := jwtauthtest.NewServer(t)
 	idp.Serve(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) })
 	tc := startCaddy(t, itConfig{jwksURL: idp.URL})
-	t.Run("B01", func(t *testing.T) {
+
+	t.Run("B01_provider_down_then_back", func(t *testing.T) {
 		r := do(t, tc.Client, "GET", itBase+profilePath, bearer(k.Mint(t, jwtauthtest.Claims("alice"), nil)), "")
 		if r.status != 503 || r.problemCode(t) != "KeysUnavailable" || r.header.Get("Retry-After") == "" || r.header.Get("WWW-Authenticate") != "" {
 			t.Fatalf("provider down: %d %v %s", r.status, r.header, r.body)
@@ -232,7 +352,20 @@ func TestThreatsABCCaddy(t *testing.T) {
 			t.Fatalf("after recovery: %d %s", r.status, r.body)
 		}
 	})
-	t.Run("A27", func(t *testing.T) {
+}
+
+// TestRouteSpellingsNeverReachUpstreamUnauthenticated: through a real
+// Caddy, no spelling or method of the route reaches the site's catch-all
+// API block (the legacy upstream's stand-in, answering 299) without a
+// token (catalogue row A27).
+func TestRouteSpellingsNeverReachUpstreamUnauthenticated(t *testing.T) {
+	// the provider up: nothing here is refused for want of keys
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "es")
+	idp := jwtauthtest.NewServer(t)
+	idp.ServeKeys(t, "", k)
+	tc := startCaddy(t, itConfig{jwksURL: idp.URL})
+
+	t.Run("A27_route_spellings_and_methods", func(t *testing.T) {
 		for _, target := range []string{profilePath + "/", "/" + profilePath, strings.Replace(profilePath, "/profile", "%2Fprofile", 1),
 			strings.ToUpper(profilePath), profilePath + ";x=1", profilePath + "/."} {
 			for _, method := range []string{"GET", "HEAD", "PUT", "DELETE"} {
@@ -241,7 +374,7 @@ func TestThreatsABCCaddy(t *testing.T) {
 					t.Errorf("%s %s without a token: %d", method, target, r.status)
 				}
 			}
-			// contract section 1: OPTIONS passes to the next handler (CORS
+			// by design, OPTIONS passes to the next handler (CORS
 			// preflight, as Kong's run_on_preflight); it carries no
 			// identity and is not an unauthenticated profile access
 			// (or refused outright, for a spelling the route refuses)
