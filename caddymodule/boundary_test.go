@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,42 +19,6 @@ import (
 // normalizes what is sent. The site is the usual deployment: the module in
 // upstream mode in front of the route's backend, then a catch-all
 // reverse_proxy to the same legacy API for everything else.
-
-// rawResponse is one answer read from a raw connection.
-type rawResponse struct {
-	status  int
-	header  http.Header
-	trailer http.Header
-	body    string
-}
-
-// rawRoundTrip writes req as it is to the test Caddy and reads one answer.
-func rawRoundTrip(t testing.TB, req string) rawResponse {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", itAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", firstLine(req), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return rawResponse{resp.StatusCode, resp.Header, resp.Trailer, string(b)}
-}
-
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
-
-// rawGet is a GET of target with extra header lines.
-func rawGet(target string, headers ...string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
-}
 
 type edgeSite struct {
 	tc     *caddytest.Tester

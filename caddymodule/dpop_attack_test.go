@@ -23,11 +23,6 @@ func boundProof(t *testing.T, f dpopFixture, method, htu string, iat time.Time) 
 	return f.client.Proof(t, method, htu, f.bound, iat, nil, nil)
 }
 
-// rawRequest is a raw HTTP/1.1 request to the test site.
-func rawRequest(method, target, host string, headers ...string) string {
-	return method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
-}
-
 func wantRawProblem(t *testing.T, r rawResponse, status int, code, detail string) {
 	t.Helper()
 	if r.status != status {
@@ -228,18 +223,8 @@ func TestDPoPConfirmationShapes(t *testing.T) {
 // trailer, and the backend always gets the token as Bearer; a refused
 // proof reaches nothing.
 func TestDPoPProofNeverReachesUpstream(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
-	client := dpoptest.NewProver(t, jwa.ES256())
-	backend := jwtauthtest.NewServer(t)
-	backend.Set(200, []byte(`{"Data":{"UserId":"u-1"},"Errors":[],"Warnings":[],"Success":true}`))
-	tc := newTester(t)
-	tc.InitServer(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	c := jwtauthtest.Claims("u-1")
-	c["cnf"] = map[string]any{"jkt": client.Thumbprint}
-	tok := k.Mint(t, c, nil)
+	u := startDPoPUpstream(t)
+	backend, client, tok := u.backend, u.client, u.tok
 	htu := itSite + profilePath
 
 	// refused proofs first: nothing reaches the backend

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,4 +120,51 @@ func pgExec(t *testing.T, dsn, sql string, args ...any) {
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// startLoad runs workers goroutines, each calling step with its worker
+// index and its iteration number (0, 1, ...) until halt is called. halt
+// waits for the workers to return; calling it again does nothing, so it
+// can also be deferred.
+func startLoad(workers int, step func(worker, n int)) (halt func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				step(w, n)
+			}
+		}()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(stop); wg.Wait() }) }
+}
+
+// lockProfileRow holds a lock on the row of profile id in schema, in a
+// transaction on a connection of its own, until the test ends or the
+// transaction is rolled back; it returns that connection and transaction.
+func lockProfileRow(t *testing.T, dsn, schema, id string) (*pgx.Conn, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = $1 FOR UPDATE", id); err != nil {
+		t.Fatal(err)
+	}
+	return conn, tx
 }

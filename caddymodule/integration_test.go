@@ -448,13 +448,8 @@ func TestIntegrationReload(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 
-	stop := make(chan struct{})
 	var failures, total int
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer halt() // no request goroutine outlives the test, even on Fatal
 	// While Caddy swaps servers, a connection can be reset or closed before
 	// any response (a bare Caddy without this module drops the same share,
 	// measured while writing this test). Like a load balancer, the client
@@ -481,27 +476,17 @@ func TestIntegrationReload(t *testing.T) {
 		}
 		return 0, err
 	}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				status, err := get()
-				mu.Lock()
-				total++
-				if status != 200 {
-					failures++
-					t.Errorf("during reload: status %d, err %v", status, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	halt := startLoad(4, func(_, _ int) {
+		status, err := get()
+		mu.Lock()
+		total++
+		if status != 200 {
+			failures++
+			t.Errorf("during reload: status %d, err %v", status, err)
+		}
+		mu.Unlock()
+	})
+	defer halt() // no request goroutine outlives the test, even on Fatal
 	admin := &http.Client{Timeout: 10 * time.Second}
 	for i := range 5 {
 		c := cfg

@@ -21,11 +21,7 @@ import (
 // and the metrics hold no token or personal data (catalogue rows E01-E04,
 // E09, see docs/threat-model.md).
 func TestLogHygiene(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "e-user")
-	if r := s.put(t, tok, `{"UserName":"eUser","FirstName":"PrivateFirstName","Email":"private.person@mail.example"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
+	s, tok := startPrivateProfile(t)
 	pii := []string{"PrivateFirstName", "private.person@mail.example"}
 
 	t.Run("E01_authorization_redacted", func(t *testing.T) {
@@ -123,11 +119,7 @@ func TestLogHygiene(t *testing.T) {
 // credential goes as a header), its answers are not stored by caches, and
 // query_token off refuses it (rows E05, E07, E08).
 func TestQueryTokenNeverLeaves(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "e-user")
-	if r := s.put(t, tok, `{"UserName":"eUser","FirstName":"PrivateFirstName","Email":"private.person@mail.example"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
+	s, tok := startPrivateProfile(t)
 
 	t.Run("E05_not_forwarded_upstream", func(t *testing.T) {
 		before := len(s.backend.Requests())
@@ -182,11 +174,7 @@ func TestQueryTokenNeverLeaves(t *testing.T) {
 // TestRefusalsEchoNothing: 401 and 403 answers have a fixed realm and
 // echo nothing of the request URI or the token (row E06).
 func TestRefusalsEchoNothing(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "e-user")
-	if r := s.put(t, tok, `{"UserName":"eUser","FirstName":"PrivateFirstName","Email":"private.person@mail.example"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
+	s, tok := startPrivateProfile(t)
 
 	t.Run("E06_fixed_realm_no_echo", func(t *testing.T) {
 		bad := tok[:len(tok)-6] + "AAAAAA"
@@ -220,4 +208,16 @@ func TestRefusalsEchoNothing(t *testing.T) {
 		}
 		s.noSecrets(t, tok, bad)
 	})
+}
+
+// startPrivateProfile starts the logged sites with e-user's profile, whose
+// first name and email are the personal data no log may hold; it returns
+// the sites and e-user's token.
+func startPrivateProfile(t *testing.T) (*loggedSites, string) {
+	s := startLoggedSites(t)
+	tok := s.token(t, "e-user")
+	if r := s.put(t, tok, `{"UserName":"eUser","FirstName":"PrivateFirstName","Email":"private.person@mail.example"}`); r.status != 200 {
+		t.Fatalf("setup: %d %s", r.status, r.body)
+	}
+	return s, tok
 }

@@ -382,3 +382,40 @@ func gzipped(b []byte) []byte {
 	_ = zw.Close()
 	return buf.Bytes()
 }
+
+// profileUnderAttack is the logged sites with one profile of known values
+// (d-user's, on site A) that the write endpoint's rows try to break.
+type profileUnderAttack struct {
+	s       *loggedSites
+	tok     string            // d-user's token
+	jsonHdr map[string]string // a JSON PUT by d-user
+}
+
+func newProfileUnderAttack(t *testing.T) *profileUnderAttack {
+	s := startLoggedSites(t)
+	tok := s.token(t, "d-user")
+	// the profile exists with known values before the rows try to break it
+	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
+		t.Fatalf("setup: %d %s", r.status, r.body)
+	}
+	return &profileUnderAttack{s: s, tok: tok, jsonHdr: jsonPut(tok, "")}
+}
+
+// unchanged fails when the profile no longer holds its known values.
+func (f *profileUnderAttack) unchanged(t *testing.T) {
+	t.Helper()
+	d := envOf(t, f.s.get(t, f.tok)).Data
+	if d == nil || d.FirstName == nil || *d.FirstName != "Before" || *d.Email != "d@x.io" || *d.LastName != "Last" {
+		t.Errorf("the profile changed: %+v", d)
+	}
+}
+
+// refusedRow PUTs body with hdr on site A and wants it refused with status
+// and codes, without a store call.
+func (f *profileUnderAttack) refusedRow(t *testing.T, name string, hdr map[string]string, body []byte, status int, codes string) {
+	t.Helper()
+	before := f.s.store.calls()
+	r := f.s.do(t, "PUT", f.s.a+profilePath, hdr, body)
+	wantRefused(t, r, status, codes)
+	f.s.noStoreCall(t, before, name)
+}

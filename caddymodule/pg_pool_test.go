@@ -159,19 +159,7 @@ func TestIntegrationPgReloadAppliesOptions(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'locked' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
+	lockProfileRow(t, dsn, schema, "locked")
 	watcher, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -20,27 +20,8 @@ import (
 // text and control characters, deep nesting, wrong types (catalogue rows
 // D01-D05, D07-D09, see docs/threat-model.md).
 func TestPutBodyRefusals(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "d-user")
-	// the profile exists with known values before the rows try to break it
-	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
-	unchanged := func(t *testing.T) {
-		t.Helper()
-		d := envOf(t, s.get(t, tok)).Data
-		if d == nil || d.FirstName == nil || *d.FirstName != "Before" || *d.Email != "d@x.io" || *d.LastName != "Last" {
-			t.Errorf("the profile changed: %+v", d)
-		}
-	}
-	refusedRow := func(t *testing.T, name string, hdr map[string]string, body []byte, status int, codes string) {
-		t.Helper()
-		before := s.store.calls()
-		r := s.do(t, "PUT", s.a+profilePath, hdr, body)
-		wantRefused(t, r, status, codes)
-		s.noStoreCall(t, before, name)
-	}
-	jsonHdr := jsonPut(tok, "")
+	f := newProfileUnderAttack(t)
+	s, tok, unchanged, refusedRow, jsonHdr := f.s, f.tok, f.unchanged, f.refusedRow, f.jsonHdr
 
 	t.Run("D01_body_over_limit", func(t *testing.T) {
 		big := `{"FirstName":"` + strings.Repeat("a", 17<<10) + `"}`

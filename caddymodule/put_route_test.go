@@ -25,27 +25,8 @@ import (
 // rules hold at their limits, and the record is always the token's own
 // (rows D06, D10-D12).
 func TestPutMembersAndFields(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "d-user")
-	// the profile exists with known values before the rows try to break it
-	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
-	unchanged := func(t *testing.T) {
-		t.Helper()
-		d := envOf(t, s.get(t, tok)).Data
-		if d == nil || d.FirstName == nil || *d.FirstName != "Before" || *d.Email != "d@x.io" || *d.LastName != "Last" {
-			t.Errorf("the profile changed: %+v", d)
-		}
-	}
-	refusedRow := func(t *testing.T, name string, hdr map[string]string, body []byte, status int, codes string) {
-		t.Helper()
-		before := s.store.calls()
-		r := s.do(t, "PUT", s.a+profilePath, hdr, body)
-		wantRefused(t, r, status, codes)
-		s.noStoreCall(t, before, name)
-	}
-	jsonHdr := jsonPut(tok, "")
+	f := newProfileUnderAttack(t)
+	s, tok, unchanged, refusedRow, jsonHdr := f.s, f.tok, f.unchanged, f.refusedRow, f.jsonHdr
 
 	t.Run("D06_unknown_members_ignored_with_warning", func(t *testing.T) {
 		// the contract: unknown members are ignored with a warning
@@ -136,12 +117,8 @@ func TestPutMembersAndFields(t *testing.T) {
 // comparison only, a replayed PUT changes nothing, and concurrent PUTs
 // never mix fields of different bodies (rows D13-D16).
 func TestPutPreconditionsAndRaces(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "d-user")
-	// the profile exists with known values before the rows try to break it
-	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
+	f := newProfileUnderAttack(t)
+	s, tok := f.s, f.tok
 
 	t.Run("D13_lost_update", func(t *testing.T) {
 		for _, n := range []int{2, 10, 100} {
@@ -284,25 +261,9 @@ func TestPutPreconditionsAndRaces(t *testing.T) {
 // the upstream's text, and slow clients are cut off before any store call
 // (rows D19-D21).
 func TestPutStoreAndUpstreamFailures(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "d-user")
-	// the profile exists with known values before the rows try to break it
-	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
-	unchanged := func(t *testing.T) {
-		t.Helper()
-		d := envOf(t, s.get(t, tok)).Data
-		if d == nil || d.FirstName == nil || *d.FirstName != "Before" || *d.Email != "d@x.io" || *d.LastName != "Last" {
-			t.Errorf("the profile changed: %+v", d)
-		}
-	}
+	f := newProfileUnderAttack(t)
+	s, tok, unchanged := f.s, f.tok, f.unchanged
 
-	// D17 (SIGKILL under load) is cmd/caddy TestCrashKill9UnderPuts, on the
-	// built binary and a bolt file; D18 (a second bolt.Open of one file) is
-	// profile/boltstore TestLockedFileTimesOut and TestBoltSymlinkIsOneStore
-	// and TestReloadSwitchingStorageUnderLoad here: this site runs a counting
-	// memory store, so they are not rows of this table (CI refuses skips).
 	t.Run("D19_store_outage", func(t *testing.T) {
 		s.store.down.Store(true)
 		defer s.store.down.Store(false)
@@ -413,13 +374,8 @@ func TestPutStoreAndUpstreamFailures(t *testing.T) {
 // auth failures are problem details, and every answer carries Vary:
 // Authorization and Cache-Control: no-store (row D22).
 func TestRouteAnswerContract(t *testing.T) {
-	s := startLoggedSites(t)
-	tok := s.token(t, "d-user")
-	// the profile exists with known values before the rows try to break it
-	if r := s.put(t, tok, `{"UserName":"dUser","FirstName":"Before","LastName":"Last","Email":"d@x.io"}`); r.status != 200 {
-		t.Fatalf("setup: %d %s", r.status, r.body)
-	}
-	jsonHdr := jsonPut(tok, "")
+	f := newProfileUnderAttack(t)
+	s, tok, jsonHdr := f.s, f.tok, f.jsonHdr
 
 	t.Run("D22_methods_and_answer_headers", func(t *testing.T) {
 		for _, m := range []string{"POST", "PATCH", "DELETE", "TRACE"} {

@@ -35,6 +35,71 @@ const (
 // error and one description, nothing else (no URI, no scope).
 var invalidTokenChallenge = regexp.MustCompile(`^Bearer realm="workspace", error="invalid_token", error_description="[^"\\]+"$`)
 
+// refusalHandler is a handler on the memory store with an RS256 and an
+// ES256 key, creating missing profiles, whose store calls are counted.
+type refusalHandler struct {
+	t     *testing.T
+	k, es jwtauthtest.Key
+	h     *Handler
+	store *countingStore
+}
+
+func newRefusalHandler(t *testing.T) *refusalHandler {
+	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
+	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
+	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
+	return &refusalHandler{t: t, k: k, es: es, h: h, store: store}
+}
+
+// good is a fresh valid token of alice.
+func (f *refusalHandler) good() string { return f.k.Mint(f.t, jwtauthtest.Claims("alice"), nil) }
+
+// refused: status, exact code, exact challenge form, no store call,
+// and a body that holds neither the token nor its claim values
+func (f *refusalHandler) refused(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
+	}
+	if p := decodeProblem(t, rec); p.Code != code {
+		t.Fatalf("code %q, want %q", p.Code, code)
+	}
+	got := rec.Header().Values("WWW-Authenticate")
+	switch {
+	case challenge == "invalid_token":
+		if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
+			t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
+		}
+	case challenge == "":
+		if len(got) != 0 {
+			t.Fatalf("WWW-Authenticate %q, want none", got)
+		}
+	default:
+		if len(got) != 1 || got[0] != challenge {
+			t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
+		}
+	}
+	if n := f.store.calls.Load() - before; n != 0 {
+		t.Fatalf("%d store calls for a refused request", n)
+	}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		for _, where := range append([]string{rec.Body.String()}, got...) {
+			if strings.Contains(where, s) {
+				t.Fatalf("the answer holds %q", s)
+			}
+		}
+	}
+}
+
+// get is a GET of the route with hdr, and the store calls before it.
+func (f *refusalHandler) get(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
+	before := f.store.calls.Load()
+	return serve(f.t, f.h, "GET", profilePath, hdr, ""), before
+}
+
 // TestRefusedTokenAnswers: through the handler, an accepted token reaches
 // the store; every refused kind of token is a 401 with its exact code, one
 // invalid_token challenge and no store call, and neither the answer nor
@@ -42,54 +107,8 @@ var invalidTokenChallenge = regexp.MustCompile(`^Bearer realm="workspace", error
 // or anything of the request URI (catalogue rows A01-A25, A29, C11, see
 // docs/threat-model.md).
 func TestRefusedTokenAnswers(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
-	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
-	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
-	good := func() string { return k.Mint(t, jwtauthtest.Claims("alice"), nil) }
-
-	// refused: status, exact code, exact challenge form, no store call,
-	// and a body that holds neither the token nor its claim values
-	refused := func(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
-		t.Helper()
-		if rec.Code != status {
-			t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
-		}
-		if p := decodeProblem(t, rec); p.Code != code {
-			t.Fatalf("code %q, want %q", p.Code, code)
-		}
-		got := rec.Header().Values("WWW-Authenticate")
-		switch {
-		case challenge == "invalid_token":
-			if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
-				t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
-			}
-		case challenge == "":
-			if len(got) != 0 {
-				t.Fatalf("WWW-Authenticate %q, want none", got)
-			}
-		default:
-			if len(got) != 1 || got[0] != challenge {
-				t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
-			}
-		}
-		if n := store.calls.Load() - before; n != 0 {
-			t.Fatalf("%d store calls for a refused request", n)
-		}
-		for _, s := range secrets {
-			if s == "" {
-				continue
-			}
-			for _, where := range append([]string{rec.Body.String()}, got...) {
-				if strings.Contains(where, s) {
-					t.Fatalf("the answer holds %q", s)
-				}
-			}
-		}
-	}
-	get := func(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
-		before := store.calls.Load()
-		return serve(t, h, "GET", profilePath, hdr, ""), before
-	}
+	f := newRefusalHandler(t)
+	k, es, h, store, good, refused, get := f.k, f.es, f.h, f.store, f.good, f.refused, f.get
 
 	t.Run("A01_accepted_token_reaches_store", func(t *testing.T) {
 		before := store.calls.Load()
@@ -171,54 +190,8 @@ func TestRefusedTokenAnswers(t *testing.T) {
 // no token, and two tokens joined in one header are one malformed token
 // (rows A26, C10).
 func TestCredentialExtraction(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
-	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
-	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
-	good := func() string { return k.Mint(t, jwtauthtest.Claims("alice"), nil) }
-
-	// refused: status, exact code, exact challenge form, no store call,
-	// and a body that holds neither the token nor its claim values
-	refused := func(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
-		t.Helper()
-		if rec.Code != status {
-			t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
-		}
-		if p := decodeProblem(t, rec); p.Code != code {
-			t.Fatalf("code %q, want %q", p.Code, code)
-		}
-		got := rec.Header().Values("WWW-Authenticate")
-		switch {
-		case challenge == "invalid_token":
-			if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
-				t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
-			}
-		case challenge == "":
-			if len(got) != 0 {
-				t.Fatalf("WWW-Authenticate %q, want none", got)
-			}
-		default:
-			if len(got) != 1 || got[0] != challenge {
-				t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
-			}
-		}
-		if n := store.calls.Load() - before; n != 0 {
-			t.Fatalf("%d store calls for a refused request", n)
-		}
-		for _, s := range secrets {
-			if s == "" {
-				continue
-			}
-			for _, where := range append([]string{rec.Body.String()}, got...) {
-				if strings.Contains(where, s) {
-					t.Fatalf("the answer holds %q", s)
-				}
-			}
-		}
-	}
-	get := func(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
-		before := store.calls.Load()
-		return serve(t, h, "GET", profilePath, hdr, ""), before
-	}
+	f := newRefusalHandler(t)
+	h, store, good, refused, get := f.h, f.store, f.good, f.refused, f.get
 
 	t.Run("A26_one_credential_per_request", func(t *testing.T) {
 		// 401 without error=: exactly the realm
@@ -255,52 +228,8 @@ func TestCredentialExtraction(t *testing.T) {
 // ServiceAccountForbidden problem without a challenge and no store call;
 // an ordinary user's token is never 403 (row A28).
 func TestServiceAccountForbidden(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs")
-	es := jwtauthtest.NewKey(t, jwa.ES256(), "es")
-	h, store := newFileHandler(t, jwtauthtest.JWKS(t, k, es), func(h *Handler) { h.CreateMissing = true })
-	// refused: status, exact code, exact challenge form, no store call,
-	// and a body that holds neither the token nor its claim values
-	refused := func(t *testing.T, rec *httptest.ResponseRecorder, before int64, status int, code, challenge string, secrets ...string) {
-		t.Helper()
-		if rec.Code != status {
-			t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
-		}
-		if p := decodeProblem(t, rec); p.Code != code {
-			t.Fatalf("code %q, want %q", p.Code, code)
-		}
-		got := rec.Header().Values("WWW-Authenticate")
-		switch {
-		case challenge == "invalid_token":
-			if len(got) != 1 || !invalidTokenChallenge.MatchString(got[0]) {
-				t.Fatalf("WWW-Authenticate %q, want one invalid_token challenge", got)
-			}
-		case challenge == "":
-			if len(got) != 0 {
-				t.Fatalf("WWW-Authenticate %q, want none", got)
-			}
-		default:
-			if len(got) != 1 || got[0] != challenge {
-				t.Fatalf("WWW-Authenticate %q, want exactly %q", got, challenge)
-			}
-		}
-		if n := store.calls.Load() - before; n != 0 {
-			t.Fatalf("%d store calls for a refused request", n)
-		}
-		for _, s := range secrets {
-			if s == "" {
-				continue
-			}
-			for _, where := range append([]string{rec.Body.String()}, got...) {
-				if strings.Contains(where, s) {
-					t.Fatalf("the answer holds %q", s)
-				}
-			}
-		}
-	}
-	get := func(hdr map[string]string) (*httptest.ResponseRecorder, int64) {
-		before := store.calls.Load()
-		return serve(t, h, "GET", profilePath, hdr, ""), before
-	}
+	f := newRefusalHandler(t)
+	k, refused, get := f.k, f.refused, f.get
 
 	t.Run("A28_service_account_forbidden", func(t *testing.T) {
 		c := jwtauthtest.Claims("svc")

@@ -9,6 +9,8 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -247,4 +249,43 @@ func loadEnvoyVectors(t testing.TB) envoyVectors {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// hs256 is a token of hdr and payload with an HMAC-SHA256 signature keyed
+// with secret, for the key-confusion rows.
+func hs256(secret []byte, hdr, payload []byte) string {
+	in := jwtauthtest.B64(hdr) + "." + jwtauthtest.B64(payload)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(in))
+	return in + "." + jwtauthtest.B64(m.Sum(nil))
+}
+
+// rotationSource is a source on the injected clock (wall and monotonic),
+// loaded once at the clock's start, that counts as started (deferred
+// fetches are scheduled) with its timers on fakeTimers.
+func rotationSource(t *testing.T, idp *jwtauthtest.Server, clock *jwtauthtest.Clock) (*URLSource, *fakeTimers) {
+	t.Helper()
+	s := NewURLSource(idp.URL, URLOptions{Now: clock.Now, Mono: clock.Mono, FetchTimeout: testFetchTimeout})
+	ft := &fakeTimers{clock: clock}
+	s.afterFunc = ft.afterFunc
+	done := make(chan struct{})
+	close(done)
+	s.life, s.cancel = context.WithCancel(context.Background())
+	s.done = done
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, ft
+}
+
+// newRotationVerifier is a verifier on a rotationSource of a provider
+// serving keys, on a fake clock.
+func newRotationVerifier(t *testing.T, keys ...jwtauthtest.Key) (*jwtauthtest.Clock, *jwtauthtest.Server, *URLSource, *fakeTimers, *Verifier) {
+	t.Helper()
+	clock := jwtauthtest.NewClock()
+	idp := jwtauthtest.NewServer(t)
+	idp.ServeKeys(t, "", keys...)
+	s, timers := rotationSource(t, idp, clock)
+	return clock, idp, s, timers, newTestVerifier(t, clock, s)
 }

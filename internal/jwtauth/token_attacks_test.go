@@ -9,10 +9,8 @@ package jwtauth
 import (
 	"context"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -45,12 +43,6 @@ func TestTokenAlgorithmPinning(t *testing.T) {
 		}
 		return raw.(*rsa.PublicKey)
 	}()
-	hs256 := func(secret []byte, hdr, payload []byte) string {
-		in := jwtauthtest.B64(hdr) + "." + jwtauthtest.B64(payload)
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(in))
-		return in + "." + jwtauthtest.B64(m.Sum(nil))
-	}
 	rows := []threatRow{
 		{"A01_baseline_accepted", 0, func(t *testing.T, r *rowEnvs) {
 			e := r.env(t, std)
@@ -132,12 +124,6 @@ func TestTokenAlgorithmPinning(t *testing.T) {
 func TestTokenKeyChoice(t *testing.T) {
 	k := newThreatKeys(t)
 	std := envOpts{keys: k.all()}
-	hs256 := func(secret []byte, hdr, payload []byte) string {
-		in := jwtauthtest.B64(hdr) + "." + jwtauthtest.B64(payload)
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(in))
-		return in + "." + jwtauthtest.B64(m.Sum(nil))
-	}
 	rows := []threatRow{
 		{"A07_key_embedded_in_header", 0, func(t *testing.T, r *rowEnvs) {
 			e := r.env(t, std)

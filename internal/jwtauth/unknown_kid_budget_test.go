@@ -21,11 +21,7 @@ import (
 func TestUnknownKidBudgetSpentByForgedTokens(t *testing.T) {
 	old, fresh := jwtauthtest.NewKey(t, jwa.ES256(), "old"), jwtauthtest.NewKey(t, jwa.ES256(), "fresh")
 	mallory := jwtauthtest.NewKey(t, jwa.ES256(), "mallory")
-	clock := jwtauthtest.NewClock()
-	idp := jwtauthtest.NewServer(t)
-	idp.ServeKeys(t, "", old)
-	s, timers := rotationSource(t, idp, clock)
-	v := newTestVerifier(t, clock, s)
+	clock, idp, _, timers, v := newRotationVerifier(t, old)
 	ctx := context.Background()
 	before := idp.Fetches.Load()
 
