@@ -32,8 +32,7 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	s := &edgeSite{key: k, route: jwtauthtest.NewServer(t), legacy: jwtauthtest.NewServer(t)}
 	s.route.Set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
 	s.legacy.Set(200, []byte(`{"legacy":true}`))
-	s.tc = newTester(t)
-	s.tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
+	s.tc = startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
 		issuer %s
@@ -44,10 +43,7 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	reverse_proxy %s
 }
 `, writeFile(t, "jwks.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, strings.TrimPrefix(s.route.URL, "http://"), extra,
-		strings.TrimPrefix(s.legacy.URL, "http://")), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+		strings.TrimPrefix(s.legacy.URL, "http://")))
 	return s
 }
 

@@ -83,11 +83,7 @@ func startDPoPUpstream(t *testing.T) dpopUpstream {
 	client := dpoptest.NewProver(t, jwa.ES256())
 	backend := jwtauthtest.NewServer(t)
 	backend.Set(200, []byte(`{"Data":{"UserId":"u-1"},"Errors":[],"Warnings":[],"Success":true}`))
-	tc := newTester(t)
-	tc.InitServer(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	tc := startCaddyfile(t, upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""))
 	c := jwtauthtest.Claims("u-1")
 	c["cnf"] = map[string]any{"jkt": client.Thumbprint}
 	return dpopUpstream{tc: tc, backend: backend, client: client, tok: k.Mint(t, c, nil)}

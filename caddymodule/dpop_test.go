@@ -347,11 +347,7 @@ func newDPoPFixtureLogged(t *testing.T, logPath string) dpopFixture {
 	}
 }
 `, exampleLogBlock(t, logPath), writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience)
-	f.tc = newTester(t)
-	f.tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	f.tc = startCaddyfile(t, cfg)
 	t.Cleanup(func() {
 		data, _ := os.ReadFile(logPath + ".caddy")
 		for _, secret := range []string{f.bound, strings.Split(f.bound, ".")[2]} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	// the standard modules, as in cmd/caddy: log filters, reverse_proxy...
+	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -167,4 +168,26 @@ func lockProfileRow(t *testing.T, dsn, schema, id string) (*pgx.Conn, pgx.Tx) {
 		t.Fatal(err)
 	}
 	return conn, tx
+}
+
+// startCaddyfile loads the Caddyfile cfg into the test Caddy (on this
+// run's ports, see main_test.go) and ends the test if it does not load.
+func startCaddyfile(t *testing.T, cfg string) *caddytest.Tester {
+	t.Helper()
+	tc := newTester(t)
+	tc.InitServer(cfg, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tc
+}
+
+// startCaddy starts the test Caddy on the Caddyfile of cfg, its bolt file
+// in the test's own directory unless cfg names one.
+func startCaddy(t *testing.T, cfg itConfig) *caddytest.Tester {
+	t.Helper()
+	if cfg.dbPath == "" {
+		cfg.dbPath = filepath.Join(t.TempDir(), "profiles.db")
+	}
+	return startCaddyfile(t, cfg.caddyfile())
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
@@ -107,19 +106,6 @@ func pgStorage(t *testing.T) string {
 	schema := fmt.Sprintf("wp_it_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
 	t.Cleanup(func() { dropSchema(dsn, schema) })
 	return fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 2s", schema)
-}
-
-func startCaddy(t *testing.T, cfg itConfig) *caddytest.Tester {
-	t.Helper()
-	if cfg.dbPath == "" {
-		cfg.dbPath = filepath.Join(t.TempDir(), "profiles.db")
-	}
-	tc := newTester(t)
-	tc.InitServer(cfg.caddyfile(), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	return tc
 }
 
 type itResponse struct {

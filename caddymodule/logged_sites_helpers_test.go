@@ -197,11 +197,7 @@ func startLoggedSites(t *testing.T) *loggedSites {
 }
 `, itAdminPort, itPort, ports[0], s.moduleLog, s.a, logBlock, auth, s.b, logBlock, auth, strings.TrimPrefix(s.backend.URL, "http://"),
 		s.c, auth, dead)
-	tc := newTester(t)
-	tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	startCaddyfile(t, cfg)
 	s.store = lastFailableStore.Load()
 	if s.store == nil {
 		t.Fatal("the counting store was not provisioned")
