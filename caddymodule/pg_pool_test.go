@@ -217,7 +217,7 @@ func TestIntegrationPgReloadAppliesOptions(t *testing.T) {
 	}
 
 	tc.InitServer(cfg("max_conns 3 timeout 2500ms statement_timeout 400ms").caddyfile(), "caddyfile")
-	took, waiting = probe()
+	took, _ = probe()
 	t.Logf("after a reload to statement_timeout 400ms: PUTs failed after %v", took.Round(time.Millisecond))
 	if took > 1500*time.Millisecond {
 		t.Errorf("reload ignored: PUTs failed after %v (want ~400ms, at most 2 waves of 400ms)", took)
