@@ -297,7 +297,7 @@ func TestDPoPUpstream(t *testing.T) {
 }
 
 // TestDPoPNotLogged: no log line (the module's or the access log, with the
-// filter the README gives) holds the token or any part of the proof.
+// filter the docs give) holds the token or any part of the proof.
 func TestDPoPNotLogged(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "access.log")
 	f := newDPoPFixtureLogged(t, logPath)

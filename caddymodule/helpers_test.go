@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	// the standard modules, as in cmd/caddy: log filters, reverse_proxy...
 	"github.com/caddyserver/caddy/v2/caddytest"
+	// the standard modules, as in cmd/caddy: log filters, reverse_proxy...
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v3/jwk"

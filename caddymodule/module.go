@@ -85,7 +85,7 @@ type Handler struct {
 	// max_refresh], and a failed fetch is retried after it. Fetches for a
 	// token naming an unknown kid are not bound by it but by their own
 	// budget: none sooner than 4s after any fetch, from a bucket of 12
-	// refilled one per 50s (12 per 10 minutes sustained; see the README).
+	// refilled one per 50s (12 per 10 minutes sustained; see docs/authentication.md).
 	// Default: 30s.
 	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
 

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// soak is bench/soak's load and memory watch (the README's "Speed, end to end"). It drives
+// soak is bench/soak's load and memory watch (docs/speed.md gives its figures, DEVELOPMENT.md how to run it). It drives
 // the profile route with c keep-alive clients for d: each request takes the
 // next token of the file (one shared counter, so every token is used in
 // turn and a token cache smaller than the file churns), a GET, or with

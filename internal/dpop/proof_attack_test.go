@@ -23,7 +23,7 @@ import (
 // old to be checked for replay" once the cache is full of the flood, one
 // client with a valid bound token would deny service to all until the
 // flood's iats left the window (up to window + 2 x leeway + 5 s, 125 s by
-// default). The README promises that a flood only shrinks the window from
+// default). docs/dpop.md promises that a flood only shrinks the window from
 // its old end.
 func TestReplayFloodWithFutureIATKeepsOthersWorking(t *testing.T) {
 	const size = 50

@@ -15,7 +15,7 @@ import (
 // unknown kid cannot be verified, so anyone who knows the issuer and the
 // audience (both public) can spend the budget with tokens signed by a key
 // of their own: 12 of them, 4 s apart, empty the bucket. Fetches stay
-// bounded (the README's promise), but a rotation right after such a flood
+// bounded (docs/authentication.md's promise), but a rotation right after such a flood
 // is in force only when the bucket refills (up to 50 s), not within 5 s.
 // Malformed, expired and foreign tokens spend nothing.
 func TestUnknownKidBudgetSpentByForgedTokens(t *testing.T) {
