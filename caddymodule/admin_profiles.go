@@ -19,14 +19,6 @@ import (
 // maxImportBytes caps one import's body: 256 MiB.
 const maxImportBytes = 256 << 20
 
-// liveStores are the stores of the handlers provisioned now, by name, so
-// that the admin endpoint can reach them. A reload's overlap holds a name
-// twice, maybe with two stores (a PostgreSQL reload that changes timeouts
-// keeps the name and brings a new pool): the newest one still registered
-// is the one served, so a failed reload that is rolled back serves the
-// old one again.
-var liveStores = &storeRegistry{stores: map[string][]profile.Store{}}
-
 type storeRegistry struct {
 	mu     sync.Mutex
 	stores map[string][]profile.Store // registration order, newest last

@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,47 +14,11 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
-// The edge's boundary (threats.md Part F, CONTRACT section 8), attacked
+// The edge's boundary (catalogue part F, docs/threat-model.md), attacked
 // through a real Caddy with raw sockets, so that nothing on the client side
 // normalizes what is sent. The site is the usual deployment: the module in
 // upstream mode in front of the route's backend, then a catch-all
 // reverse_proxy to the same legacy API for everything else.
-
-// rawResponse is one answer read from a raw connection.
-type rawResponse struct {
-	status  int
-	header  http.Header
-	trailer http.Header
-	body    string
-}
-
-// rawRoundTrip writes req as it is to the test Caddy and reads one answer.
-func rawRoundTrip(t testing.TB, req string) rawResponse {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", itAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", firstLine(req), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return rawResponse{resp.StatusCode, resp.Header, resp.Trailer, string(b)}
-}
-
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
-
-// rawGet is a GET of target with extra header lines.
-func rawGet(target string, headers ...string) string {
-	return "GET " + target + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
-}
 
 type edgeSite struct {
 	tc     *caddytest.Tester
@@ -70,8 +32,7 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	s := &edgeSite{key: k, route: jwtauthtest.NewServer(t), legacy: jwtauthtest.NewServer(t)}
 	s.route.Set(200, []byte(`{"userId":"u-1","userName":"alice"}`))
 	s.legacy.Set(200, []byte(`{"legacy":true}`))
-	s.tc = newTester(t)
-	s.tc.InitServer(fmt.Sprintf(itGlobal+itSite+` {
+	s.tc = startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
 	workspace_profile {
 		jwks_file %s
 		issuer %s
@@ -82,10 +43,7 @@ func startEdgeSite(t *testing.T, extra string) *edgeSite {
 	reverse_proxy %s
 }
 `, writeFile(t, "jwks.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, strings.TrimPrefix(s.route.URL, "http://"), extra,
-		strings.TrimPrefix(s.legacy.URL, "http://")), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+		strings.TrimPrefix(s.legacy.URL, "http://")))
 	return s
 }
 
@@ -106,13 +64,16 @@ func (s *edgeSite) lastRoute(t *testing.T) jwtauthtest.Request {
 	return seen[len(seen)-1]
 }
 
-// TestThreatsPartF: one subtest per row of threats.md Part F.
-func TestThreatsPartF(t *testing.T) {
+// TestEdgeRouteSpellings: every spelling of the route that a common
+// backend would route to the profile endpoint needs a token, and the
+// backend sees only the route's own path (catalogue row F01, see
+// docs/threat-model.md).
+func TestEdgeRouteSpellings(t *testing.T) {
 	s := startEdgeSite(t, "")
 	tok := s.key.Mint(t, jwtauthtest.Claims("u-1"), nil)
 	auth := "Authorization: Bearer " + tok
 
-	t.Run("F01 route spellings", func(t *testing.T) {
+	t.Run("F01_route_spellings", func(t *testing.T) {
 		for _, p := range routeSpellings {
 			before, legacyBefore := s.route.Fetches.Load(), s.legacy.Fetches.Load()
 			if r := rawRoundTrip(t, rawGet(p)); r.status != 401 || !strings.Contains(r.body, `"MissingToken"`) {
@@ -144,8 +105,18 @@ func TestThreatsPartF(t *testing.T) {
 			t.Errorf("a neighbour path: %d %s", r.status, r.body)
 		}
 	})
+}
 
-	t.Run("F02 identity headers on any path", func(t *testing.T) {
+// TestEdgeBackendRequestHygiene: the module is the only source of identity
+// headers on the site: client copies, Connection tricks and trailers never
+// reach a backend (rows F02-F04); the route's backend is asked for an
+// uncompressed answer whatever the client accepts.
+func TestEdgeBackendRequestHygiene(t *testing.T) {
+	s := startEdgeSite(t, "")
+	tok := s.key.Mint(t, jwtauthtest.Claims("u-1"), nil)
+	auth := "Authorization: Bearer " + tok
+
+	t.Run("F02_identity_headers_on_any_path", func(t *testing.T) {
 		forged := []string{"X-Workspace-User-Id: victim", "x-workspace-user-type: 1", "X_Workspace_User_Id: victim", "X-WORKSPACE-ROLE: admin"}
 		if r := rawRoundTrip(t, rawGet("/api/other", forged...)); r.status != 200 {
 			t.Fatalf("other path: %d %s", r.status, r.body)
@@ -165,7 +136,7 @@ func TestThreatsPartF(t *testing.T) {
 		}
 	})
 
-	t.Run("F03 Connection names the edge's headers", func(t *testing.T) {
+	t.Run("F03_Connection_names_the_edges_headers", func(t *testing.T) {
 		r := rawRoundTrip(t, rawGet(profilePath, auth, "X-Other: gone",
 			"Connection: X-Workspace-User-Id, Authorization, X-Workspace-User-Type, X-Other"))
 		if r.status != 200 {
@@ -180,7 +151,7 @@ func TestThreatsPartF(t *testing.T) {
 		}
 	})
 
-	t.Run("F04 trailers", func(t *testing.T) {
+	t.Run("F04_trailers", func(t *testing.T) {
 		body := `{"FirstName":"Al"}`
 		req := "PUT " + profilePath + " HTTP/1.1\r\nHost: " + itHost + "\r\n" + auth + "\r\n" +
 			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Workspace-User-Id, Authorization\r\nConnection: close\r\n\r\n" +
@@ -218,7 +189,45 @@ func TestThreatsPartF(t *testing.T) {
 		}
 	})
 
-	t.Run("F05 token parameter spellings", func(t *testing.T) {
+	t.Run("F02_F04_trailers_and_path_overrides_on_any_path", func(t *testing.T) {
+		before := len(s.legacy.Requests())
+		req := "POST /api/other HTTP/1.1\r\nHost: " + itHost + "\r\nTransfer-Encoding: chunked\r\nTrailer: X-Foo\r\n" +
+			"Content-Type: application/json\r\nX-Original-URL: /API/workspace/account/profile?x\r\nX-Rewrite-URL: /somewhere/else\r\nConnection: close\r\n\r\n" +
+			"7\r\n{\"a\":1}\r\n0\r\nX-Foo: 1\r\nX-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\n\r\n"
+		if r := rawRoundTrip(t, req); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		seen := s.legacy.Requests()
+		if len(seen) != before+1 {
+			t.Fatalf("the legacy API saw %d requests", len(seen)-before)
+		}
+		got := seen[len(seen)-1]
+		if len(got.Trailer) != 0 || got.Header.Get("X-Workspace-User-Id") != "" || got.Header.Get("Authorization") != "" {
+			t.Errorf("trailers reached the legacy API: %v %v", got.Trailer, got.Header)
+		}
+		if got.Header.Get("X-Original-Url") != "" || got.Header.Get("X-Rewrite-Url") != "/somewhere/else" {
+			t.Errorf("path overrides: X-Original-URL %q (must be gone), X-Rewrite-URL %q (must stay)", got.Header.Get("X-Original-Url"), got.Header.Get("X-Rewrite-Url"))
+		}
+	})
+
+	t.Run("upstream_gets_identity_encoding", func(t *testing.T) {
+		if r := rawRoundTrip(t, rawGet(profilePath, auth, "Accept-Encoding: gzip, br")); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if got := s.lastRoute(t).Header.Values("Accept-Encoding"); len(got) != 1 || got[0] != "identity" {
+			t.Errorf("the backend got Accept-Encoding %q", got)
+		}
+	})
+}
+
+// TestEdgeTokenParameter: the query token under any spelling is refused or
+// removed, never forwarded, and OPTIONS never carries it on (row F05).
+func TestEdgeTokenParameter(t *testing.T) {
+	s := startEdgeSite(t, "")
+	tok := s.key.Mint(t, jwtauthtest.Claims("u-1"), nil)
+	auth := "Authorization: Bearer " + tok
+
+	t.Run("F05_token_parameter_spellings", func(t *testing.T) {
 		for _, q := range []string{"ACCESS_TOKEN=" + tok, "Access%5FToken=" + tok, "a=1;access_token=" + tok,
 			"access.token=" + tok, "access_token[]=" + tok, "%61ccess_token=" + tok, "access_tokeN=x", "access_token=" + tok + "&Access_Token=x",
 			// PHP: an unclosed [ reads as _, a NUL ends the name; IIS: %u escapes; - read as _
@@ -241,7 +250,29 @@ func TestThreatsPartF(t *testing.T) {
 		}
 	})
 
-	t.Run("F06 service-account claim forms and duplicate members", func(t *testing.T) {
+	t.Run("F05_OPTIONS_never_carries_the_token_on", func(t *testing.T) {
+		before := len(s.legacy.Requests())
+		r := rawRoundTrip(t, "OPTIONS /API/workspace/account/profile?x=1&access_token="+tok+"&ACCESS_TOKEN="+tok+"&y=2 HTTP/1.1\r\nHost: "+itHost+"\r\nConnection: close\r\n\r\n")
+		seen := s.legacy.Requests()
+		if r.status != 200 || len(seen) != before+1 {
+			t.Fatalf("OPTIONS: %d, the legacy API saw %d requests", r.status, len(seen)-before)
+		}
+		if q := seen[len(seen)-1].RawQuery; q != "x=1&y=2" {
+			t.Errorf("OPTIONS reached the legacy API with the query %q", q)
+		}
+	})
+}
+
+// TestEdgeClaimForms: claims that another parser would read differently
+// (the service-account claim in other forms, duplicate members, control
+// characters, invalid text, padding a parser would trim) are refused or
+// read as ASP.NET would (rows F06, F08).
+func TestEdgeClaimForms(t *testing.T) {
+	s := startEdgeSite(t, "")
+	tok := s.key.Mint(t, jwtauthtest.Claims("u-1"), nil)
+	auth := "Authorization: Bearer " + tok
+
+	t.Run("F06_service_account_claim_forms_and_duplicate_members", func(t *testing.T) {
 		for _, form := range []string{`"UserType":2.0`, `"UserType":2e0`, `"UserType":"2"`, `"usertype":2`,
 			`"USERTYPE":"2.0"`, `"UserType":["1",2]`, `"UserType":0,"userType":2`} {
 			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"svc","exp":%d,%s}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix(), form)
@@ -270,7 +301,7 @@ func TestThreatsPartF(t *testing.T) {
 		}
 	})
 
-	t.Run("F08 claim values that two parsers read apart", func(t *testing.T) {
+	t.Run("F08_claim_values_that_two_parsers_read_apart", func(t *testing.T) {
 		exp := time.Now().Add(time.Hour).Unix()
 		for name, sub := range map[string]string{
 			"invalid UTF-8 \\xff": "\"user\xff\"", "invalid UTF-8 \\xfe": "\"user\xfe\"", "lone high surrogate": `"user\ud800"`,
@@ -300,40 +331,7 @@ func TestThreatsPartF(t *testing.T) {
 		noneReached(t, "a NUL in FirstName", s.route, before)
 	})
 
-	t.Run("F05 OPTIONS never carries the token on", func(t *testing.T) {
-		before := len(s.legacy.Requests())
-		r := rawRoundTrip(t, "OPTIONS /API/workspace/account/profile?x=1&access_token="+tok+"&ACCESS_TOKEN="+tok+"&y=2 HTTP/1.1\r\nHost: "+itHost+"\r\nConnection: close\r\n\r\n")
-		seen := s.legacy.Requests()
-		if r.status != 200 || len(seen) != before+1 {
-			t.Fatalf("OPTIONS: %d, the legacy API saw %d requests", r.status, len(seen)-before)
-		}
-		if q := seen[len(seen)-1].RawQuery; q != "x=1&y=2" {
-			t.Errorf("OPTIONS reached the legacy API with the query %q", q)
-		}
-	})
-
-	t.Run("F02 F04 trailers and path overrides on any path", func(t *testing.T) {
-		before := len(s.legacy.Requests())
-		req := "POST /api/other HTTP/1.1\r\nHost: " + itHost + "\r\nTransfer-Encoding: chunked\r\nTrailer: X-Foo\r\n" +
-			"Content-Type: application/json\r\nX-Original-URL: /API/workspace/account/profile?x\r\nX-Rewrite-URL: /somewhere/else\r\nConnection: close\r\n\r\n" +
-			"7\r\n{\"a\":1}\r\n0\r\nX-Foo: 1\r\nX-Workspace-User-Id: victim\r\nAuthorization: Bearer forged\r\n\r\n"
-		if r := rawRoundTrip(t, req); r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		seen := s.legacy.Requests()
-		if len(seen) != before+1 {
-			t.Fatalf("the legacy API saw %d requests", len(seen)-before)
-		}
-		got := seen[len(seen)-1]
-		if len(got.Trailer) != 0 || got.Header.Get("X-Workspace-User-Id") != "" || got.Header.Get("Authorization") != "" {
-			t.Errorf("trailers reached the legacy API: %v %v", got.Trailer, got.Header)
-		}
-		if got.Header.Get("X-Original-Url") != "" || got.Header.Get("X-Rewrite-Url") != "/somewhere/else" {
-			t.Errorf("path overrides: X-Original-URL %q (must be gone), X-Rewrite-URL %q (must stay)", got.Header.Get("X-Original-Url"), got.Header.Get("X-Rewrite-Url"))
-		}
-	})
-
-	t.Run("F08 identities that HTTP would trim or a parser would choose", func(t *testing.T) {
+	t.Run("F08_identities_that_HTTP_would_trim_or_a_parser_would_choose", func(t *testing.T) {
 		exp := time.Now().Add(time.Hour).Unix()
 		mint := func(members string) string {
 			payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,%s}`, testIssuer, testAudience, exp, members)
@@ -354,20 +352,11 @@ func TestThreatsPartF(t *testing.T) {
 			t.Errorf("UserType \" 01 \": %d, the backend got %q", r.status, s.lastRoute(t).Header.Get("X-Workspace-User-Type"))
 		}
 	})
-
-	t.Run("upstream hygiene", func(t *testing.T) {
-		if r := rawRoundTrip(t, rawGet(profilePath, auth, "Accept-Encoding: gzip, br")); r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		if got := s.lastRoute(t).Header.Values("Accept-Encoding"); len(got) != 1 || got[0] != "identity" {
-			t.Errorf("the backend got Accept-Encoding %q", got)
-		}
-	})
 }
 
-// TestThreatsF01ConfiguredPath: the route rules hold for a configured path
-// other than the default.
-func TestThreatsF01ConfiguredPath(t *testing.T) {
+// TestRouteSpellingsOfConfiguredPath: the route rules of row F01 hold for a
+// configured path other than the default.
+func TestRouteSpellingsOfConfiguredPath(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	route := jwtauthtest.NewServer(t)
 	route.Set(200, []byte(`{"userId":"u-1"}`))

@@ -15,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop/dpoptest"
@@ -31,57 +30,6 @@ const (
 
 func dpopChallengeFor(errCode, desc string) string {
 	return `DPoP realm="workspace", error="` + errCode + `", error_description="` + desc + `", ` + dpopAlgs
-}
-
-// dpopFixture is a real Caddy with the route, a signing key for tokens, a
-// DPoP client key, and a token bound to it.
-type dpopFixture struct {
-	tc      *caddytest.Tester
-	key     jwtauthtest.Key
-	client  dpoptest.Prover
-	bound   string // cnf.jkt names client's key
-	unbound string
-	htu     string // the URI clients address
-}
-
-func newDPoPFixture(t *testing.T, extra, site string) dpopFixture {
-	t.Helper()
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
-	f := dpopFixture{key: k, client: dpoptest.NewProver(t, jwa.ES256()), htu: itSite + profilePath}
-	c := jwtauthtest.Claims("dpop-user")
-	c["cnf"] = map[string]any{"jkt": f.client.Thumbprint}
-	f.bound = k.Mint(t, c, nil)
-	f.unbound = k.Mint(t, jwtauthtest.Claims("bearer-user"), nil)
-	f.tc = startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage memory", extra: extra, site: site})
-	return f
-}
-
-// proof is a fresh valid proof of the fixture's client for method on htu
-// with the bound token.
-func (f dpopFixture) proof(t *testing.T, method string, mod map[string]any) string {
-	return f.client.Proof(t, method, f.htu, f.bound, time.Now(), nil, mod)
-}
-
-// doDPoP sends a request with each of proofs as its own DPoP header.
-func doDPoP(t *testing.T, tc *caddytest.Tester, method, url, auth string, proofs ...string) itResponse {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	for _, p := range proofs {
-		req.Header.Add("DPoP", p)
-	}
-	resp, err := tc.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return itResponse{resp.StatusCode, resp.Header, b}
 }
 
 var traceIDField = regexp.MustCompile(`"traceId":"[^"]*"`)
@@ -316,18 +264,8 @@ func TestDPoPOptions(t *testing.T) {
 // TestDPoPUpstream: the backend gets the token as a bearer token and never
 // the proof.
 func TestDPoPUpstream(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
-	client := dpoptest.NewProver(t, jwa.ES256())
-	backend := jwtauthtest.NewServer(t)
-	backend.Set(200, []byte(`{"Data":{"UserId":"u-1"},"Errors":[],"Warnings":[],"Success":true}`))
-	tc := newTester(t)
-	tc.InitServer(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	c := jwtauthtest.Claims("u-1")
-	c["cnf"] = map[string]any{"jkt": client.Thumbprint}
-	tok := k.Mint(t, c, nil)
+	u := startDPoPUpstream(t)
+	tc, backend, client, tok := u.tc, u.backend, u.client, u.tok
 	proof := client.Proof(t, "GET", itSite+profilePath, tok, time.Now(), nil, nil)
 	r := doDPoP(t, tc, "GET", itBase+profilePath, "DPoP "+tok, proof)
 	if r.status != 200 {
@@ -359,7 +297,7 @@ func TestDPoPUpstream(t *testing.T) {
 }
 
 // TestDPoPNotLogged: no log line (the module's or the access log, with the
-// filter the README gives) holds the token or any part of the proof.
+// filter the docs give) holds the token or any part of the proof.
 func TestDPoPNotLogged(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "access.log")
 	f := newDPoPFixtureLogged(t, logPath)
@@ -409,11 +347,7 @@ func newDPoPFixtureLogged(t *testing.T, logPath string) dpopFixture {
 	}
 }
 `, exampleLogBlock(t, logPath), writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience)
-	f.tc = newTester(t)
-	f.tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	f.tc = startCaddyfile(t, cfg)
 	t.Cleanup(func() {
 		data, _ := os.ReadFile(logPath + ".caddy")
 		for _, secret := range []string{f.bound, strings.Split(f.bound, ".")[2]} {

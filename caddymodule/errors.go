@@ -40,8 +40,8 @@ func authStatus(e *jwtauth.Error) int {
 // refusal is an authentication refusal with the WWW-Authenticate
 // challenge it is answered with. The core's refusals carry no challenge
 // (it knows nothing of HTTP); most are answered with their code's Bearer
-// challenge (wwwAuthenticate), and the DPoP ones (dpop.go) with one that
-// names the scheme the client used and the handler's algorithms.
+// challenge (wwwAuthenticate), and the DPoP ones (dpop_challenges.go) with
+// one that names the scheme the client used and the handler's algorithms.
 type refusal struct {
 	*jwtauth.Error
 	challenge string // "": the code's default, wwwAuthenticate

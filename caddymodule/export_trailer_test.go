@@ -52,11 +52,7 @@ func startSites(t *testing.T, k jwtauthtest.Key, storages ...string) *caddytest.
 		}
 		cfg += siteBlock(addr, jwks, s)
 	}
-	tc := newTester(t)
-	tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	tc := startCaddyfile(t, cfg)
 	return tc
 }
 

@@ -17,7 +17,7 @@ import (
 // placeholders, and refuses service accounts.
 //
 // A token bound to a DPoP key (cnf.jkt) needs the DPoP scheme and a valid
-// proof by that key (checkDPoP, dpop.go); the proof is checked on every
+// proof by that key (checkDPoP, dpop_proof.go); the proof is checked on every
 // request, after the token, whose verification may come from the cache.
 func (h *Handler) authenticate(r *http.Request) (jwtauth.Claims, string, *refusal) {
 	d := h.DPoP

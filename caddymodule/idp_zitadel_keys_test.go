@@ -15,7 +15,7 @@ import (
 // The key set of a real provider over time: rotation, the provider down
 // while Caddy runs, and down when Caddy starts.
 
-// rotationTarget is issue 13's target: a token signed by a newly published
+// rotationTarget is the rotation promise: a token signed by a newly published
 // key is accepted within 5 s of its publication, whatever was fetched
 // before.
 const rotationTarget = 5 * time.Second

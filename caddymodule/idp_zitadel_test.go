@@ -55,11 +55,7 @@ func zitadelCaddyfile(sources []string, extra string) string {
 
 func startZitadelCaddy(t *testing.T, sources []string, extra string) *caddytest.Tester {
 	t.Helper()
-	tc := newTester(t)
-	tc.InitServer(zitadelCaddyfile(sources, extra), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	tc := startCaddyfile(t, zitadelCaddyfile(sources, extra))
 	return tc
 }
 

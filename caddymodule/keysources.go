@@ -1,18 +1,11 @@
 package caddymodule
 
 import (
-	"sync"
-
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
-
-// keySourcePool shares one URL source per URL across handlers and config
-// reloads, so a reload neither refetches a key set nor loses it. This is
-// the only Caddy the key sources meet: the core knows nothing of pools.
-var keySourcePool = caddy.NewUsagePool()
 
 // pooledSource is a URL source in keySourcePool; the last release closes it.
 type pooledSource struct{ *jwtauth.URLSource }
@@ -50,8 +43,3 @@ func rangeURLSources(f func(*jwtauth.URLSource)) {
 		return true
 	})
 }
-
-// liveFiles are the file sources of the handlers provisioned now, for the
-// admin view; Provision adds each as soon as it is read, Cleanup removes
-// the ones its handler recorded.
-var liveFiles sync.Map // *jwtauth.FileSource -> struct{}

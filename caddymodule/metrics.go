@@ -8,51 +8,6 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
-// The module's metrics, on Caddy's registry under caddy_workspace_profile_.
-// The collectors are created once and registered with each new registry a
-// config reload brings (as mholt/caddy-ratelimit does), so their counts
-// survive reloads. No label ever carries a token, subject or email.
-var (
-	metricRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "workspace_profile", Name: "requests_total",
-		Help: "Requests on the profile route by outcome.",
-	}, []string{"outcome"})
-
-	metricKeySetFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "workspace_profile", Name: "keyset_fetches_total",
-		Help: "Key set fetches by result (ok, error).",
-	}, []string{"result"})
-
-	metricTokenCache = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "workspace_profile", Name: "token_cache_total",
-		Help: "Verified-token cache lookups by result (hit, miss).",
-	}, []string{"result"})
-
-	metricKeysLoaded = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "caddy", Subsystem: "workspace_profile", Name: "keys_loaded",
-		Help: "Signing keys in force across the remote key sets.",
-	}, func() float64 {
-		n := 0
-		rangeURLSources(func(s *jwtauth.URLSource) { n += s.KeysInForce() })
-		return float64(n)
-	})
-
-	metricKeySetAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "caddy", Subsystem: "workspace_profile", Name: "keyset_age_seconds",
-		Help: "Seconds since the last good fetch of the oldest remote key set (0 when none is loaded).",
-	}, func() float64 {
-		var oldest float64
-		rangeURLSources(func(s *jwtauth.URLSource) {
-			if age, ok := s.SinceLastGood(); ok {
-				oldest = max(oldest, age.Seconds())
-			}
-		})
-		return oldest
-	})
-)
-
-var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge}
-
 // registerMetrics adds the collectors to a config's registry.
 func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {

@@ -6,11 +6,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net/url"
-	"path"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -90,7 +85,7 @@ type Handler struct {
 	// max_refresh], and a failed fetch is retried after it. Fetches for a
 	// token naming an unknown kid are not bound by it but by their own
 	// budget: none sooner than 4s after any fetch, from a bucket of 12
-	// refilled one per 50s (12 per 10 minutes sustained; see the README).
+	// refilled one per 50s (12 per 10 minutes sustained; see docs/authentication.md).
 	// Default: 30s.
 	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
 
@@ -170,8 +165,8 @@ type Handler struct {
 	// UserType) instead of answering 404 ProfileNotFound. Default: off.
 	CreateMissing bool `json:"create_missing,omitempty"`
 
-	// Largest PUT body accepted, in bytes; larger bodies get 413.
-	// Default: 65536 (64 KiB).
+	// Largest PUT body accepted, in bytes; larger bodies get 413. At most
+	// 1073741824 (1 GiB). Default: 65536 (64 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	// The storage backend, a module of namespace
@@ -195,7 +190,8 @@ type Handler struct {
 	KeepClientIdentityHeaders bool `json:"keep_client_identity_headers,omitempty"`
 
 	// Upstream mode: the largest backend response read, in bytes; a larger
-	// one is 502 UpstreamResponseTooLarge. Default: 1048576 (1 MiB).
+	// one is 502 UpstreamResponseTooLarge. At most 1073741824 (1 GiB).
+	// Default: 1048576 (1 MiB).
 	MaxUpstreamBody int64 `json:"max_upstream_body,omitempty"`
 
 	path     string
@@ -236,244 +232,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 		ID:  "http.handlers.workspace_profile",
 		New: func() caddy.Module { return new(Handler) },
 	}
-}
-
-// Provision sets defaults, loads the key sources and the storage backend.
-func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
-	h.logger.Debug("provisioning workspace_profile", zap.String("version", Version))
-	h.storeErrors = new(errorLog)
-	repl := caddy.NewReplacer()
-	h.path = h.Path
-	if h.path == "" {
-		h.path = DefaultPath
-	}
-	if h.MaxBody == 0 {
-		h.MaxBody = DefaultMaxBody
-	}
-	if h.MaxUpstreamBody == 0 {
-		h.MaxUpstreamBody = DefaultMaxUpstream
-	}
-	if h.ServiceAccount == nil {
-		h.ServiceAccount = &ServiceAccount{}
-	}
-	if h.ServiceAccount.Claim == "" {
-		h.ServiceAccount.Claim = DefaultServiceClaim
-	}
-	if len(h.ServiceAccount.Values) == 0 {
-		h.ServiceAccount.Values = []string{DefaultServiceValue}
-	}
-	if err := h.validateConfig(); err != nil {
-		return err
-	}
-
-	// each discovery issuer, placeholders replaced, is an accepted issuer
-	// and names the shared source of its keys
-	discovery := make([]string, len(h.Discovery))
-	for i, iss := range h.Discovery {
-		discovery[i] = repl.ReplaceKnown(iss, "")
-	}
-	var sources []jwtauth.Source
-	for _, f := range h.JWKSFiles {
-		file := repl.ReplaceKnown(f, "")
-		src, err := jwtauth.LoadFile(file, h.logger)
-		if err != nil {
-			return fmt.Errorf("jwks_file %s: %w", file, err)
-		}
-		h.fileSources = append(h.fileSources, src)
-		liveFiles.Store(src, struct{}{})
-		sources = append(sources, src)
-	}
-	// Remote sets are shared by URL across handlers and reloads; Cleanup
-	// releases them, and the last release stops their goroutine.
-	opts := jwtauth.RefreshOptions{MinRefresh: time.Duration(h.MinRefresh), MaxRefresh: time.Duration(h.MaxRefresh), MaxStale: time.Duration(h.MaxStale)}
-	for _, u := range h.JWKSURLs {
-		key := repl.ReplaceKnown(u, "")
-		s, err := loadURLSource(key, "", opts, h.logger)
-		if err != nil {
-			return fmt.Errorf("jwks_url: %w", err)
-		}
-		h.sourceKeys = append(h.sourceKeys, key)
-		sources = append(sources, s)
-	}
-	for _, iss := range discovery {
-		key := jwtauth.DiscoveryURL(iss)
-		s, err := loadURLSource(key, iss, opts, h.logger)
-		if err != nil {
-			return fmt.Errorf("discovery: %w", err)
-		}
-		h.sourceKeys = append(h.sourceKeys, key)
-		sources = append(sources, s)
-	}
-	cfg := jwtauth.Config{
-		Sources:     sources,
-		Algorithms:  h.Algorithms,
-		Issuers:     append(append([]string(nil), h.Issuers...), discovery...),
-		Audiences:   h.Audiences,
-		Subject:     h.SubjectClaim,
-		TokenTypes:  h.TokenTypes,
-		Clients:     h.Clients,
-		CacheSize:   DefaultTokenCache,
-		MaxLifetime: time.Duration(h.MaxTokenLifetime),
-		Observer:    metricsObserver{},
-	}
-	if h.Leeway != nil {
-		cfg.Leeway = new(time.Duration(*h.Leeway))
-	}
-	if h.TokenCache != nil {
-		cfg.CacheSize = *h.TokenCache
-	}
-	v, err := jwtauth.New(cfg)
-	if err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	h.verifier = v
-	if err := h.provisionDPoP(ctx); err != nil {
-		return err
-	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-
-	if h.UpstreamRaw != nil {
-		raw, err := withDefaultTimeouts(h.UpstreamRaw)
-		if err != nil {
-			return fmt.Errorf("upstream: %w", err)
-		}
-		h.UpstreamRaw = raw
-		mod, err := ctx.LoadModule(h, "UpstreamRaw")
-		if err != nil {
-			return fmt.Errorf("upstream: %w", err)
-		}
-		rp, ok := mod.(*reverseproxy.Handler)
-		if !ok {
-			return fmt.Errorf("upstream: handler must be reverse_proxy, not %T", mod)
-		}
-		h.upstream = rp
-		return nil
-	}
-	if h.StorageRaw == nil {
-		h.StorageRaw = json.RawMessage(`{"backend":"bolt"}`)
-	}
-	mod, err := ctx.LoadModule(h, "StorageRaw")
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	backend, ok := mod.(StorageBackend)
-	if !ok {
-		return fmt.Errorf("storage: module %T is not a storage backend", mod)
-	}
-	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
-	h.storeName = backend.StoreName()
-	h.liveStore = h.service.Store
-	liveStores.add(h.storeName, h.liveStore)
-	return nil
-}
-
-// validateConfig checks the options that do not need any I/O; it runs at
-// provision so that a bad config never starts a goroutine or opens a file.
-// Its errors, as all of Provision's, name the option but not the module:
-// Caddy prefixes "provision http.handlers.workspace_profile: " itself.
-func (h *Handler) validateConfig() error {
-	if err := h.checkRequired(); err != nil {
-		return err
-	}
-	for _, a := range h.Algorithms {
-		if !jwtauth.SupportedAlgorithm(a) {
-			return fmt.Errorf("algorithms: %q is not an accepted asymmetric JWS algorithm", a)
-		}
-	}
-	for _, tt := range h.TokenTypes {
-		if err := jwtauth.CheckTokenType(tt); err != nil {
-			return fmt.Errorf("token_type: %w", err)
-		}
-	}
-	for _, c := range h.Clients {
-		if c == "" {
-			return fmt.Errorf("clients: a client id is empty")
-		}
-	}
-	repl := caddy.NewReplacer()
-	for opt, raws := range map[string][]string{"jwks_url": h.JWKSURLs, "discovery": h.Discovery} {
-		for _, raw := range raws {
-			u, err := url.Parse(repl.ReplaceKnown(raw, ""))
-			if err != nil || u.Host == "" {
-				return fmt.Errorf("%s: %q is not an absolute URL", opt, jwtauth.RedactURL(raw))
-			}
-			if err := jwtauth.CheckKeySetURL(u); err != nil {
-				return fmt.Errorf("%s: %w", opt, err)
-			}
-		}
-	}
-	if h.Leeway != nil && *h.Leeway < 0 {
-		return fmt.Errorf("leeway: must not be negative")
-	}
-	if h.MaxTokenLifetime < 0 {
-		return fmt.Errorf("max_token_lifetime: must not be negative")
-	}
-	if h.MaxBody < 0 {
-		return fmt.Errorf("max_body: must not be negative")
-	}
-	if h.TokenCache != nil && *h.TokenCache < 0 {
-		return fmt.Errorf("token_cache: must not be negative")
-	}
-	if h.MinRefresh < 0 || h.MaxRefresh < 0 || h.MaxStale < 0 {
-		return fmt.Errorf("min_refresh/max_refresh/max_stale: must not be negative")
-	}
-	if err := jwtauth.CheckRefreshOrder(time.Duration(h.MinRefresh), time.Duration(h.MaxRefresh), time.Duration(h.MaxStale)); err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	if h.MaxUpstreamBody < 0 {
-		return fmt.Errorf("max_upstream_body: must not be negative")
-	}
-	if h.Path != "" && (h.Path[0] != '/' || path.Clean(h.Path) != h.Path) {
-		return fmt.Errorf("path: %q must be a clean absolute path", h.Path)
-	}
-	return nil
-}
-
-// checkRequired checks the options without which the handler cannot work;
-// the Caddyfile parser runs it too, to point at the directive's line.
-func (h *Handler) checkRequired() error {
-	if len(h.Issuers)+len(h.Discovery) == 0 {
-		return fmt.Errorf("issuer: at least one issuer is required")
-	}
-	if len(h.Audiences) == 0 {
-		return fmt.Errorf("audience: at least one audience is required")
-	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) == 0 {
-		return fmt.Errorf("jwks_url/jwks_file/discovery: at least one key source is required")
-	}
-	if h.UpstreamRaw != nil && h.StorageRaw != nil {
-		return fmt.Errorf("storage/upstream: configure exactly one backend, not both")
-	}
-	if h.UpstreamRaw != nil && h.CreateMissing {
-		return fmt.Errorf("create_missing: applies to storage mode only, not with upstream")
-	}
-	return nil
-}
-
-// Cleanup releases the shared key sources and registrations this handler
-// took, from its own records, so that it undoes a partial Provision too
-// (Caddy calls it after a failed one); the storage and upstream guest
-// modules are cleaned up by Caddy, which loaded them.
-func (h *Handler) Cleanup() error {
-	var errs []error
-	for _, key := range h.sourceKeys {
-		if _, err := keySourcePool.Delete(key); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	h.sourceKeys = nil
-	if h.storeName != "" {
-		liveStores.remove(h.storeName, h.liveStore)
-		h.storeName = ""
-	}
-	for _, f := range h.fileSources {
-		liveFiles.Delete(f)
-	}
-	h.fileSources = nil
-	return errors.Join(errs...)
 }
 
 // Interface guards

@@ -11,11 +11,12 @@ import (
 )
 
 // FuzzContentType: the PUT's Content-Type and Content-Encoding parsing
-// (threats.md D02). isJSONContentType accepts only what parses as
-// application/json or application/*+json with no charset or UTF-8, and
-// answers the same in any letter case; isIdentityEncoding accepts only
-// lists of "identity"; and through the handler, a PUT refused by either
-// is 415 and never reaches the store, while one both accept is not 415.
+// (catalogue row D02, see docs/threat-model.md). isJSONContentType accepts
+// only what parses as application/json or application/*+json with no
+// charset or UTF-8, and answers the same in any letter case;
+// isIdentityEncoding accepts only lists of "identity"; and through the
+// handler, a PUT refused by either is 415 and never reaches the store,
+// while one both accept is not 415.
 func FuzzContentType(f *testing.F) {
 	for _, seed := range [][2]string{
 		{"application/json", ""}, {"application/json; charset=utf-8", "identity"}, {"", ""}, {"text/plain", ""},

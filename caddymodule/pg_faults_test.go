@@ -165,25 +165,12 @@ func TestIntegrationPgServerRestartMidLoad(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var results []pgAnswer
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range tokens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a := pgDo("PUT", url, tokens[w], fmt.Sprintf(`{"FirstName":"F%d","LastName":"L%d"}`, n, n))
-				mu.Lock()
-				results = append(results, a)
-				mu.Unlock()
-			}
-		}()
-	}
+	halt := startLoad(len(tokens), func(w, n int) {
+		a := pgDo("PUT", url, tokens[w], fmt.Sprintf(`{"FirstName":"F%d","LastName":"L%d"}`, n, n))
+		mu.Lock()
+		results = append(results, a)
+		mu.Unlock()
+	})
 	time.Sleep(300 * time.Millisecond)
 	restarted := time.Now()
 	srv.Restart(t)
@@ -201,8 +188,7 @@ func TestIntegrationPgServerRestartMidLoad(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	halt()
 
 	var ok, unavailable int
 	var slowest time.Duration
@@ -293,20 +279,8 @@ func TestIntegrationPgPoolExhausted(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, srv.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	conn, tx := lockProfileRow(t, srv.DSN, schema, "holder")
 	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+s+".profiles WHERE user_id = 'holder' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
 	held := make(chan pgAnswer, 1)
 	go func() { held <- pgDo("PUT", url, holder, `{"FirstName":"Held"}`) }()
 	// the PUT has the pool's only connection and waits on the lock: freeze

@@ -119,33 +119,20 @@ func TestIntegrationPostgresOutage(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var results []result
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range tokens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// FirstName and LastName are written together: a row with
-				// one and not the other would be a half-written update
-				body := fmt.Sprintf(`{"FirstName":"F%d","LastName":"L%d"}`, n, n)
-				start := time.Now()
-				r := do(t, tc.Client, "PUT", url, jsonPut(tokens[w], ""), body)
-				res := result{status: r.status, took: time.Since(start)}
-				if r.status != 200 {
-					res.code = itemCodes(r.envelope(t).Errors)
-				}
-				mu.Lock()
-				results = append(results, res)
-				mu.Unlock()
-			}
-		}()
-	}
+	halt := startLoad(len(tokens), func(w, n int) {
+		// FirstName and LastName are written together: a row with
+		// one and not the other would be a half-written update
+		body := fmt.Sprintf(`{"FirstName":"F%d","LastName":"L%d"}`, n, n)
+		start := time.Now()
+		r := do(t, tc.Client, "PUT", url, jsonPut(tokens[w], ""), body)
+		res := result{status: r.status, took: time.Since(start)}
+		if r.status != 200 {
+			res.code = itemCodes(r.envelope(t).Errors)
+		}
+		mu.Lock()
+		results = append(results, res)
+		mu.Unlock()
+	})
 	time.Sleep(300 * time.Millisecond)
 	proxy.cut()
 	time.Sleep(1500 * time.Millisecond)
@@ -162,8 +149,7 @@ func TestIntegrationPostgresOutage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 
 	var ok, unavailable int
 	for _, r := range results {

@@ -39,60 +39,49 @@ func TestReloadSwitchingStorageUnderLoad(t *testing.T) {
 		pgStorage(t),
 	}
 
-	stop := make(chan struct{})
 	var mu sync.Mutex
 	statuses := map[int]int{}
 	var bodies []string
 	var retries int
-	var wg sync.WaitGroup
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer halt()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-	for i := range 6 {
-		tok := k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("reload-%d", i)), nil)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				method, body := "GET", ""
-				if n%2 == 1 {
-					method, body = "PUT", fmt.Sprintf(`{"FirstName":"n%d"}`, n)
-				}
-				// connection-level errors while Caddy swaps servers are
-				// retried as a load balancer would; answers are counted
-				for attempt := 0; attempt < 5; attempt++ {
-					req, _ := http.NewRequest(method, itBase+profilePath, strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+tok)
-					if body != "" {
-						req.Header.Set("Content-Type", "application/json")
-					}
-					resp, err := client.Do(req)
-					if err != nil {
-						mu.Lock()
-						retries++
-						mu.Unlock()
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					mu.Lock()
-					statuses[resp.StatusCode]++
-					if resp.StatusCode != 200 && len(bodies) < 5 {
-						bodies = append(bodies, fmt.Sprintf("%s %d %s", method, resp.StatusCode, b))
-					}
-					mu.Unlock()
-					break
-				}
-			}
-		}()
+	tokens := make([]string, 6)
+	for i := range tokens {
+		tokens[i] = k.Mint(t, jwtauthtest.Claims(fmt.Sprintf("reload-%d", i)), nil)
 	}
+	halt := startLoad(len(tokens), func(w, n int) {
+		tok := tokens[w]
+		method, body := "GET", ""
+		if n%2 == 1 {
+			method, body = "PUT", fmt.Sprintf(`{"FirstName":"n%d"}`, n)
+		}
+		// connection-level errors while Caddy swaps servers are
+		// retried as a load balancer would; answers are counted
+		for attempt := 0; attempt < 5; attempt++ {
+			req, _ := http.NewRequest(method, itBase+profilePath, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				mu.Lock()
+				retries++
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			if resp.StatusCode != 200 && len(bodies) < 5 {
+				bodies = append(bodies, fmt.Sprintf("%s %d %s", method, resp.StatusCode, b))
+			}
+			mu.Unlock()
+			break
+		}
+	})
+	defer halt()
 	admin := &http.Client{Timeout: 30 * time.Second}
 	for _, st := range storages {
 		time.Sleep(150 * time.Millisecond) // let requests run on this backend

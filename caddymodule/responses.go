@@ -65,7 +65,7 @@ func setNoStoreHeaders(hdr http.Header) {
 }
 
 // varyAuthorization says that the answer depends on the caller's
-// credentials (RFC 9110 section 12.5.5; the README's Statuses and codes): no-store already
+// credentials (RFC 9110 section 12.5.5; docs/responses.md): no-store already
 // keeps conforming caches from storing it, and Vary also keeps a cache that
 // ignores no-store from handing one caller's profile to another. A
 // backend's own Vary (upstream mode) is kept, with Authorization added

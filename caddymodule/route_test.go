@@ -55,7 +55,8 @@ func serveRequest(t testing.TB, h *Handler, req *http.Request, seeNext func(http
 }
 
 // routeSpellings are paths that common backends route to the profile
-// endpoint, each a way around an exact-match edge (threats.md F01).
+// endpoint, each a way around an exact-match edge (catalogue row F01, see
+// docs/threat-model.md).
 var routeSpellings = []string{
 	"/api/workspace/account/profile",
 	"/api/workspace/account/profile/",

@@ -1,8 +1,8 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
-	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/boltstore"
 )
@@ -18,11 +19,6 @@ import (
 func init() {
 	caddy.RegisterModule(BoltStorage{})
 }
-
-// boltPool shares each open bolt file between every handler and config
-// generation that names it: bbolt locks its file, so opening it again in
-// the new config of a reload would wait for the old one and time out.
-var boltPool = caddy.NewUsagePool()
 
 // DefaultBoltFile is the bolt file's name in Caddy's data directory.
 const DefaultBoltFile = "workspace_profile.db"
@@ -83,8 +79,19 @@ func (BoltStorage) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// check checks the options, before anything is opened.
+func (b *BoltStorage) check() error {
+	if b.Timeout < 0 {
+		return errors.New("timeout: must not be negative")
+	}
+	return nil
+}
+
 // Provision opens the file, or takes the already open one from the pool.
 func (b *BoltStorage) Provision(ctx caddy.Context) error {
+	if err := b.check(); err != nil {
+		return fmt.Errorf("bolt storage: %w", err)
+	}
 	b.logger = ctx.Logger()
 	path := caddy.NewReplacer().ReplaceKnown(b.Path, "")
 	if path == "" {
@@ -96,7 +103,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 	}
 	abs = resolveBoltPath(abs)
 	timeout := time.Duration(b.Timeout)
-	if timeout <= 0 {
+	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	ds, err := openShared(boltPool, abs, func() (profile.Store, error) {
@@ -139,11 +146,14 @@ func (b *BoltStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if args[0] != "timeout" {
 			return d.Errf("storage bolt: unexpected argument %q", args[0])
 		}
-		dur, err := caddy.ParseDuration(args[1])
-		if err != nil || dur <= 0 {
+		dur, ok := durationArg(args[1], false)
+		if !ok {
 			return d.Errf("storage bolt: timeout %q is not a positive duration", args[1])
 		}
-		b.Timeout = caddy.Duration(dur)
+		b.Timeout = dur
+	}
+	if err := b.check(); err != nil {
+		return d.Err("storage bolt: " + err.Error())
 	}
 	return nil
 }

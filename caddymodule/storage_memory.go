@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"strconv"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -20,10 +19,6 @@ type MemoryStorage struct {
 	store *memstore.Store
 	id    uint64
 }
-
-// memoryStores numbers the memory stores of this process, for their names:
-// a name says which store it is, and nothing about the process's memory.
-var memoryStores atomic.Uint64
 
 // CaddyModule returns the Caddy module information.
 func (MemoryStorage) CaddyModule() caddy.ModuleInfo {

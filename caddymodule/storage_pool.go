@@ -1,10 +1,9 @@
 package caddymodule
 
 import (
-	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
-
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 

@@ -3,8 +3,8 @@ package caddymodule
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,8 +39,8 @@ type PostgresStorage struct {
 	// The schema holding the tables. Default: workspace_profile.
 	Schema string `json:"schema,omitempty"`
 
-	// The most connections the pool opens. Default: pgx's (the larger of
-	// 4 and the number of CPUs).
+	// The most connections the pool opens, at most 1000. Default: pgx's
+	// (the larger of 4 and the number of CPUs).
 	MaxConns int32 `json:"max_conns,omitempty"`
 
 	// Bounds every operation of the route, waiting for a connection
@@ -79,12 +79,32 @@ func (PostgresStorage) CaddyModule() caddy.ModuleInfo {
 // than validating a config takes, short enough not to be noticed.
 var pgFirstAttemptDelay = time.Second
 
-// pgPool shares each pgx pool between the handlers and config generations
-// whose DSN, schema and options are the same.
-var pgPool = caddy.NewUsagePool()
+// maxPostgresConns is the largest max_conns: more connections than a
+// PostgreSQL server allows by default many times over is a typo.
+const maxPostgresConns = 1000
+
+// check checks the options, before anything is opened; the DSN is
+// checked at Provision, once its placeholders are replaced.
+func (p *PostgresStorage) check() error {
+	if p.MaxConns < 0 || p.MaxConns > maxPostgresConns {
+		return fmt.Errorf("max_conns: %d is not a number from 1 to %d", p.MaxConns, maxPostgresConns)
+	}
+	switch {
+	case p.Timeout < 0:
+		return errors.New("timeout: must not be negative")
+	case p.StatementTimeout < 0:
+		return errors.New("statement_timeout: must not be negative")
+	case p.ExportTimeout < 0:
+		return errors.New("export_timeout: must not be negative")
+	}
+	return nil
+}
 
 // Provision opens the pool, or takes the already open one.
 func (p *PostgresStorage) Provision(ctx caddy.Context) error {
+	if err := p.check(); err != nil {
+		return fmt.Errorf("postgres storage: %w", err)
+	}
 	dsn := caddy.NewReplacer().ReplaceKnown(p.DSN, "")
 	if dsn == "" {
 		return fmt.Errorf("postgres storage: dsn: required")
@@ -164,26 +184,29 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "schema":
 			p.Schema = val
 		case "max_conns":
-			n, err := strconv.Atoi(val)
-			if err != nil || n <= 0 || n > 1000 {
-				return d.Errf("storage postgres: max_conns: %q is not a number from 1 to 1000", val)
+			n, ok := countArg(val, 32)
+			if !ok {
+				return d.Errf("storage postgres: max_conns: %q is not a number from 1 to %d", val, maxPostgresConns)
 			}
 			p.MaxConns = int32(n)
 		case "timeout", "statement_timeout", "export_timeout":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
+			dur, ok := durationArg(val, false)
+			if !ok {
 				return d.Errf("storage postgres: %s: %q is not a positive duration", opt, val)
 			}
 			switch opt {
 			case "timeout":
-				p.Timeout = caddy.Duration(dur)
+				p.Timeout = dur
 			case "statement_timeout":
-				p.StatementTimeout = caddy.Duration(dur)
+				p.StatementTimeout = dur
 			default:
-				p.ExportTimeout = caddy.Duration(dur)
+				p.ExportTimeout = dur
 			}
 		default:
 			return d.Errf("storage postgres: unknown option %q", opt)
+		}
+		if err := p.check(); err != nil {
+			return d.Err("storage postgres: " + err.Error())
 		}
 	}
 	return nil

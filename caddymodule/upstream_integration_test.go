@@ -59,11 +59,7 @@ func upstreamCaddyfile(key jwtauthtest.Key, t *testing.T, to, extra string) stri
 }
 
 func startUpstreamCaddy(t *testing.T, key jwtauthtest.Key, to string) *caddytest.Tester {
-	tc := newTester(t)
-	tc.InitServer(upstreamCaddyfile(key, t, to, ""), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	tc := startCaddyfile(t, upstreamCaddyfile(key, t, to, ""))
 	return tc
 }
 

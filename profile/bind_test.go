@@ -203,9 +203,10 @@ func TestCanonicalJSON(t *testing.T) {
 	}
 }
 
-// TestBindUpdateLoneSurrogate (threats.md D07): an escaped surrogate that
-// is not one half of a pair would be decoded to U+FFFD and stored so;
-// it is refused as invalid UTF-8 is, and a proper pair is kept.
+// TestBindUpdateLoneSurrogate (catalogue row D07, see
+// docs/threat-model.md): an escaped surrogate that is not one half of a
+// pair would be decoded to U+FFFD and stored so; it is refused as invalid
+// UTF-8 is, and a proper pair is kept.
 func TestBindUpdateLoneSurrogate(t *testing.T) {
 	for _, body := range []string{
 		`{"FirstName":"\ud800"}`,

@@ -26,6 +26,16 @@ const (
 	CodeNoChanges    = "NoChanges"
 )
 
+// Codes of the items the normalizer and the upstream trip emit.
+const (
+	CodeUpstreamError            = "UpstreamError"
+	CodeUpstreamInvalidResponse  = "UpstreamInvalidResponse"
+	CodeUpstreamUnavailable      = "UpstreamUnavailable"
+	CodeUpstreamTimeout          = "UpstreamTimeout"
+	CodeUpstreamResponseTooLarge = "UpstreamResponseTooLarge"
+	CodeValidationError          = "ValidationError"
+)
+
 // The four properties a PUT may carry, in their canonical spelling.
 const (
 	FieldUserName  = "UserName"

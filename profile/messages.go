@@ -16,6 +16,11 @@ const (
 	DetailBackendRefusedToken = "The backend refused the token."
 )
 
+// ServiceAccountDetail is the legacy API's own words for refusing a service
+// account; a backend 403 that says them keeps its code,
+// ServiceAccountForbidden, and the route says them when it refuses one.
+const ServiceAccountDetail = "Service accounts cannot access this endpoint via API keys."
+
 // msgBackendRejected is said of a backend's 4xx that gives no reason.
 const msgBackendRejected = "The backend rejected the request."
 

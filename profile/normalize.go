@@ -8,20 +8,6 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
-// Codes of the items the normalizer and the upstream trip emit.
-const (
-	CodeUpstreamError            = "UpstreamError"
-	CodeUpstreamInvalidResponse  = "UpstreamInvalidResponse"
-	CodeUpstreamUnavailable      = "UpstreamUnavailable"
-	CodeUpstreamTimeout          = "UpstreamTimeout"
-	CodeUpstreamResponseTooLarge = "UpstreamResponseTooLarge"
-	CodeValidationError          = "ValidationError"
-)
-
-// ServiceAccountDetail is the legacy API's own words for refusing a service
-// account; a backend 403 that says them keeps the contract's code.
-const ServiceAccountDetail = "Service accounts cannot access this endpoint via API keys."
-
 // LegacyResponse is what a legacy backend answered, read whole.
 type LegacyResponse struct {
 	Status      int

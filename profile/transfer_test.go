@@ -246,9 +246,9 @@ func TestCheckImportSet(t *testing.T) {
 	}
 }
 
-// TestParseImportLineLoneSurrogate (threats.md D07): an import line is
-// refused for an escaped lone surrogate as a PUT is, and an import file
-// holding one writes nothing.
+// TestParseImportLineLoneSurrogate (catalogue row D07, see
+// docs/threat-model.md): an import line is refused for an escaped lone
+// surrogate as a PUT is, and an import file holding one writes nothing.
 func TestParseImportLineLoneSurrogate(t *testing.T) {
 	for _, line := range []string{
 		`{"UserId":"u-1","FirstName":"\ud800"}`,

@@ -91,8 +91,9 @@ func TestMatchETag(t *testing.T) {
 	}
 }
 
-// TestEmailLengthInBytes (threats.md D11): the limit is 254 bytes of
-// UTF-8, as the database stores the address, not 254 characters.
+// TestEmailLengthInBytes (catalogue row D11, see docs/threat-model.md): the
+// limit is 254 bytes of UTF-8, as the database stores the address, not 254
+// characters.
 func TestEmailLengthInBytes(t *testing.T) {
 	ascii := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com" // 254 bytes
 	if errs := EmailProblems(ascii); len(errs) != 0 {

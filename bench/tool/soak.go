@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +14,7 @@ import (
 	"time"
 )
 
-// soak is bench/soak's load and memory watch (the README's "Speed, end to end"). It drives
+// soak is bench/soak's load and memory watch (docs/speed.md gives its figures, DEVELOPMENT.md how to run it). It drives
 // the profile route with c keep-alive clients for d: each request takes the
 // next token of the file (one shared counter, so every token is used in
 // turn and a token cache smaller than the file churns), a GET, or with
@@ -232,171 +230,4 @@ func soak(args []string) error {
 		return fmt.Errorf("answers other than 200, or transport errors (above)")
 	}
 	return nil
-}
-
-type sample struct {
-	elapsed              time.Duration
-	requests             int64
-	rss, anon, file, hwm int64 // bytes
-	heap, sys            int64 // bytes, -1 when unknown
-	gcs                  int64
-	heapOK               bool
-}
-
-const mib = 1 << 20
-
-func printHeader() {
-	fmt.Println("| elapsed | requests | req/s | RSS MiB | anon MiB | file MiB | HWM MiB | heap MiB | Go sys MiB | GCs |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-}
-
-func printRow(s, prev sample) {
-	rate := "—"
-	if dt := (s.elapsed - prev.elapsed).Seconds(); dt > 0 {
-		rate = fmt.Sprintf("%.0f", float64(s.requests-prev.requests)/dt)
-	}
-	heap, sys, gcs := "?", "?", "?"
-	if s.heapOK {
-		heap = fmt.Sprintf("%.1f", float64(s.heap)/mib)
-		sys = fmt.Sprintf("%.1f", float64(s.sys)/mib)
-		gcs = strconv.FormatInt(s.gcs, 10)
-	}
-	fmt.Printf("| %s | %d | %s | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n",
-		fmtElapsed(s.elapsed), s.requests, rate,
-		float64(s.rss)/mib, float64(s.anon)/mib, float64(s.file)/mib, float64(s.hwm)/mib, heap, sys, gcs)
-}
-
-func fmtElapsed(d time.Duration) string {
-	d = d.Round(time.Second)
-	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-// summarize prints, for RSS, its anonymous and file-backed parts and the Go
-// heap, the value at samples[w], the max and the last value after it, and
-// the growth from the one to the other.
-func summarize(samples []sample, w int, label string) {
-	if w < 0 || w >= len(samples)-1 {
-		fmt.Printf("no samples after the %s: no growth figure\n", label)
-		return
-	}
-	after := samples[w+1:]
-	fmt.Printf("from %s (%s, %d requests) to the end:\n", fmtElapsed(samples[w].elapsed), label, samples[w].requests)
-	line := func(name string, get func(sample) int64, ok bool) {
-		if !ok {
-			fmt.Printf("  %-5s unknown (admin endpoint not read)\n", name)
-			return
-		}
-		base, last := get(samples[w]), get(after[len(after)-1])
-		maxV := base
-		for _, s := range after {
-			maxV = max(maxV, get(s))
-		}
-		pct := 0.0
-		if base > 0 {
-			pct = 100 * float64(last-base) / float64(base)
-		}
-		fmt.Printf("  %-5s %.1f MiB, then max %.1f, last %.1f: growth %+.1f MiB (%+.1f%%)\n",
-			name, float64(base)/mib, float64(maxV)/mib, float64(last)/mib, float64(last-base)/mib, pct)
-	}
-	heapOK := samples[w].heapOK
-	for _, s := range after {
-		heapOK = heapOK && s.heapOK
-	}
-	line("RSS", func(s sample) int64 { return s.rss }, true)
-	line("anon", func(s sample) int64 { return s.anon }, true)
-	line("file", func(s sample) int64 { return s.file }, true)
-	line("heap", func(s sample) int64 { return s.heap }, heapOK)
-}
-
-// readProcStatus returns the kB fields of /proc/<pid>/status in bytes.
-func readProcStatus(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 2 && fields[1] == "kB" {
-			if v, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
-				out[name] = v * 1024
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if _, ok := out["VmRSS"]; !ok {
-		return nil, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
-	}
-	return out, nil
-}
-
-type memStats struct {
-	HeapAlloc, Sys, NumGC int64
-}
-
-// readMemStats reads expvar's memstats from Caddy's admin endpoint.
-func readMemStats(c *http.Client, admin string) (memStats, error) {
-	var v struct {
-		Memstats *memStats `json:"memstats"`
-	}
-	resp, err := c.Get(strings.TrimRight(admin, "/") + "/debug/vars")
-	if err != nil {
-		return memStats{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return memStats{}, fmt.Errorf("/debug/vars: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return memStats{}, err
-	}
-	if v.Memstats == nil {
-		return memStats{}, fmt.Errorf("/debug/vars: no memstats")
-	}
-	return *v.Memstats, nil
-}
-
-// cacheLookups sums the module's token-cache counter on /metrics.
-func cacheLookups(c *http.Client, admin string) (hit, miss int64, err error) {
-	resp, err := c.Get(strings.TrimRight(admin, "/") + "/metrics")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "caddy_workspace_profile_token_cache_total{") {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, perr := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if perr != nil {
-			continue
-		}
-		found = true
-		switch {
-		case strings.Contains(line, `result="hit"`):
-			hit += int64(v)
-		case strings.Contains(line, `result="miss"`):
-			miss += int64(v)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, err
-	}
-	if !found {
-		return 0, 0, fmt.Errorf("no token-cache metric")
-	}
-	return hit, miss, nil
 }

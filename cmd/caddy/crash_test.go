@@ -14,12 +14,12 @@ import (
 	"time"
 )
 
-// TestCrashKill9UnderPuts (threats.md D17): the built binary runs on a bolt
-// file under concurrent PUTs (distinct profiles, each writing an increasing
-// counter) and is killed with SIGKILL mid-load. Restarted on the same file,
-// it opens it, and every profile holds its last acknowledged value or the
-// one that was in flight at the kill: never older than acknowledged, never
-// anything else.
+// TestCrashKill9UnderPuts (catalogue row D17, see docs/threat-model.md):
+// the built binary runs on a bolt file under concurrent PUTs (distinct
+// profiles, each writing an increasing counter) and is killed with SIGKILL
+// mid-load. Restarted on the same file, it opens it, and every profile
+// holds its last acknowledged value or the one that was in flight at the
+// kill: never older than acknowledged, never anything else.
 func TestCrashKill9UnderPuts(t *testing.T) {
 	s := newSigner(t)
 	db := filepath.Join(t.TempDir(), "kill9.db")

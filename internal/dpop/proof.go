@@ -7,8 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -82,10 +80,10 @@ func (e *Error) Error() string { return "invalid_dpop_proof: " + e.Desc }
 
 func refuse(desc string) *Error { return &Error{Desc: desc} }
 
-// New checks cfg and builds its verifier.
+// New checks cfg (Check) and builds its verifier.
 func New(cfg Config) (*Verifier, error) {
-	if cfg.Window < 0 || cfg.Future < 0 || cfg.Leeway < 0 {
-		return nil, errors.New("the iat window, its future part and the leeway must not be negative")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	v := &Verifier{algorithms: map[string]jwa.SignatureAlgorithm{}, replay: cfg.Replay, now: cfg.Now}
 	algs := cfg.Algorithms
@@ -93,9 +91,6 @@ func New(cfg Config) (*Verifier, error) {
 		algs = jwtauth.DefaultAlgorithms
 	}
 	for _, a := range algs {
-		if !jwtauth.SupportedAlgorithm(a) {
-			return nil, fmt.Errorf("%q is not an accepted asymmetric JWS algorithm", a)
-		}
 		if _, dup := v.algorithms[a]; !dup {
 			v.algList = append(v.algList, a)
 		}

@@ -1,6 +1,6 @@
 // Package jwtauth is the token-verification core of the workspace profile
 // route, without Caddy: it finds the bearer token of a request
-// (ExtractToken), reads key sets from files and URLs (LoadFile,
+// (ExtractCredential), reads key sets from files and URLs (LoadFile,
 // NewURLSource), checks a token's signature and claims against a Config
 // (New, Verifier.Verify), remembers the tokens that verified, and refuses
 // with an Error that carries a code and a description, never an HTTP

@@ -11,7 +11,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Desc }
 
-// Codes of the refusals the core makes (CONTRACT section 3).
+// Codes of the refusals the core makes. They reach clients as the code of
+// the route's problem answers, and clients switch on them, so they never
+// change once released.
 const (
 	CodeMissingToken     = "MissingToken"
 	CodeInvalidToken     = "InvalidToken"

@@ -62,25 +62,6 @@ func (ft *fakeTimers) fire() int {
 	return len(run)
 }
 
-// rotationSource is a source on the injected clock (wall and monotonic),
-// loaded once at the clock's start, that counts as started (deferred
-// fetches are scheduled) with its timers on fakeTimers.
-func rotationSource(t *testing.T, idp *jwtauthtest.Server, clock *jwtauthtest.Clock) (*URLSource, *fakeTimers) {
-	t.Helper()
-	s := NewURLSource(idp.URL, URLOptions{Now: clock.Now, Mono: clock.Mono, FetchTimeout: testFetchTimeout})
-	ft := &fakeTimers{clock: clock}
-	s.afterFunc = ft.afterFunc
-	done := make(chan struct{})
-	close(done)
-	s.life, s.cancel = context.WithCancel(context.Background())
-	s.done = done
-	t.Cleanup(func() { _ = s.Close() })
-	if _, err := s.refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return s, ft
-}
-
 // TestRotationRightAfterFetch: the provider rotates one second after a
 // fetch (scheduled, at start, or for another kid) and signs with its new
 // key at once. A token with the new kid is accepted within 5s of the
@@ -91,11 +72,7 @@ func TestRotationRightAfterFetch(t *testing.T) {
 	old, fresh := jwtauthtest.NewKey(t, jwa.ES256(), "old"), jwtauthtest.NewKey(t, jwa.ES256(), "fresh")
 	for _, mode := range []string{"deferred fetch", "next request fetches"} {
 		t.Run(mode, func(t *testing.T) {
-			clock := jwtauthtest.NewClock()
-			idp := jwtauthtest.NewServer(t)
-			idp.ServeKeys(t, "", old)
-			s, timers := rotationSource(t, idp, clock)
-			v := newTestVerifier(t, clock, s)
+			clock, idp, _, timers, v := newRotationVerifier(t, old)
 			ctx := context.Background()
 			clock.Advance(time.Second)
 			idp.ServeKeys(t, "", old, fresh) // the rotation
@@ -142,11 +119,7 @@ func TestRotationRightAfterFetch(t *testing.T) {
 // appeared, then accepted: not for min_refresh (30s).
 func TestKeysGeneratedTwiceAtStart(t *testing.T) {
 	first, second := jwtauthtest.NewKey(t, jwa.RS256(), "gen-1"), jwtauthtest.NewKey(t, jwa.RS256(), "gen-2")
-	clock := jwtauthtest.NewClock()
-	idp := jwtauthtest.NewServer(t)
-	idp.ServeKeys(t, "", first)
-	s, timers := rotationSource(t, idp, clock)
-	v := newTestVerifier(t, clock, s)
+	clock, idp, _, timers, v := newRotationVerifier(t, first)
 	clock.Advance(400 * time.Millisecond)
 	idp.ServeKeys(t, "", second) // generated again; the first is gone
 	published := clock.Mono()
@@ -174,11 +147,7 @@ func TestKeysGeneratedTwiceAtStart(t *testing.T) {
 // any, whatever the budget allows.
 func TestUnknownKidFlood(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
-	clock := jwtauthtest.NewClock()
-	idp := jwtauthtest.NewServer(t)
-	idp.ServeKeys(t, "", k)
-	s, timers := rotationSource(t, idp, clock)
-	v := newTestVerifier(t, clock, s)
+	clock, idp, _, timers, v := newRotationVerifier(t, k)
 	ctx := context.Background()
 
 	clock.Advance(time.Minute)
@@ -235,11 +204,7 @@ func TestUnknownKidFlood(t *testing.T) {
 // source is closed never runs.
 func TestDeferredFetchEndsWithSource(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
-	clock := jwtauthtest.NewClock()
-	idp := jwtauthtest.NewServer(t)
-	idp.ServeKeys(t, "", k)
-	s, timers := rotationSource(t, idp, clock)
-	v := newTestVerifier(t, clock, s)
+	clock, idp, s, timers, v := newRotationVerifier(t, k)
 	_, _ = v.Verify(context.Background(), k.Mint(t, jwtauthtest.ClaimsAt(clock, "u", time.Hour), map[string]any{"kid": "new"}))
 	if timers.made != 1 {
 		t.Fatalf("%d deferred fetches scheduled, want 1", timers.made)

@@ -35,10 +35,10 @@ type Credential struct {
 	Scheme string // SchemeBearer, SchemeQuery or SchemeDPoP
 }
 
-// ExtractToken finds the bearer token of r: the Authorization header
-// (scheme case-insensitive) or, when allowQuery is set, the access_token
-// query parameter. Both at once, or the parameter twice, are
-// invalid_request: a token must be unambiguous.
+// ExtractCredential finds the token of r and the scheme it came under:
+// the Authorization header (scheme case-insensitive) or, when allowQuery
+// is set, the access_token query parameter. Both at once, or the parameter
+// twice, are invalid_request: a token must be unambiguous.
 //
 // The parameter under any other spelling is invalid_request too, whether
 // or not query tokens are accepted: percent-encoded (Access%5FToken), in
@@ -48,23 +48,11 @@ type Credential struct {
 // the literal name is the only one the access-log filter has to find and
 // the backend never receives a token in its query.
 //
-// Authorization: DPoP is another scheme here, so no token; see
-// ExtractCredential.
-func ExtractToken(r *http.Request, allowQuery bool) (string, *Error) {
-	c, err := extract(r, allowQuery, false)
-	return c.Token, err
-}
-
-// ExtractCredential is ExtractToken that also takes Authorization: DPoP
-// (scheme case-insensitive, as Bearer) and says which scheme the token
-// came under. Every rule of ExtractToken holds for the DPoP scheme as for
-// Bearer: one Authorization header, and a DPoP token beside the query
-// parameter is invalid_request.
-func ExtractCredential(r *http.Request, allowQuery bool) (Credential, *Error) {
-	return extract(r, allowQuery, true)
-}
-
-func extract(r *http.Request, allowQuery, dpop bool) (Credential, *Error) {
+// With acceptDPoP, Authorization: DPoP is taken beside Bearer (scheme
+// case-insensitive too), and every rule above holds for it as for Bearer:
+// one Authorization header, and a DPoP token beside the query parameter
+// is invalid_request. Without it, DPoP is another scheme, so no token.
+func ExtractCredential(r *http.Request, allowQuery, acceptDPoP bool) (Credential, *Error) {
 	var token, scheme string
 	fromHeader := false
 	if h := r.Header.Values("Authorization"); len(h) > 0 {
@@ -75,7 +63,7 @@ func extract(r *http.Request, allowQuery, dpop bool) (Credential, *Error) {
 		switch {
 		case ok && strings.EqualFold(name, SchemeBearer):
 			scheme = SchemeBearer
-		case ok && dpop && strings.EqualFold(name, SchemeDPoP):
+		case ok && acceptDPoP && strings.EqualFold(name, SchemeDPoP):
 			scheme = SchemeDPoP
 		default:
 			// another scheme (Basic, ...) carries no bearer token

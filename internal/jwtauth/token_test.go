@@ -69,84 +69,61 @@ func FuzzPrecheckToken(f *testing.F) {
 	})
 }
 
-func TestExtractToken(t *testing.T) {
-	tests := []struct {
-		name    string
-		target  string
-		auth    []string
-		query   bool
-		token   string
-		errCode string
-	}{
-		{name: "header", auth: []string{"Bearer abc"}, query: true, token: "abc"},
-		{name: "header lower-case scheme", auth: []string{"bearer abc"}, token: "abc"},
-		{name: "header extra spaces", auth: []string{"Bearer   abc  "}, token: "abc"},
-		{name: "query", target: "/p?x=1&access_token=abc", query: true, token: "abc"},
-		{name: "query escaped value", target: "/p?access_token=a%2Eb", query: true, token: "a.b"},
-		{name: "query ignored when off", target: "/p?access_token=abc", query: false, errCode: CodeMissingToken},
-		{name: "nothing", target: "/p?x=1", query: true, errCode: CodeMissingToken},
-		{name: "other scheme", auth: []string{"Basic abc"}, errCode: CodeMissingToken},
-		{name: "scheme only", auth: []string{"Bearer"}, errCode: CodeMissingToken},
-		{name: "both", target: "/p?access_token=abc", auth: []string{"Bearer abc"}, query: true, errCode: CodeInvalidRequest},
-		{name: "query twice", target: "/p?access_token=a&access_token=b", query: true, errCode: CodeInvalidRequest},
-		{name: "encoded name", target: "/p?%61ccess_token=abc", query: true, errCode: CodeInvalidRequest},
-		{name: "two headers", auth: []string{"Bearer a", "Bearer b"}, errCode: CodeInvalidRequest},
-		{name: "empty query value", target: "/p?access_token=", query: true, errCode: CodeInvalidToken},
-		{name: "bad escape", target: "/p?access_token=%zz", query: true, errCode: CodeInvalidToken},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			target := tt.target
-			if target == "" {
-				target = "/p"
-			}
-			r := httptest.NewRequest("GET", target, nil)
-			for _, a := range tt.auth {
-				r.Header.Add("Authorization", a)
-			}
-			tok, aerr := ExtractToken(r, tt.query)
-			if tt.errCode != "" {
-				if aerr == nil || aerr.Code != tt.errCode {
-					t.Fatalf("got token %q, err %v; want %s", tok, aerr, tt.errCode)
-				}
-				return
-			}
-			if aerr != nil || tok != tt.token {
-				t.Fatalf("got %q, %v; want %q", tok, aerr, tt.token)
-			}
-		})
-	}
-}
-
-// TestExtractCredential: the DPoP scheme is taken beside Bearer, every rule
-// of ExtractToken holds for it, and ExtractToken itself still reads it as
-// another scheme.
+// TestExtractCredential: with DPoP not accepted, a bearer token from the
+// header or the query, and DPoP is another scheme; with DPoP accepted, the
+// DPoP scheme is taken beside Bearer and every rule holds for it.
 func TestExtractCredential(t *testing.T) {
+	// outcome is what one call says of a request: a token (and, when
+	// scheme is set, the scheme it came under) or a refusal's code
+	type outcome struct{ token, scheme, errCode string }
 	tests := []struct {
-		name    string
-		target  string
-		auth    []string
-		query   bool
-		token   string
-		scheme  string
-		errCode string
-		// what ExtractToken says of the same request: the old rules
-		oldToken string
-		oldCode  string
+		name   string
+		target string
+		auth   []string
+		query  bool
+		bearer outcome  // DPoP not accepted
+		dpop   *outcome // DPoP accepted; nil: not asserted
 	}{
-		{name: "bearer", auth: []string{"Bearer abc"}, query: true, token: "abc", scheme: SchemeBearer, oldToken: "abc"},
-		{name: "query", target: "/p?access_token=abc", query: true, token: "abc", scheme: SchemeQuery, oldToken: "abc"},
-		{name: "dpop", auth: []string{"DPoP abc"}, query: true, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
-		{name: "dpop any case", auth: []string{"dpop abc"}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
-		{name: "dpop extra spaces", auth: []string{"DPoP   abc "}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
-		{name: "dpop scheme only", auth: []string{"DPoP"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
-		{name: "dpop empty", auth: []string{"DPoP  "}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
-		{name: "dpop and query", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, query: true, errCode: CodeInvalidRequest, oldCode: CodeMissingToken},
-		{name: "dpop and query off", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, token: "abc", scheme: SchemeDPoP, oldCode: CodeMissingToken},
-		{name: "dpop and bearer headers", auth: []string{"DPoP a", "Bearer b"}, errCode: CodeInvalidRequest, oldCode: CodeInvalidRequest},
-		{name: "dpop with misspelled parameter", target: "/p?ACCESS_TOKEN=x", auth: []string{"DPoP a"}, errCode: CodeInvalidRequest, oldCode: CodeMissingToken},
-		{name: "other scheme", auth: []string{"DPoPx abc"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
-		{name: "basic", auth: []string{"Basic abc"}, errCode: CodeMissingToken, oldCode: CodeMissingToken},
+		{name: "header", auth: []string{"Bearer abc"}, query: true, bearer: outcome{token: "abc"}},
+		{name: "header lower-case scheme", auth: []string{"bearer abc"}, bearer: outcome{token: "abc"}},
+		{name: "header extra spaces", auth: []string{"Bearer   abc  "}, bearer: outcome{token: "abc"}},
+		{name: "query", target: "/p?x=1&access_token=abc", query: true, bearer: outcome{token: "abc"}},
+		{name: "query escaped value", target: "/p?access_token=a%2Eb", query: true, bearer: outcome{token: "a.b"}},
+		{name: "query ignored when off", target: "/p?access_token=abc", query: false, bearer: outcome{errCode: CodeMissingToken}},
+		{name: "nothing", target: "/p?x=1", query: true, bearer: outcome{errCode: CodeMissingToken}},
+		{name: "other scheme", auth: []string{"Basic abc"}, bearer: outcome{errCode: CodeMissingToken}},
+		{name: "scheme only", auth: []string{"Bearer"}, bearer: outcome{errCode: CodeMissingToken}},
+		{name: "both", target: "/p?access_token=abc", auth: []string{"Bearer abc"}, query: true, bearer: outcome{errCode: CodeInvalidRequest}},
+		{name: "query twice", target: "/p?access_token=a&access_token=b", query: true, bearer: outcome{errCode: CodeInvalidRequest}},
+		{name: "encoded name", target: "/p?%61ccess_token=abc", query: true, bearer: outcome{errCode: CodeInvalidRequest}},
+		{name: "two headers", auth: []string{"Bearer a", "Bearer b"}, bearer: outcome{errCode: CodeInvalidRequest}},
+		{name: "empty query value", target: "/p?access_token=", query: true, bearer: outcome{errCode: CodeInvalidToken}},
+		{name: "bad escape", target: "/p?access_token=%zz", query: true, bearer: outcome{errCode: CodeInvalidToken}},
+
+		{name: "bearer", auth: []string{"Bearer abc"}, query: true, bearer: outcome{token: "abc"}, dpop: &outcome{token: "abc", scheme: SchemeBearer}},
+		{name: "query, DPoP accepted", target: "/p?access_token=abc", query: true, bearer: outcome{token: "abc"}, dpop: &outcome{token: "abc", scheme: SchemeQuery}},
+		{name: "dpop", auth: []string{"DPoP abc"}, query: true, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{token: "abc", scheme: SchemeDPoP}},
+		{name: "dpop any case", auth: []string{"dpop abc"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{token: "abc", scheme: SchemeDPoP}},
+		{name: "dpop extra spaces", auth: []string{"DPoP   abc "}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{token: "abc", scheme: SchemeDPoP}},
+		{name: "dpop scheme only", auth: []string{"DPoP"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeMissingToken}},
+		{name: "dpop empty", auth: []string{"DPoP  "}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeMissingToken}},
+		{name: "dpop and query", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, query: true, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeInvalidRequest}},
+		{name: "dpop and query off", target: "/p?access_token=abc", auth: []string{"DPoP abc"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{token: "abc", scheme: SchemeDPoP}},
+		{name: "dpop and bearer headers", auth: []string{"DPoP a", "Bearer b"}, bearer: outcome{errCode: CodeInvalidRequest}, dpop: &outcome{errCode: CodeInvalidRequest}},
+		{name: "dpop with misspelled parameter", target: "/p?ACCESS_TOKEN=x", auth: []string{"DPoP a"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeInvalidRequest}},
+		{name: "dpop-like scheme", auth: []string{"DPoPx abc"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeMissingToken}},
+		{name: "basic", auth: []string{"Basic abc"}, bearer: outcome{errCode: CodeMissingToken}, dpop: &outcome{errCode: CodeMissingToken}},
+	}
+	check := func(t *testing.T, mode string, c Credential, aerr *Error, want outcome) {
+		t.Helper()
+		switch {
+		case want.errCode != "":
+			if aerr == nil || aerr.Code != want.errCode {
+				t.Fatalf("%s: got %+v, err %v; want %s", mode, c, aerr, want.errCode)
+			}
+		case aerr != nil || c.Token != want.token || (want.scheme != "" && c.Scheme != want.scheme):
+			t.Fatalf("%s: got %+v, %v; want %q under %q", mode, c, aerr, want.token, want.scheme)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,23 +135,11 @@ func TestExtractCredential(t *testing.T) {
 			for _, a := range tt.auth {
 				r.Header.Add("Authorization", a)
 			}
-			c, aerr := ExtractCredential(r, tt.query)
-			switch {
-			case tt.errCode != "":
-				if aerr == nil || aerr.Code != tt.errCode {
-					t.Fatalf("got %+v, err %v; want %s", c, aerr, tt.errCode)
-				}
-			case aerr != nil || c.Token != tt.token || c.Scheme != tt.scheme:
-				t.Fatalf("got %+v, %v; want %q under %s", c, aerr, tt.token, tt.scheme)
-			}
-			tok, oerr := ExtractToken(r, tt.query)
-			switch {
-			case tt.oldCode != "":
-				if oerr == nil || oerr.Code != tt.oldCode {
-					t.Fatalf("ExtractToken: got %q, err %v; want %s", tok, oerr, tt.oldCode)
-				}
-			case oerr != nil || tok != tt.oldToken:
-				t.Fatalf("ExtractToken: got %q, %v; want %q", tok, oerr, tt.oldToken)
+			c, aerr := ExtractCredential(r, tt.query, false)
+			check(t, "DPoP not accepted", c, aerr, tt.bearer)
+			if tt.dpop != nil {
+				c, aerr := ExtractCredential(r, tt.query, true)
+				check(t, "DPoP accepted", c, aerr, *tt.dpop)
 			}
 		})
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
-
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 

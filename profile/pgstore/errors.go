@@ -108,3 +108,9 @@ func describe(err error) string {
 var scrubRE = regexp.MustCompile("`?(user|database|host|port)=[^ `]*`?|\\[?[0-9a-fA-F:.]*\\]?:[0-9]{1,5}\\b|\\([0-9a-fA-F:.]+\\)")
 
 func scrub(s string) string { return scrubRE.ReplaceAllString(s, "…") }
+
+// retryable: serialization failure, deadlock.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}

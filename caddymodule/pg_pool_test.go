@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,28 +17,6 @@ import (
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
-
-// pgSchema is a PostgreSQL schema of this test's own, dropped after, and
-// the test database's DSN; without PROFILE_TEST_PG_DSN the test is skipped.
-func pgSchema(t *testing.T, prefix string) (dsn, schema string) {
-	pgStorage(t) // skips without PROFILE_TEST_PG_DSN
-	dsn = os.Getenv("PROFILE_TEST_PG_DSN")
-	schema = fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), time.Now().UnixNano()%1e12)
-	t.Cleanup(func() { dropSchema(dsn, schema) })
-	return dsn, schema
-}
-
-func pgExec(t *testing.T, dsn, sql string, args ...any) {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
 
 // TestIntegrationPgStalledExportKeepsRoute: with max_conns 1, a client that
 // starts an export and stops reading does not take the route's only
@@ -182,19 +159,7 @@ func TestIntegrationPgReloadAppliesOptions(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'locked' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
+	lockProfileRow(t, dsn, schema, "locked")
 	watcher, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +217,7 @@ func TestIntegrationPgReloadAppliesOptions(t *testing.T) {
 	}
 
 	tc.InitServer(cfg("max_conns 3 timeout 2500ms statement_timeout 400ms").caddyfile(), "caddyfile")
-	took, waiting = probe()
+	took, _ = probe()
 	t.Logf("after a reload to statement_timeout 400ms: PUTs failed after %v", took.Round(time.Millisecond))
 	if took > 1500*time.Millisecond {
 		t.Errorf("reload ignored: PUTs failed after %v (want ~400ms, at most 2 waves of 400ms)", took)

@@ -13,23 +13,17 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
-// Review of issue 13 (Ed25519, token_type/clients, the unknown-kid
-// budget, DPoP, the speed work) by attack through a real Caddy. Tests that
-// pass document defended attacks; a TestReview13Bug... test shows a defect
-// and is skipped until it is fixed.
+// Attacks on DPoP through a real Caddy: a replay flood, header and request
+// spellings, cnf shapes, and what reaches the upstream. Each test names an
+// attack that is defended.
 
-// review13Proof is a proof by the fixture's client for htu with the bound
+// boundProof is a proof by the fixture's client for htu with the bound
 // token, issued at iat.
-func review13Proof(t *testing.T, f dpopFixture, method, htu string, iat time.Time) string {
+func boundProof(t *testing.T, f dpopFixture, method, htu string, iat time.Time) string {
 	return f.client.Proof(t, method, htu, f.bound, iat, nil, nil)
 }
 
-// review13Raw is a raw HTTP/1.1 request to the test site.
-func review13Raw(method, target, host string, headers ...string) string {
-	return method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + strings.Join(append(headers, ""), "\r\n") + "Connection: close\r\n\r\n"
-}
-
-func review13Detail(t *testing.T, r rawResponse, status int, code, detail string) {
+func wantRawProblem(t *testing.T, r rawResponse, status int, code, detail string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
@@ -42,19 +36,19 @@ func review13Detail(t *testing.T, r rawResponse, status int, code, detail string
 	}
 }
 
-// TestReview13DPoPReplayFloodLeavesOtherClientsWorking: a client with its
+// TestDPoPReplayFloodFallsOnFlooder: a client with its
 // own valid DPoP-bound token sends more than replay_cache_size requests
 // whose proofs are dated 30 s ahead (iat may be 5 s plus the 30 s leeway
-// ahead). Before the fix, once the cache was full every other client's
-// fresh proof (iat now, as RFC 9449 asks) was refused "too old to be
-// checked for replay" while the flood's iats stayed in the window: one
-// client denied DPoP to the whole process. Now a full cache forgets the
-// flooding key's own oldest proofs, so only the flooder's window shrinks.
-func TestReview13DPoPReplayFloodLeavesOtherClientsWorking(t *testing.T) {
+// ahead). Every other client's fresh proof (iat now, as RFC 9449 asks)
+// keeps being accepted: were new proofs refused "too old to be checked for
+// replay" once the cache is full, one client would deny DPoP to the whole
+// process. A full cache forgets the flooding key's own oldest proofs, so
+// only the flooder's window shrinks.
+func TestDPoPReplayFloodFallsOnFlooder(t *testing.T) {
 	const size = 23 // a size of this test's own: caches are shared by size
 	f := newDPoPFixture(t, fmt.Sprintf("dpop {\n\t\t\treplay_cache_size %d\n\t\t}", size), "")
 	url := itBase + profilePath
-	if r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, review13Proof(t, f, "GET", f.htu, time.Now())); r.status != 200 {
+	if r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, boundProof(t, f, "GET", f.htu, time.Now())); r.status != 200 {
 		t.Fatalf("victim before the flood: %d %s", r.status, r.body)
 	}
 	attacker := dpoptest.NewProver(t, jwa.ES256())
@@ -74,102 +68,102 @@ func TestReview13DPoPReplayFloodLeavesOtherClientsWorking(t *testing.T) {
 		t.Fatalf("only %d of the flood's proofs were accepted: the cache was not filled", accepted)
 	}
 	for i := range 3 {
-		r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, review13Proof(t, f, "GET", f.htu, time.Now()))
+		r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, boundProof(t, f, "GET", f.htu, time.Now()))
 		if r.status != 200 {
 			t.Fatalf("victim's fresh proof %d after another client's flood: %d %s", i, r.status, r.body)
 		}
 	}
 }
 
-// TestReview13DPoPHeaderTricks: through raw sockets, spellings of the DPoP
+// TestDPoPHeaderSpellings: through raw sockets, spellings of the DPoP
 // and Authorization headers and of the request that must not change what
 // is checked.
-func TestReview13DPoPHeaderTricks(t *testing.T) {
+func TestDPoPHeaderSpellings(t *testing.T) {
 	f := newDPoPFixture(t, "", "")
-	good := func() string { return review13Proof(t, f, "GET", f.htu, time.Now()) }
+	good := func() string { return boundProof(t, f, "GET", f.htu, time.Now()) }
 	auth := "Authorization: DPoP " + f.bound
 
 	t.Run("a second DPoP header under another case", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: "+good(), "dpop: "+good()))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The request has more than one DPoP header.")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: "+good(), "dpop: "+good()))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The request has more than one DPoP header.")
 	})
 	t.Run("two proofs comma-joined in one header", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: "+good()+", "+good()))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is not a compact JWS.")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: "+good()+", "+good()))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is not a compact JWS.")
 	})
 	t.Run("an empty DPoP header beside a good one", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: ", "DPoP: "+good()))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The request has more than one DPoP header.")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: ", "DPoP: "+good()))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The request has more than one DPoP header.")
 	})
 	t.Run("scheme in lower case with two spaces", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, "Authorization: dpop  "+f.bound, "DPoP: "+good()))
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, "Authorization: dpop  "+f.bound, "DPoP: "+good()))
 		if r.status != 200 || !strings.Contains(r.body, `"UserId":"dpop-user"`) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
 	t.Run("scheme and token separated by a tab", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, "Authorization: DPoP\t"+f.bound, "DPoP: "+good()))
-		review13Detail(t, r, 401, "MissingToken", "")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, "Authorization: DPoP\t"+f.bound, "DPoP: "+good()))
+		wantRawProblem(t, r, 401, "MissingToken", "")
 	})
 	t.Run("DPoP scheme and the query parameter", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath+"?access_token="+f.bound, itHost, auth, "DPoP: "+good()))
-		review13Detail(t, r, 400, "InvalidRequest", "")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath+"?access_token="+f.bound, itHost, auth, "DPoP: "+good()))
+		wantRawProblem(t, r, 400, "InvalidRequest", "")
 	})
 	t.Run("X-Forwarded-* never name the URI", func(t *testing.T) {
-		p := review13Proof(t, f, "GET", "https://api.example.com"+profilePath, time.Now())
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: "+p,
+		p := boundProof(t, f, "GET", "https://api.example.com"+profilePath, time.Now())
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: "+p,
 			"X-Forwarded-Proto: https", "X-Forwarded-Host: api.example.com", "Forwarded: proto=https;host=api.example.com",
 			"X-Forwarded-Port: 443"))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
 	})
 	t.Run("Host in upper case is the same URI", func(t *testing.T) {
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, strings.ToUpper(itHost), auth, "DPoP: "+good()))
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, strings.ToUpper(itHost), auth, "DPoP: "+good()))
 		if r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
 	t.Run("absolute-form target: the Host header does not name the URI", func(t *testing.T) {
-		p := review13Proof(t, f, "GET", "http://evil.example"+profilePath, time.Now())
-		r := rawRoundTrip(t, review13Raw("GET", itSite+profilePath, "evil.example", auth, "DPoP: "+p))
+		p := boundProof(t, f, "GET", "http://evil.example"+profilePath, time.Now())
+		r := rawRoundTrip(t, rawRequest("GET", itSite+profilePath, "evil.example", auth, "DPoP: "+p))
 		if r.status == 200 {
 			t.Fatalf("a proof for the Host header's authority passed on an absolute-form request to this site: %s", r.body)
 		}
 	})
 	t.Run("a route spelling needs a proof for that spelling", func(t *testing.T) {
 		upper := "/API/workspace/account/profile"
-		r := rawRoundTrip(t, review13Raw("GET", upper, itHost, auth, "DPoP: "+good()))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
-		r = rawRoundTrip(t, review13Raw("GET", upper, itHost, auth, "DPoP: "+review13Proof(t, f, "GET", itSite+upper, time.Now())))
+		r := rawRoundTrip(t, rawRequest("GET", upper, itHost, auth, "DPoP: "+good()))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
+		r = rawRoundTrip(t, rawRequest("GET", upper, itHost, auth, "DPoP: "+boundProof(t, f, "GET", itSite+upper, time.Now())))
 		if r.status != 200 {
 			t.Fatalf("proof for the spelling the client used: %d %s", r.status, r.body)
 		}
 		semi := profilePath + ";jsessionid=1"
-		r = rawRoundTrip(t, review13Raw("GET", semi, itHost, auth, "DPoP: "+good()))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
+		r = rawRoundTrip(t, rawRequest("GET", semi, itHost, auth, "DPoP: "+good()))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another URI (htu).")
 	})
 	t.Run("a used proof is spent for every spelling of its URI", func(t *testing.T) {
-		p := review13Proof(t, f, "GET", itSite+"/api/workspace/account/profil%65", time.Now())
-		if r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: "+p)); r.status != 200 {
+		p := boundProof(t, f, "GET", itSite+"/api/workspace/account/profil%65", time.Now())
+		if r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: "+p)); r.status != 200 {
 			t.Fatalf("first use: %d %s", r.status, r.body)
 		}
 		for _, target := range []string{"/api/workspace/account/profil%65", "/api/workspace/account/%70rofile?x=1",
 			"/api/workspace/x/../account/profile", profilePath + "?access_token_x=1"} {
-			r := rawRoundTrip(t, review13Raw("GET", target, strings.ToUpper(itHost), auth, "DPoP: "+p))
-			review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof was already used; make a new one for each request.")
+			r := rawRoundTrip(t, rawRequest("GET", target, strings.ToUpper(itHost), auth, "DPoP: "+p))
+			wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof was already used; make a new one for each request.")
 		}
 	})
 	t.Run("the token's signing key cannot sign a proof for another token", func(t *testing.T) {
 		// a proof by the client's key for the unbound token is still for another token (ath)
 		p := f.client.Proof(t, "GET", f.htu, f.unbound, time.Now(), nil, nil)
-		r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, auth, "DPoP: "+p))
-		review13Detail(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another access token (ath).")
+		r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, auth, "DPoP: "+p))
+		wantRawProblem(t, r, 401, codeInvalidDPoPProof, "The DPoP proof is for another access token (ath).")
 	})
 }
 
-// TestReview13DPoPCnfShapes: cnf shapes a provider could mint; a bound
+// TestDPoPConfirmationShapes: cnf shapes a provider could mint; a bound
 // token is never accepted without a proof, and malformed bindings are
 // refused whatever the scheme.
-func TestReview13DPoPCnfShapes(t *testing.T) {
+func TestDPoPConfirmationShapes(t *testing.T) {
 	f := newDPoPFixture(t, "", "")
 	url := itBase + profilePath
 	mint := func(cnf any) string {
@@ -224,29 +218,19 @@ func TestReview13DPoPCnfShapes(t *testing.T) {
 	})
 }
 
-// TestReview13DPoPUpstreamNoLeak: in upstream mode the proof never reaches
+// TestDPoPProofNeverReachesUpstream: in upstream mode the proof never reaches
 // the backend, whatever the client names in Connection or sends as a
 // trailer, and the backend always gets the token as Bearer; a refused
 // proof reaches nothing.
-func TestReview13DPoPUpstreamNoLeak(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
-	client := dpoptest.NewProver(t, jwa.ES256())
-	backend := jwtauthtest.NewServer(t)
-	backend.Set(200, []byte(`{"Data":{"UserId":"u-1"},"Errors":[],"Warnings":[],"Success":true}`))
-	tc := newTester(t)
-	tc.InitServer(upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	c := jwtauthtest.Claims("u-1")
-	c["cnf"] = map[string]any{"jkt": client.Thumbprint}
-	tok := k.Mint(t, c, nil)
+func TestDPoPProofNeverReachesUpstream(t *testing.T) {
+	u := startDPoPUpstream(t)
+	backend, client, tok := u.backend, u.client, u.tok
 	htu := itSite + profilePath
 
 	// refused proofs first: nothing reaches the backend
 	bad := client.Proof(t, "GET", htu, tok, time.Now().Add(-10*time.Minute), nil, nil)
-	r := rawRoundTrip(t, review13Raw("GET", profilePath, itHost, "Authorization: DPoP "+tok, "DPoP: "+bad))
-	review13Detail(t, r, 401, codeInvalidDPoPProof, "")
+	r := rawRoundTrip(t, rawRequest("GET", profilePath, itHost, "Authorization: DPoP "+tok, "DPoP: "+bad))
+	wantRawProblem(t, r, 401, codeInvalidDPoPProof, "")
 	if n := len(backend.Requests()); n != 0 {
 		t.Fatalf("a refused proof reached the backend (%d requests)", n)
 	}
@@ -285,56 +269,6 @@ func TestReview13DPoPUpstreamNoLeak(t *testing.T) {
 		}
 		if got := q.Header.Get("X-Workspace-User-Id"); got != "u-1" {
 			t.Fatalf("request %d: X-Workspace-User-Id %q", i, got)
-		}
-	}
-}
-
-// TestReview13TokenKindThroughCaddy: token_type and clients against typ
-// and client spellings a provider (or a confused one) could send.
-func TestReview13TokenKindThroughCaddy(t *testing.T) {
-	k := jwtauthtest.NewKey(t, jwa.ES256(), "es")
-	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage memory",
-		extra: "token_type at+jwt\n\t\tclients web"})
-	url := itBase + profilePath
-	mint := func(typ any, claims map[string]any) string {
-		c := jwtauthtest.Claims("kind-user")
-		c["client_id"] = "web"
-		for n, v := range claims {
-			if v == nil {
-				delete(c, n)
-			} else {
-				c[n] = v
-			}
-		}
-		if typ == nil {
-			return k.Mint(t, c, map[string]any{"typ": nil})
-		}
-		return k.Mint(t, c, map[string]any{"typ": typ})
-	}
-	for name, tok := range map[string]string{
-		"typ with a parameter":        mint("application/at+jwt; charset=utf-8", nil),
-		"typ with a space":            mint("at+jwt ", nil),
-		"typ JWT":                     mint("JWT", nil),
-		"typ absent":                  mint(nil, nil),
-		"typ an array":                mint([]any{"at+jwt"}, nil),
-		"typ with a Kelvin-like rune": mint("at+jwt\u212a", nil),
-		"typ text/at+jwt":             mint("text/at+jwt", nil),
-		"client_id an array":          mint("at+jwt", map[string]any{"client_id": []any{"web"}}),
-		"client_id in other case":     mint("at+jwt", map[string]any{"client_id": "WEB"}),
-		"client_id and azp differ":    mint("at+jwt", map[string]any{"azp": "other"}),
-		"client only as Client_Id":    mint("at+jwt", map[string]any{"client_id": nil, "Client_Id": "web"}),
-	} {
-		if r := doDPoP(t, tc, "GET", url, "Bearer "+tok); r.status != 401 || !bytes.Contains(r.body, []byte(`"code":"InvalidToken"`)) {
-			t.Errorf("%s: %d %s", name, r.status, r.body)
-		}
-	}
-	for name, tok := range map[string]string{
-		"AT+JWT":             mint("AT+JWT", nil),
-		"application/at+jwt": mint("Application/At+Jwt", nil),
-		"azp only":           mint("at+jwt", map[string]any{"client_id": nil, "azp": "web"}),
-	} {
-		if r := doDPoP(t, tc, "GET", url, "Bearer "+tok); r.status != 200 {
-			t.Errorf("%s: %d %s", name, r.status, r.body)
 		}
 	}
 }

@@ -13,22 +13,19 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop/dpoptest"
 )
 
-// Review of issue 13 (DPoP): attacks on the proof checks and the replay
-// cache. Tests that pass document attacks that are defended; a test
-// named TestReview13Bug... shows a defect and is skipped until fixed.
+// Attacks on the proof checks and the replay cache, each defended.
 
-// TestReview13BugReplayFloodFutureIATLocksOutOthers: one client holding
-// its own valid bound token floods the shared replay cache with proofs
-// whose iat lies ahead of the clock (allowed: up to 5 s plus the leeway).
-// Once the cache is full of them, every other client's fresh proof
-// (iat = now, as RFC 9449 asks) is no newer than the oldest entry and is
-// refused "too old to be checked for replay" until the flood's iats leave
-// the window (up to window + 2 x leeway + 5 s later, 125 s by default).
-// The README promises the opposite: "a flood only shrinks the window from
-// its old end, so clients that make a fresh proof per request ... keep
-// working"; "Refusing every new proof instead would let one client with a
-// valid bound token deny service to all".
-func TestReview13BugReplayFloodFutureIATLocksOutOthers(t *testing.T) {
+// TestReplayFloodWithFutureIATKeepsOthersWorking: one client holding its
+// own valid bound token floods the shared replay cache with proofs whose
+// iat lies ahead of the clock (allowed: up to 5 s plus the leeway). Every
+// other client's fresh proof (iat = now, as RFC 9449 asks) is still
+// accepted, a second and a minute later: were such a proof refused "too
+// old to be checked for replay" once the cache is full of the flood, one
+// client with a valid bound token would deny service to all until the
+// flood's iats left the window (up to window + 2 x leeway + 5 s, 125 s by
+// default). docs/dpop.md promises that a flood only shrinks the window from
+// its old end.
+func TestReplayFloodWithFutureIATKeepsOthersWorking(t *testing.T) {
 	const size = 50
 	now := testNow
 	v := newTestVerifier(t, Config{Leeway: 30 * time.Second, Replay: NewReplayCache(size), Now: func() time.Time { return now }})
@@ -56,10 +53,10 @@ func TestReview13BugReplayFloodFutureIATLocksOutOthers(t *testing.T) {
 	}
 }
 
-// TestReview13ReplayFloodPresentIATKeepsOthersWorking: the documented
+// TestReplayFloodWithPresentIATKeepsOthersWorking: the documented
 // case (a flood of proofs dated now) does leave fresh proofs working, and
 // never lets a replay through.
-func TestReview13ReplayFloodPresentIATKeepsOthersWorking(t *testing.T) {
+func TestReplayFloodWithPresentIATKeepsOthersWorking(t *testing.T) {
 	const size = 50
 	now := testNow
 	v := newTestVerifier(t, Config{Leeway: 30 * time.Second, Replay: NewReplayCache(size), Now: func() time.Time { return now }})
@@ -87,11 +84,11 @@ func TestReview13ReplayFloodPresentIATKeepsOthersWorking(t *testing.T) {
 	}
 }
 
-// TestReview13MalleatedECDSAReplay: an ES256 signature (r, s) also
+// TestMalleatedECDSAProofIsAReplay: an ES256 signature (r, s) also
 // verifies as (r, n-s), so an eavesdropper can make a byte-different proof
 // from a used one. The replay key is the jti (with key and htu), not the
 // proof's bytes, so the twin is refused as a replay.
-func TestReview13MalleatedECDSAReplay(t *testing.T) {
+func TestMalleatedECDSAProofIsAReplay(t *testing.T) {
 	v := newTestVerifier(t, Config{})
 	p := dpoptest.NewProver(t, jwa.ES256())
 	proof := p.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
@@ -123,10 +120,10 @@ func TestReview13MalleatedECDSAReplay(t *testing.T) {
 	}
 }
 
-// TestReview13HTUSpellings: the URI a proof names is compared after
+// TestHTUSpellingsNamingAnotherAuthority: the URI a proof names is compared after
 // normalization, and nothing that names another authority (userinfo, a
 // zone, an escaped host, a backslash) is ever taken for ours.
-func TestReview13HTUSpellings(t *testing.T) {
+func TestHTUSpellingsNamingAnotherAuthority(t *testing.T) {
 	v := newTestVerifier(t, Config{})
 	p := dpoptest.NewProver(t, jwa.ES256())
 	const uri = "https://api.example.com/api/workspace/account/profile"
@@ -186,11 +183,11 @@ func TestReview13HTUSpellings(t *testing.T) {
 	}
 }
 
-// TestReview13ProofHeaderTricks: a second proof comma-joined into one
+// TestProofHeaderMismatchesRefused: a second proof comma-joined into one
 // header, a proof whose alg names another key type than its jwk, a jwk
 // declaring another alg, and ath over a whitespace-padded token are
 // refused.
-func TestReview13ProofHeaderTricks(t *testing.T) {
+func TestProofHeaderMismatchesRefused(t *testing.T) {
 	v := newTestVerifier(t, Config{})
 	ec := dpoptest.NewProver(t, jwa.ES256())
 	ed := dpoptest.NewProver(t, jwa.EdDSA())
@@ -202,7 +199,7 @@ func TestReview13ProofHeaderTricks(t *testing.T) {
 		"alg ES384 with a P-256 key": request(ec.Proof(t, "GET", testURI, testToken, testNow,
 			map[string]any{"alg": "ES384"}, nil)),
 		"Ed25519 with a jwk saying EdDSA": request(ed.Proof(t, "GET", testURI, testToken, testNow,
-			map[string]any{"alg": "Ed25519", "jwk": review13WithMember(ed.JWK, "alg", "EdDSA")}, nil)),
+			map[string]any{"alg": "Ed25519", "jwk": withMember(ed.JWK, "alg", "EdDSA")}, nil)),
 		"typ DPoP+JWT": request(ec.Proof(t, "GET", testURI, testToken, testNow, map[string]any{"typ": "DPoP+JWT"}, nil)),
 		"typ application/dpop+jwt": request(ec.Proof(t, "GET", testURI, testToken, testNow,
 			map[string]any{"typ": "application/dpop+jwt"}, nil)),
@@ -218,13 +215,4 @@ func TestReview13ProofHeaderTricks(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-}
-
-func review13WithMember(m map[string]any, k string, val any) map[string]any {
-	out := map[string]any{}
-	for a, b := range m {
-		out[a] = b
-	}
-	out[k] = val
-	return out
 }

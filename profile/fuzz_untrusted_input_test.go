@@ -12,10 +12,10 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
 
-// Fuzz targets of threats.md parts D and E for the parsers of untrusted
-// input in profile: the admin import reader and the ETag matcher. Their
-// corpora (testdata/fuzz/<Target>/) hold the catalogue's D-row bodies as
-// import lines and its If-Match values; a crasher found later is committed
+// Fuzz targets for the parsers of untrusted input in profile: the admin
+// import reader and the ETag matcher (catalogue parts D and E, see
+// docs/threat-model.md). Their corpora (testdata/fuzz/<Target>/) hold the
+// write-endpoint rows' bodies as import lines and their If-Match values; a crasher found later is committed
 // there as a regression seed.
 
 // fuzzImportMax is the import cap of the fuzz target: small enough that

@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+)
+
+// TestOptionsSameInCaddyfileAndJSON: each value is accepted or refused
+// alike whether written in a Caddyfile or in JSON, and a refusal names the
+// option in both. A Caddyfile counts as accepted when it parses and the
+// JSON it adapts to provisions, as `caddy run` would load it.
+func TestOptionsSameInCaddyfileAndJSON(t *testing.T) {
+	keys := writeFile(t, "k.json", jwtauthtest.JWKS(t, jwtauthtest.NewKey(t, jwa.ES256(), "k")))
+	tests := []struct {
+		name      string
+		path      string // the directive's argument, and JSON's "path"
+		caddyfile string // lines of the block besides the required ones
+		json      string // members besides the required ones
+		mention   string // what a refusal names; "": accepted
+	}{
+		{name: "max_body 1B", caddyfile: "max_body 1B", json: `"max_body":1`},
+		{name: "max_body 1GiB", caddyfile: "max_body 1GiB", json: `"max_body":1073741824`},
+		{name: "max_body 1GiB and a byte", caddyfile: "max_body 1073741825", json: `"max_body":1073741825`, mention: "max_body"},
+		{name: "max_body 2GiB", caddyfile: "max_body 2GiB", json: `"max_body":2147483648`, mention: "max_body"},
+		{name: "max_body negative", caddyfile: "max_body -1", json: `"max_body":-1`, mention: "max_body"},
+		{name: "max_upstream_body 1GiB", caddyfile: "max_upstream_body 1GiB", json: `"max_upstream_body":1073741824`},
+		{name: "max_upstream_body 2GiB", caddyfile: "max_upstream_body 2GiB", json: `"max_upstream_body":2147483648`, mention: "max_upstream_body"},
+		{name: "leeway 0", caddyfile: "leeway 0s", json: `"leeway":"0s"`},
+		{name: "leeway negative", caddyfile: "leeway -5s", json: `"leeway":"-5s"`, mention: "leeway"},
+		{name: "max_token_lifetime 24h", caddyfile: "max_token_lifetime 24h", json: `"max_token_lifetime":"24h"`},
+		{name: "max_token_lifetime negative", caddyfile: "max_token_lifetime -1h", json: `"max_token_lifetime":"-1h"`, mention: "max_token_lifetime"},
+		{name: "token_cache 0", caddyfile: "token_cache 0", json: `"token_cache":0`},
+		{name: "token_cache negative", caddyfile: "token_cache -1", json: `"token_cache":-1`, mention: "token_cache"},
+		{name: "min_refresh 1m", caddyfile: "min_refresh 1m", json: `"min_refresh":"1m"`},
+		{name: "min_refresh negative", caddyfile: "min_refresh -1s", json: `"min_refresh":"-1s"`, mention: "min_refresh"},
+		{name: "min_refresh over max_refresh", caddyfile: "min_refresh 20m", json: `"min_refresh":"20m"`, mention: "min_refresh 20m"},
+		{name: "algorithms ES256", caddyfile: "algorithms ES256", json: `"algorithms":["ES256"]`},
+		{name: "algorithms HS256", caddyfile: "algorithms HS256", json: `"algorithms":["HS256"]`, mention: "algorithms"},
+		{name: "token_type at+jwt", caddyfile: "token_type at+jwt", json: `"token_types":["at+jwt"]`},
+		{name: "token_type with a space", caddyfile: `token_type "at+jwt x"`, json: `"token_types":["at+jwt x"]`, mention: "token_type"},
+		{name: "clients empty", caddyfile: `clients ""`, json: `"clients":[""]`, mention: "clients"},
+		{name: "path clean", path: "/p/q", json: `"path":"/p/q"`},
+		{name: "path not absolute", path: "p/q", json: `"path":"p/q"`, mention: "path"},
+		{name: "dpop required", caddyfile: "dpop required", json: `"dpop":{"mode":"required"}`},
+		{name: "dpop mode unknown", caddyfile: "dpop sometimes", json: `"dpop":{"mode":"sometimes"}`, mention: "dpop"},
+		{name: "dpop algorithms HS256", caddyfile: "dpop {\nalgorithms HS256\n}", json: `"dpop":{"algorithms":["HS256"]}`, mention: "dpop: algorithms"},
+		{name: "dpop iat_window 30s", caddyfile: "dpop {\niat_window 30s\n}", json: `"dpop":{"iat_window":"30s"}`},
+		{name: "dpop iat_window negative", caddyfile: "dpop {\niat_window -1s\n}", json: `"dpop":{"iat_window":"-1s"}`, mention: "dpop: iat_window"},
+		{name: "dpop replay_cache_size 10", caddyfile: "dpop {\nreplay_cache_size 10\n}", json: `"dpop":{"replay_cache_size":10}`},
+		{name: "dpop replay_cache_size negative", caddyfile: "dpop {\nreplay_cache_size -1\n}", json: `"dpop":{"replay_cache_size":-1}`, mention: "dpop: replay_cache_size"},
+		{name: "dpop origin with a path", caddyfile: "dpop {\norigin https://a.example/p\n}", json: `"dpop":{"origin":"https://a.example/p"}`, mention: "dpop: origin"},
+		{name: "bolt timeout 2s", caddyfile: "storage bolt {dir}/p.db timeout 2s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"2s"}`},
+		{name: "bolt timeout negative", caddyfile: "storage bolt {dir}/p.db timeout -1s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"-1s"}`, mention: "timeout"},
+		{name: "postgres max_conns 20", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 20", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":20}`},
+		{name: "postgres max_conns 1001", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 1001", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":1001}`, mention: "max_conns"},
+		{name: "postgres max_conns negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns -1", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":-1}`, mention: "max_conns"},
+		{name: "postgres statement_timeout negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x statement_timeout -1s", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","statement_timeout":"-1s"}`, mention: "statement_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			block := strings.ReplaceAll(tt.caddyfile, "{dir}", dir)
+			members := strings.ReplaceAll(tt.json, "{dir}", dir)
+			if !strings.Contains(block, "storage ") {
+				block += "\nstorage memory"
+			}
+			if !strings.Contains(members, `"storage"`) {
+				members += `,"storage":{"backend":"memory"}`
+			}
+			required := `"jwks_files":[` + strconvQuote(keys) + `],"issuers":["i"],"audiences":["a"]`
+			fromJSON := loadHandlerJSON(t, []byte("{"+required+","+strings.TrimPrefix(members, ",")+"}"))
+			fromCaddyfile := loadHandlerCaddyfile(t, "workspace_profile "+tt.path+" {\njwks_file "+keys+"\nissuer i\naudience a\n"+block+"\n}")
+			for form, err := range map[string]error{"JSON": fromJSON, "Caddyfile": fromCaddyfile} {
+				if err != nil {
+					t.Logf("%s: %v", form, err)
+				}
+				switch {
+				case tt.mention == "" && err != nil:
+					t.Errorf("%s refused: %v", form, err)
+				case tt.mention != "" && err == nil:
+					t.Errorf("%s accepted", form)
+				case tt.mention != "" && !strings.Contains(err.Error(), tt.mention):
+					t.Errorf("%s: error %q does not name %q", form, err, tt.mention)
+				}
+			}
+		})
+	}
+}
+
+// TestBodyLimitsCappedInJSON: a JSON config, which never meets the
+// Caddyfile parser, is held to the same 1GiB cap on max_body and
+// max_upstream_body, refused at provision with the option named.
+func TestBodyLimitsCappedInJSON(t *testing.T) {
+	keys := writeFile(t, "k.json", jwtauthtest.JWKS(t, jwtauthtest.NewKey(t, jwa.ES256(), "k")))
+	for _, opt := range []string{"max_body", "max_upstream_body"} {
+		raw := `{"jwks_files":[` + strconvQuote(keys) + `],"issuers":["i"],"audiences":["a"],"storage":{"backend":"memory"},"` + opt + `":2147483648}`
+		err := loadHandlerJSON(t, []byte(raw))
+		if err == nil {
+			t.Fatalf("%s 2GiB accepted", opt)
+		}
+		if want := opt + ": 2147483648 is not a size between 1B and 1GiB"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "workspace_profile") {
+			t.Fatalf("%s 2GiB: error %q, want one naming workspace_profile and saying %q", opt, err, want)
+		}
+	}
+}
+
+// loadHandlerJSON provisions the handler as Caddy loads it, and cleans it
+// up at once.
+func loadHandlerJSON(t *testing.T, raw []byte) error {
+	t.Helper()
+	ctx, cancel := newTestContext()
+	defer cancel()
+	_, err := ctx.LoadModuleByID("http.handlers.workspace_profile", raw)
+	return err
+}
+
+// loadHandlerCaddyfile parses a workspace_profile directive and, when it
+// parses, provisions the JSON it adapts to.
+func loadHandlerCaddyfile(t *testing.T, src string) error {
+	t.Helper()
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadHandlerJSON(t, raw)
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(filepath.ToSlash(s))
+	return string(b)
+}

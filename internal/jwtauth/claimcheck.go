@@ -1,0 +1,183 @@
+package jwtauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
+)
+
+// The claim rules a token must pass: lifetime, issuer, audience, subject,
+// and the optional token type and client.
+
+// checkClaims applies the claim rules every token must pass, in ASP.NET's
+// order: lifetime, then issuer, then audience, then the subject.
+func (v *Verifier) checkClaims(c Claims) *Error {
+	now := float64(v.now().UnixNano()) / 1e9
+	leeway := v.leeway.Seconds()
+	exp, ok := jsonscan.Float(c["exp"])
+	if !ok {
+		return InvalidToken("The token has no numeric exp claim.")
+	}
+	if !saneDate(exp) {
+		return InvalidToken("The token has an exp claim outside the years 1970 to 9999.")
+	}
+	if now > exp+leeway {
+		return &Error{CodeTokenExpired, "The token has expired."}
+	}
+	if v.maxLife > 0 && exp-now > v.maxLife.Seconds()+leeway {
+		return InvalidToken("The token lives longer than this API accepts.")
+	}
+	for _, name := range []string{"nbf", "iat"} {
+		raw, present := c[name]
+		if !present {
+			continue
+		}
+		t, ok := jsonscan.Float(raw)
+		if !ok {
+			return InvalidToken("The token has a non-numeric " + name + " claim.")
+		}
+		if !saneDate(t) {
+			return InvalidToken("The token has an " + name + " claim outside the years 1970 to 9999.")
+		}
+		if t > now+leeway {
+			return &Error{CodeTokenNotYetValid, "The token is not valid yet."}
+		}
+	}
+	if iss, _ := c.Str("iss"); !slices.Contains(v.issuers, iss) {
+		return &Error{CodeInvalidIssuer, "The token issuer is not accepted."}
+	}
+	if !audienceMatches(c["aud"], v.audiences) {
+		return &Error{CodeInvalidAudience, "The token audience is not accepted."}
+	}
+	// jti is a string (RFC 7519 §4.1.7); a number or an object would be
+	// read differently by whatever keys a replay check on it
+	if raw, present := c["jti"]; present {
+		if _, ok := jsonscan.String(raw); !ok {
+			return InvalidToken("The token has a non-string jti claim.")
+		}
+	}
+	sub, _ := c.Str(v.subject)
+	if sub == "" {
+		return InvalidToken("The token has no subject.")
+	}
+	// HTTP trims spaces around a header value, so " u-1" would reach a
+	// backend as u-1 while this edge keeps them apart.
+	if strings.TrimSpace(sub) != sub {
+		return InvalidToken("The token subject has leading or trailing whitespace.")
+	}
+	return nil
+}
+
+// checkKind applies the optional rules on what kind of token this is and
+// whom it was issued to: the header typ (RFC 9068 §4, RFC 8725 §3.11) and
+// the client (RFC 8725 §3.12), so that an OpenID ID token, or an access
+// token of another client of the same audience, does not pass. Like
+// checkClaims it runs on the unverified token too, before an unknown-kid
+// fetch, so a token it refuses never makes one.
+func (v *Verifier) checkKind(h header, c Claims) *Error {
+	if v.tokenTypes != nil {
+		if !h.HasTyp {
+			return InvalidToken("The token has no type header; an access token is required.")
+		}
+		if !slices.Contains(v.tokenTypes, mediaType(h.Typ)) {
+			return InvalidToken("The token type is not accepted; an access token is required.")
+		}
+	}
+	if v.clients != nil {
+		client, aerr := tokenClient(c)
+		if aerr != nil {
+			return aerr
+		}
+		if !slices.Contains(v.clients, client) {
+			return InvalidToken("The token was issued to a client that is not accepted.")
+		}
+	}
+	return nil
+}
+
+// CheckTokenType refuses a configured token type that no typ header could
+// match: empty, or holding spaces, controls, or a parameter (";").
+func CheckTokenType(tt string) error {
+	if tt == "" {
+		return errors.New("a token type is empty")
+	}
+	for _, c := range []byte(tt) {
+		if c <= ' ' || c >= 0x7f || c == ';' || c == ',' {
+			return fmt.Errorf("%q is not a media type without parameters", tt)
+		}
+	}
+	return nil
+}
+
+// tokenClient is the client a token was issued to: client_id (RFC 9068
+// §2.2), else azp (OpenID Connect Core §2). Both present and different is
+// refused rather than one of them believed.
+func tokenClient(c Claims) (string, *Error) {
+	var vals []string
+	for _, name := range []string{"client_id", "azp"} {
+		raw, present := c[name]
+		if !present {
+			continue
+		}
+		s, ok := jsonscan.String(raw)
+		if !ok {
+			return "", InvalidToken("The token has a non-string " + name + " claim.")
+		}
+		vals = append(vals, s)
+	}
+	switch {
+	case len(vals) == 0:
+		return "", InvalidToken("The token names no client in client_id or azp.")
+	case len(vals) == 2 && vals[0] != vals[1]:
+		return "", InvalidToken("The token names different clients in client_id and azp.")
+	}
+	return vals[0], nil
+}
+
+// mediaType is a typ value in the form it is compared in: ASCII letters in
+// lower case (media types ignore case, and are ASCII: no Unicode folding,
+// so a Kelvin sign is not a k), with "application/" prepended when it has
+// no "/", as RFC 7515 §4.1.9 has recipients read it. So at+jwt, AT+JWT and
+// application/at+jwt are one type.
+func mediaType(typ string) string {
+	b := []byte(typ)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	typ = string(b)
+	if !strings.Contains(typ, "/") {
+		typ = "application/" + typ
+	}
+	return typ
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z, the last second .NET's DateTime
+// (and so the backend) can represent.
+const maxNumericDate = 253402300799
+
+// saneDate: a NumericDate between the epoch and the end of year 9999.
+// Anything else is a token no provider issues, and one that overflows or
+// wraps in the backend's date types.
+func saneDate(t float64) bool { return t >= 0 && t <= maxNumericDate }
+
+// audienceMatches: aud is one string or an array of strings (RFC 7519).
+func audienceMatches(raw json.RawMessage, accepted []string) bool {
+	if one, ok := jsonscan.String(raw); ok {
+		return slices.Contains(accepted, one)
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) == nil {
+		for _, a := range many {
+			if slices.Contains(accepted, a) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,109 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The schema: its migrations, and how a store brings a database up to
+// date.
+
+// migrations are applied in order, each once, recorded in schema_migrations.
+// They are never destructive: a column is added, never dropped.
+var migrations = []string{
+	1: `CREATE TABLE {s}.profiles (
+		user_id    text PRIMARY KEY,
+		user_name  text NOT NULL DEFAULT '',
+		email      text NOT NULL DEFAULT '',
+		first_name text NOT NULL DEFAULT '',
+		last_name  text NOT NULL DEFAULT '',
+		user_type  smallint NOT NULL DEFAULT 0 CHECK (user_type BETWEEN 0 AND 2),
+		version    bigint NOT NULL
+	);
+	CREATE UNIQUE INDEX profiles_user_name_key ON {s}.profiles (lower(user_name)) WHERE user_name <> ''`,
+	// Version 2: the user-name index folds ASCII case whatever the
+	// collation of the column or the database (lower() under a Turkish
+	// collation makes 'I' a dotless 'ı'), as profile.NormalizeUserName
+	// and the other backends do. It keeps its name, so that a node still
+	// on version 1 maps a violation to UserNameTaken. migrate refuses to
+	// apply it to names that collide under the new fold (errCollide).
+	2: `CREATE UNIQUE INDEX profiles_user_name_fold ON {s}.profiles (lower(user_name COLLATE "C")) WHERE user_name <> '';
+	DROP INDEX {s}.profiles_user_name_key;
+	ALTER INDEX {s}.profiles_user_name_fold RENAME TO profiles_user_name_key`,
+}
+
+// nameKey is the user-name index's expression: ASCII lower-casing, the
+// same as profile.NormalizeUserName (user names are ASCII).
+const nameKey = `lower(user_name COLLATE "C")`
+
+var (
+	errNewer   = errors.New("the schema is newer than this build understands")
+	errCollide = errors.New("user names collide when compared ignoring ASCII case")
+)
+
+// LatestVersion is the schema version this build migrates to.
+func LatestVersion() int { return len(migrations) - 1 }
+
+// migrate brings the schema up to date. Several nodes may start at once:
+// a transaction-scoped advisory lock, keyed by the schema name, lets one
+// migrate while the others wait and then find nothing left to do.
+func (s *Store) migrate(ctx context.Context, schema string) error {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("caddy-workspace-profile:" + schema))
+	lockKey := int64(h.Sum64())
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.schema); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.schema+".schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return err
+		}
+		var current int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.schema+".schema_migrations").Scan(&current); err != nil {
+			return err
+		}
+		if current > LatestVersion() {
+			return fmt.Errorf("%w: schema %s is at version %d, this build at %d", errNewer, schema, current, LatestVersion())
+		}
+		for v := current + 1; v <= LatestVersion(); v++ {
+			if v == 2 {
+				var n int
+				if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+s.schema+".profiles WHERE user_name <> '' GROUP BY "+nameKey+" HAVING count(*) > 1) d").Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					return fmt.Errorf("migration 2: %w: %d names are held by more than one profile in schema %s; nothing was changed. "+
+						"Find them with SELECT lower(user_name COLLATE \"C\"), array_agg(user_id) FROM %s.profiles WHERE user_name <> '' GROUP BY 1 HAVING count(*) > 1, "+
+						"rename all but one, then start again", errCollide, n, schema, s.schema)
+				}
+			}
+			if _, err := tx.Exec(ctx, expand(migrations[v], s.schema)); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO "+s.schema+".schema_migrations (version) VALUES ($1)", v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func expand(sql, schema string) string {
+	out := make([]byte, 0, len(sql)+len(schema)*2)
+	for i := 0; i < len(sql); i++ {
+		if sql[i] == '{' && i+2 < len(sql) && sql[i+1] == 's' && sql[i+2] == '}' {
+			out = append(out, schema...)
+			i += 2
+			continue
+		}
+		out = append(out, sql[i])
+	}
+	return string(out)
+}
