@@ -8,7 +8,8 @@ import (
 
 // TestLayoutDependencies keeps the packages apart as the README's Layout
 // says: the domain, the token core and the store drain build without Caddy, and the core
-// without Prometheus and without the domain, so that each can be read and
+// without Prometheus and without the domain, the JSON scanner with the
+// standard library alone, so that each can be read and
 // tested without a web server (and a jwx or Caddy upgrade touches one
 // package). It reads `go list -deps`, which follows every import, direct
 // or not.
@@ -36,6 +37,23 @@ func TestLayoutDependencies(t *testing.T) {
 					t.Errorf("%s depends on %s", pattern, dep)
 				}
 			}
+		}
+	}
+}
+
+// TestLayoutStandardLibraryOnly: the JSON scanner, which the domain, the
+// token core and the DPoP checker all read JSON through, knows nothing of
+// Caddy, jwx or zap, nor of this module's other packages, so that sharing
+// it drags no dependency from one of them into another.
+func TestLayoutStandardLibraryOnly(t *testing.T) {
+	for _, pkg := range []string{"./internal/jsonscan"} {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) != 1 { // the package itself
+			t.Errorf("%s depends on more than the standard library: %v", pkg, deps)
 		}
 	}
 }

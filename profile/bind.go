@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // UpdateRequest is the bound body of a PUT. A nil field was absent or null
@@ -124,7 +126,7 @@ func BindUpdate(body []byte) (req UpdateRequest, warnings, errs []Item) {
 	// ... and an escaped lone surrogate ("\ud800" without its low half, or a
 	// low half alone) into U+FFFD as well: refused the same way (RFC 8259
 	// section 8.2, RFC 7493 section 2.1).
-	if HasLoneSurrogate(body) {
+	if jsonscan.HasLoneSurrogate(body) {
 		return invalid("The request body holds an escaped lone surrogate (\\uD800-\\uDFFF).")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -180,74 +182,4 @@ func orName(canonical, name string) string {
 		return canonical
 	}
 	return name
-}
-
-// HasLoneSurrogate reports whether a JSON text holds, inside a string, a
-// \u escape of a UTF-16 surrogate that is not part of a pair: a high
-// surrogate (D800-DBFF) not directly followed by an escaped low one
-// (DC00-DFFF), or a low one alone. encoding/json decodes such an escape
-// to U+FFFD, so a value would be stored other than it was sent. It only
-// scans string escapes; b need not be valid JSON (other faults are the
-// decoder's to find).
-func HasLoneSurrogate(b []byte) bool {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inString {
-			inString = c == '"'
-			continue
-		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			if i+1 >= len(b) {
-				return false
-			}
-			i++
-			if b[i] != 'u' {
-				continue
-			}
-			r, ok := hex4(b, i+1)
-			if !ok {
-				continue
-			}
-			i += 4
-			switch {
-			case 0xDC00 <= r && r <= 0xDFFF: // a low half first
-				return true
-			case 0xD800 <= r && r <= 0xDBFF:
-				if i+2 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
-					return true
-				}
-				lo, ok := hex4(b, i+3)
-				if !ok || lo < 0xDC00 || lo > 0xDFFF {
-					return true
-				}
-				i += 6
-			}
-		}
-	}
-	return false
-}
-
-// hex4 reads the four hex digits of a \u escape at b[i:].
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }

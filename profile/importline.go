@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // Checking one line of an import: the profile it holds, by the rules of
@@ -35,7 +37,7 @@ func ParseImportLine(line []byte) (Profile, []Item) {
 		return Profile{}, []Item{NewError(CodeInvalidJSON, "The line is not valid UTF-8.", "", TypeValidation, nil)}
 	}
 	// ... and an escaped lone surrogate into U+FFFD too (see BindUpdate).
-	if HasLoneSurrogate(line) {
+	if jsonscan.HasLoneSurrogate(line) {
 		return Profile{}, []Item{NewError(CodeInvalidJSON, "The line holds an escaped lone surrogate (\\uD800-\\uDFFF).", "", TypeValidation, nil)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))

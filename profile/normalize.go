@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // LegacyResponse is what a legacy backend answered, read whole.
@@ -205,7 +207,7 @@ func items(v []byte, defaultSeverity Severity) Items {
 	if !is(v, '[') {
 		return out
 	}
-	for x, i := nextElement(v, 1); i >= 0; x, i = nextElement(v, i) {
+	for x, i := jsonscan.NextElement(v, 1); i >= 0; x, i = jsonscan.NextElement(v, i) {
 		if !is(x, '{') {
 			continue
 		}
@@ -239,14 +241,14 @@ func items(v []byte, defaultSeverity Severity) Items {
 // nil for {}, else the members with text, the last of a key counting.
 func metadata(obj []byte) map[string]string {
 	var meta map[string]string
-	for key, val, i := nextMember(obj, 1); i >= 0; key, val, i = nextMember(obj, i) {
+	for key, val, i := jsonscan.NextMember(obj, 1); i >= 0; key, val, i = jsonscan.NextMember(obj, i) {
 		if meta == nil {
 			meta = map[string]string{}
 		}
 		if t, ok := textBytes(val); ok {
-			meta[unquote(key)] = string(t)
+			meta[jsonscan.Unquote(key)] = string(t)
 		} else {
-			delete(meta, unquote(key))
+			delete(meta, jsonscan.Unquote(key))
 		}
 	}
 	return meta
@@ -282,8 +284,8 @@ func problemItems(o *object) []Item {
 			val   []byte
 		}
 		var fields []member
-		for key, val, i := nextMember(m, 1); i >= 0; key, val, i = nextMember(m, i) {
-			fields = append(fields, member{unquote(key), val})
+		for key, val, i := jsonscan.NextMember(m, 1); i >= 0; key, val, i = jsonscan.NextMember(m, i) {
+			fields = append(fields, member{jsonscan.Unquote(key), val})
 		}
 		// sorted for a stable output; of a field given twice, the last counts
 		slices.SortStableFunc(fields, func(a, b member) int { return strings.Compare(a.field, b.field) })
@@ -301,7 +303,7 @@ func problemItems(o *object) []Item {
 			if !is(msgs, '[') {
 				continue
 			}
-			for msg, j := nextElement(msgs, 1); j >= 0; msg, j = nextElement(msgs, j) {
+			for msg, j := jsonscan.NextElement(msgs, 1); j >= 0; msg, j = jsonscan.NextElement(msgs, j) {
 				if t, ok := textBytes(msg); ok {
 					errs = append(errs, NewError(CodeValidationError, string(t), fieldName(f.field), TypeValidation, nil))
 				}

@@ -3,6 +3,8 @@ package profile
 import (
 	"mime"
 	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // object is a JSON object's members as raw JSON, looked up by the key
@@ -55,9 +57,9 @@ const maxFoldedKey = 12
 // its text without '_' and '-' and with A-Z in lower case. Keys the
 // normalizer does not read are -1.
 func keyIndex(q []byte) int {
-	in, plain := plainString(q)
+	in, plain := jsonscan.Literal(q)
 	if !plain {
-		in = []byte(decodeString(q)) // escapes: rare
+		in = []byte(jsonscan.Unquote(q)) // escapes: rare
 	}
 	var buf [maxFoldedKey]byte
 	n := 0
@@ -141,7 +143,7 @@ func keyIndex(q []byte) int {
 
 // members fills o from the valid JSON object obj.
 func (o *object) members(obj []byte) {
-	for key, val, i := nextMember(obj, 1); i >= 0; key, val, i = nextMember(obj, i) {
+	for key, val, i := jsonscan.NextMember(obj, 1); i >= 0; key, val, i = jsonscan.NextMember(obj, i) {
 		if k := keyIndex(key); k >= 0 {
 			o.m[k] = val
 		}
@@ -166,7 +168,7 @@ func parseObject(contentType string, body []byte, o *object) bool {
 	if !jsonMediaType(contentType) {
 		return false
 	}
-	obj, ok := cutObject(body)
+	obj, ok := jsonscan.CutObject(body)
 	if ok {
 		o.members(obj)
 	}

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // NormalizeHTU is an http or https URI without its query and fragment, in
@@ -83,10 +85,10 @@ func normalizePercent(p string) (string, bool) {
 			b.WriteByte(p[i])
 			continue
 		}
-		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+		if i+2 >= len(p) || !jsonscan.IsHex(p[i+1]) || !jsonscan.IsHex(p[i+2]) {
 			return "", false
 		}
-		c := unhex(p[i+1])<<4 | unhex(p[i+2])
+		c := jsonscan.Unhex(p[i+1])<<4 | jsonscan.Unhex(p[i+2])
 		if isUnreserved(c) {
 			b.WriteByte(c)
 		} else {
@@ -146,18 +148,4 @@ func removeDotSegments(in string) string {
 
 func isUnreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
@@ -253,17 +254,17 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 func (v *Verifier) parseHeader(seg string) (header, *Error) {
 	var h header
 	raw, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil || jwtauth.CheckStrictJSON(raw) != nil {
+	if err != nil || jsonscan.CheckStrict(raw) != nil {
 		return h, refuse("The DPoP proof header is malformed or names a member twice.")
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil || m == nil {
 		return h, refuse("The DPoP proof header is malformed or names a member twice.")
 	}
-	if t, ok := jwtauth.JSONString(m["typ"]); !ok || t != typ {
+	if t, ok := jsonscan.String(m["typ"]); !ok || t != typ {
 		return h, refuse("The DPoP proof header typ is not dpop+jwt.")
 	}
-	algName, _ := jwtauth.JSONString(m["alg"])
+	algName, _ := jsonscan.String(m["alg"])
 	alg, ok := v.algorithms[algName]
 	if !ok {
 		return h, refuse("The DPoP proof algorithm is not accepted.")
@@ -324,7 +325,7 @@ type claims struct {
 
 func parseClaims(payload []byte) (claims, *Error) {
 	var c claims
-	if jwtauth.CheckStrictJSON(payload) != nil {
+	if jsonscan.CheckStrict(payload) != nil {
 		return c, refuse("The DPoP proof claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
 	}
 	var m map[string]json.RawMessage
@@ -332,20 +333,20 @@ func parseClaims(payload []byte) (claims, *Error) {
 		return c, refuse("The DPoP proof claims are malformed.")
 	}
 	var ok bool
-	if c.jti, ok = jwtauth.JSONString(m["jti"]); !ok || c.jti == "" {
+	if c.jti, ok = jsonscan.String(m["jti"]); !ok || c.jti == "" {
 		return c, refuse("The DPoP proof has no string jti claim.")
 	}
-	if c.htm, ok = jwtauth.JSONString(m["htm"]); !ok {
+	if c.htm, ok = jsonscan.String(m["htm"]); !ok {
 		return c, refuse("The DPoP proof has no string htm claim.")
 	}
-	if c.htu, ok = jwtauth.JSONString(m["htu"]); !ok {
+	if c.htu, ok = jsonscan.String(m["htu"]); !ok {
 		return c, refuse("The DPoP proof has no string htu claim.")
 	}
-	if c.iat, ok = jwtauth.NumericDate(m["iat"]); !ok {
+	if c.iat, ok = jsonscan.Float(m["iat"]); !ok {
 		return c, refuse("The DPoP proof has no numeric iat claim.")
 	}
 	if raw, present := m["ath"]; present {
-		if c.ath, ok = jwtauth.JSONString(raw); !ok {
+		if c.ath, ok = jsonscan.String(raw); !ok {
 			return c, refuse("The DPoP proof has a non-string ath claim.")
 		}
 		c.hasATH = true

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // The claim rules a token must pass: lifetime, issuer, audience, subject,
@@ -16,7 +18,7 @@ import (
 func (v *Verifier) checkClaims(c Claims) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	leeway := v.leeway.Seconds()
-	exp, ok := numericDate(c["exp"])
+	exp, ok := jsonscan.Float(c["exp"])
 	if !ok {
 		return InvalidToken("The token has no numeric exp claim.")
 	}
@@ -34,7 +36,7 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 		if !present {
 			continue
 		}
-		t, ok := numericDate(raw)
+		t, ok := jsonscan.Float(raw)
 		if !ok {
 			return InvalidToken("The token has a non-numeric " + name + " claim.")
 		}
@@ -54,7 +56,7 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 	// jti is a string (RFC 7519 §4.1.7); a number or an object would be
 	// read differently by whatever keys a replay check on it
 	if raw, present := c["jti"]; present {
-		if _, ok := jsonString(raw); !ok {
+		if _, ok := jsonscan.String(raw); !ok {
 			return InvalidToken("The token has a non-string jti claim.")
 		}
 	}
@@ -121,7 +123,7 @@ func tokenClient(c Claims) (string, *Error) {
 		if !present {
 			continue
 		}
-		s, ok := jsonString(raw)
+		s, ok := jsonscan.String(raw)
 		if !ok {
 			return "", InvalidToken("The token has a non-string " + name + " claim.")
 		}
@@ -166,7 +168,7 @@ func saneDate(t float64) bool { return t >= 0 && t <= maxNumericDate }
 
 // audienceMatches: aud is one string or an array of strings (RFC 7519).
 func audienceMatches(raw json.RawMessage, accepted []string) bool {
-	if one, ok := jsonString(raw); ok {
+	if one, ok := jsonscan.String(raw); ok {
 		return slices.Contains(accepted, one)
 	}
 	var many []string

@@ -1,6 +1,10 @@
 package jwtauth
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
+)
 
 // Claims is the verified payload of a token, each claim kept as raw JSON
 // and decoded only when something asks for it: most requests read a
@@ -9,12 +13,12 @@ type Claims map[string]json.RawMessage
 
 // Str returns a string claim; ok is false when it is absent or not a string.
 func (c Claims) Str(name string) (string, bool) {
-	return jsonString(c[name])
+	return jsonscan.String(c[name])
 }
 
 // Folded returns the values of every member whose name equals name
 // ignoring case, as .NET compares claim types: the exactly named member
-// first. checkClaimsJSON has made sure no name appears twice exactly.
+// first. jsonscan.CheckStrict has made sure no name appears twice exactly.
 func (c Claims) Folded(name string) []json.RawMessage {
 	var out []json.RawMessage
 	if raw, ok := c[name]; ok {

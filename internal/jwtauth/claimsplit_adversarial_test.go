@@ -3,11 +3,13 @@ package jwtauth
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // TestSplitClaimsAgreesWithDecodeOnAdversarialPayloads: payloads built to make the cache
 // hit's splitter and decodeClaims read a claim differently. Each is put
-// through Verify's own gate (checkClaimsJSON then decodeClaims) and, when
+// through Verify's own gate (jsonscan.CheckStrict then decodeClaims) and, when
 // it passes, splitClaims must give the very same members.
 func TestSplitClaimsAgreesWithDecodeOnAdversarialPayloads(t *testing.T) {
 	deep := ""
@@ -41,7 +43,7 @@ func TestSplitClaimsAgreesWithDecodeOnAdversarialPayloads(t *testing.T) {
 	}
 	for _, p := range payloads {
 		raw := []byte(p)
-		if checkClaimsJSON(raw) != nil {
+		if jsonscan.CheckStrict(raw) != nil {
 			continue
 		}
 		want, err := decodeClaims(raw)

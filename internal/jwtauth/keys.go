@@ -1,20 +1,17 @@
 package jwtauth
 
-// This file and verify.go are the only ones of the module that import jwx
-// (tests and jwtauthtest aside), so that a new major version of it touches
-// this package only.
+// This file, keyrules.go and verify.go are the only ones of the module that
+// import jwx (tests, jwtauthtest and internal/dpop's proof.go aside), so
+// that a new major version of it touches this package only.
 
 import (
 	"bytes"
 	"crypto"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
-	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -103,7 +100,7 @@ func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
 }
 
 func parseVerifyKey(raw []byte) (verifyKey, error) {
-	if err := checkRSASize(raw); err != nil {
+	if err := CheckRSASize(raw); err != nil {
 		var named struct {
 			Kid string `json:"kid"`
 		}
@@ -131,7 +128,7 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	if a, ok := k.Algorithm(); ok {
 		vk.alg = a.String()
 	}
-	if vk.alg != "" && !algFitsKey(vk.alg, k) {
+	if vk.alg != "" && !AlgFitsKey(vk.alg, k) {
 		return vk, fmt.Errorf("alg %q does not fit a key of type %s", logText(vk.alg, 32), k.KeyType())
 	}
 	// a private key published by mistake still verifies through its public half
@@ -154,71 +151,6 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 	}
 	vk.thumbprint = string(tp)
 	return vk, nil
-}
-
-// algFitsKey: a key's own alg is an accepted asymmetric algorithm of its
-// type (and, for EC, of its curve). A key published as HS256 or as ES256
-// on P-384 could never verify a token here; it is skipped, not kept.
-func algFitsKey(alg string, k jwk.Key) bool {
-	if !SupportedAlgorithm(alg) {
-		return false
-	}
-	switch k.KeyType() {
-	case jwa.RSA():
-		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
-	case jwa.OKP():
-		// EdDSA and Ed25519 both need crv Ed25519: the only curve jwx
-		// verifies without its circl extension (see SupportedAlgorithm)
-		return (alg == "EdDSA" || alg == "Ed25519") && okpCurve(k) == "Ed25519"
-	case jwa.EC():
-		ek, ok := k.(jwk.ECDSAPublicKey)
-		if !ok {
-			if pk, isPriv := k.(jwk.ECDSAPrivateKey); isPriv {
-				crv, _ := pk.Crv()
-				return crvAlg[crv.String()] == alg
-			}
-			return false
-		}
-		crv, _ := ek.Crv()
-		return crvAlg[crv.String()] == alg
-	}
-	return false
-}
-
-// okpCurve is an OKP key's crv, "" when it has none.
-func okpCurve(k jwk.Key) string {
-	switch ok := k.(type) {
-	case jwk.OKPPublicKey:
-		crv, _ := ok.Crv()
-		return crv.String()
-	case jwk.OKPPrivateKey:
-		crv, _ := ok.Crv()
-		return crv.String()
-	}
-	return ""
-}
-
-var crvAlg = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
-
-// checkRSASize refuses an RSA JWK whose modulus is shorter than
-// minRSABits before jwx sees it, so that the reason is ours and the same
-// whatever a version of jwx accepts or how it words its refusal.
-func checkRSASize(raw []byte) error {
-	var k struct {
-		Kty string `json:"kty"`
-		N   string `json:"n"`
-	}
-	if json.Unmarshal(raw, &k) != nil || k.Kty != "RSA" || k.N == "" {
-		return nil // jwx reports what is wrong with it
-	}
-	n, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.N, "="))
-	if err != nil {
-		return nil
-	}
-	if bits := new(big.Int).SetBytes(n).BitLen(); bits < minRSABits {
-		return fmt.Errorf("RSA key of %d bits is shorter than %d", bits, minRSABits)
-	}
-	return nil
 }
 
 // candidates returns the keys a token with this alg and kid may have been

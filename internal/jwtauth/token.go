@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // MaxTokenLen is the largest compact JWS the route accepts (8 KiB). Larger
@@ -148,11 +150,11 @@ func lenientUnescape(s string) string {
 		switch c := s[i]; {
 		case c == '+':
 			b.WriteByte(' ')
-		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+		case c == '%' && i+2 < len(s) && jsonscan.IsHex(s[i+1]) && jsonscan.IsHex(s[i+2]):
+			b.WriteByte(jsonscan.Unhex(s[i+1])<<4 | jsonscan.Unhex(s[i+2]))
 			i += 2
 		case c == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U'):
-			if r, ok := hex4([]byte(s), i+2); ok {
+			if r, ok := jsonscan.Hex4([]byte(s), i+2); ok {
 				b.WriteRune(r)
 				i += 5
 				continue

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
-	"strconv"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // Defaults of Config.
@@ -135,31 +135,9 @@ func New(cfg Config) (*Verifier, error) {
 // SubjectClaim is the name of the claim that names the caller.
 func (v *Verifier) SubjectClaim() string { return v.subject }
 
-// jsonString decodes a JSON string literal. Claims are almost always plain
-// ASCII without escapes, which are read without reflection.
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && bytes.IndexByte(plain, '"') < 0 {
-		for _, b := range plain {
-			if b < 0x20 || b >= 0x80 {
-				goto slow
-			}
-		}
-		return string(plain), true
-	}
-slow:
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
 // RawText is the string form of one claim value, as Text gives it.
 func RawText(raw json.RawMessage) string {
-	if s, ok := jsonString(raw); ok {
+	if s, ok := jsonscan.String(raw); ok {
 		return s
 	}
 	var buf bytes.Buffer
@@ -167,17 +145,4 @@ func RawText(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return buf.String()
-}
-
-// numericDate accepts a JSON number only (RFC 7519's NumericDate); a
-// string, even "1700000000", is refused.
-func numericDate(raw json.RawMessage) (float64, bool) {
-	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
 
 // Verifying one token: its JOSE header, its signature against the
@@ -40,7 +42,7 @@ func parseHeader(seg string) (header, error) {
 	if err != nil {
 		return h, err
 	}
-	if err := checkClaimsJSON(raw); err != nil {
+	if err := jsonscan.CheckStrict(raw); err != nil {
 		return h, err
 	}
 	var m map[string]json.RawMessage
@@ -51,16 +53,16 @@ func parseHeader(seg string) (header, error) {
 		return h, errNotObject
 	}
 	var ok bool
-	if h.Alg, ok = jsonString(m["alg"]); !ok {
+	if h.Alg, ok = jsonscan.String(m["alg"]); !ok {
 		return h, errors.New("alg is not a string")
 	}
 	if kid, present := m["kid"]; present {
-		if h.Kid, ok = jsonString(kid); !ok {
+		if h.Kid, ok = jsonscan.String(kid); !ok {
 			return h, errors.New("kid is not a string")
 		}
 	}
 	if typ, present := m["typ"]; present {
-		if h.Typ, ok = jsonString(typ); !ok {
+		if h.Typ, ok = jsonscan.String(typ); !ok {
 			return h, errors.New("typ is not a string")
 		}
 		h.HasTyp = true
@@ -138,7 +140,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	if payload == nil {
 		return nil, InvalidToken("The token signature is invalid.")
 	}
-	if err := checkClaimsJSON(payload); err != nil {
+	if err := jsonscan.CheckStrict(payload); err != nil {
 		return nil, InvalidToken("The token claims are not strict JSON: invalid UTF-8, a control character, a lone surrogate or a member named twice.")
 	}
 	c, err := decodeClaims(payload)
@@ -152,7 +154,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 		return nil, aerr
 	}
 	if v.cache != nil {
-		exp, _ := numericDate(c["exp"]) // checkClaims made sure it is there
+		exp, _ := jsonscan.Float(c["exp"]) // checkClaims made sure it is there
 		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, thumbprint: signer.thumbprint})
 	}
 	return c, nil

@@ -1,4 +1,4 @@
-package jwtauth
+package jsonscan
 
 import (
 	"encoding/json"
@@ -10,33 +10,33 @@ import (
 	"unicode/utf8"
 )
 
-func TestCheckClaimsJSON(t *testing.T) {
+func TestCheckStrict(t *testing.T) {
 	for raw, want := range map[string]error{
 		`{"sub":"alice","aud":["a","b"],"n":{"x":1,"y":[{"x":2}]}}`: nil,
 		`{"sub":"us\ud83d\ude00er","name":"é \\ \" \/ \u00e9"}`:     nil,
 		`{"a":"x","b":{"a":1},"c":[{"a":1},{"a":2}]}`:               nil, // the same name in different objects
-		"{\"sub\":\"user\xff\"}":                                    errClaimsUTF8,
-		`{"sub":"user\ud800"}`:                                      errClaimsSurrogate,
-		`{"sub":"user\ud800x"}`:                                     errClaimsSurrogate,
-		`{"sub":"user\ud800\u0041"}`:                                errClaimsSurrogate,
-		`{"sub":"user\udfff"}`:                                      errClaimsSurrogate,
-		`{"sub":"a\u0000"}`:                                         errClaimsControl,
-		`{"sub":"a\n"}`:                                             errClaimsControl,
-		`{"sub":"a\t"}`:                                             errClaimsControl,
-		`{"sub":"a\u007F"}`:                                         errClaimsControl,
-		`{"sub":"a\u0085"}`:                                         errClaimsControl,
-		"{\"sub\":\"a\u0085\"}":                                     errClaimsControl, // raw C1 in UTF-8
-		"{\"sub\":\"a\x7f\"}":                                       errClaimsControl,
-		`{"k\u0000":1}`:                                             errClaimsControl,
-		`{"sub":"a","sub":"b"}`:                                     errClaimsDuplicate,
-		`{"sub":"a","s\u0075b":"b"}`:                                errClaimsDuplicate,
-		`{"n":{"x":1,"x":2}}`:                                       errClaimsDuplicate,
-		`{"n":[{"x":1,"y":{},"x":2}]}`:                              errClaimsDuplicate,
-		`}`:                                                         errClaimsSyntax,
-		`{"sub":"a`:                                                 errClaimsSyntax,
-		`{"sub":"a\u12"}`:                                           errClaimsSyntax,
+		"{\"sub\":\"user\xff\"}":                                    ErrUTF8,
+		`{"sub":"user\ud800"}`:                                      ErrSurrogate,
+		`{"sub":"user\ud800x"}`:                                     ErrSurrogate,
+		`{"sub":"user\ud800\u0041"}`:                                ErrSurrogate,
+		`{"sub":"user\udfff"}`:                                      ErrSurrogate,
+		`{"sub":"a\u0000"}`:                                         ErrControl,
+		`{"sub":"a\n"}`:                                             ErrControl,
+		`{"sub":"a\t"}`:                                             ErrControl,
+		`{"sub":"a\u007F"}`:                                         ErrControl,
+		`{"sub":"a\u0085"}`:                                         ErrControl,
+		"{\"sub\":\"a\u0085\"}":                                     ErrControl, // raw C1 in UTF-8
+		"{\"sub\":\"a\x7f\"}":                                       ErrControl,
+		`{"k\u0000":1}`:                                             ErrControl,
+		`{"sub":"a","sub":"b"}`:                                     ErrDuplicate,
+		`{"sub":"a","s\u0075b":"b"}`:                                ErrDuplicate,
+		`{"n":{"x":1,"x":2}}`:                                       ErrDuplicate,
+		`{"n":[{"x":1,"y":{},"x":2}]}`:                              ErrDuplicate,
+		`}`:                                                         ErrSyntax,
+		`{"sub":"a`:                                                 ErrSyntax,
+		`{"sub":"a\u12"}`:                                           ErrSyntax,
 	} {
-		if got := checkClaimsJSON([]byte(raw)); !errors.Is(got, want) {
+		if got := CheckStrict([]byte(raw)); !errors.Is(got, want) {
 			t.Errorf("%q: %v, want %v", raw, got, want)
 		}
 	}
@@ -46,24 +46,24 @@ func TestCheckClaimsJSON(t *testing.T) {
 	for i := range 200 {
 		fmt.Fprintf(&b, `"c%d":%d,`, i, i)
 	}
-	if err := checkClaimsJSON([]byte(b.String() + `"c0":1}`)); !errors.Is(err, errClaimsDuplicate) {
+	if err := CheckStrict([]byte(b.String() + `"c0":1}`)); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("a duplicate after 200 members: %v", err)
 	}
-	if err := checkClaimsJSON([]byte(b.String() + `"d":1}`)); err != nil {
+	if err := CheckStrict([]byte(b.String() + `"d":1}`)); err != nil {
 		t.Errorf("200 distinct members: %v", err)
 	}
 }
 
-// FuzzCheckClaimsJSON: whatever checkClaimsJSON accepts that is JSON has
+// FuzzCheckStrict: whatever CheckStrict accepts that is JSON has
 // no duplicate member, no control character and no replaced byte, as a
 // token-by-token reading with encoding/json confirms; a refused
 // duplicate is one that reading finds.
-func FuzzCheckClaimsJSON(f *testing.F) {
+func FuzzCheckStrict(f *testing.F) {
 	for _, s := range []string{`{"sub":"a","sub":"b"}`, `{"a":{"b":[1,{"c":"\ud83d\ude00"}]}}`, `{"s\u0075b":"\u0000"}`, "{\"a\":\"\xff\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		err := checkClaimsJSON(raw)
+		err := CheckStrict(raw)
 		if !json.Valid(raw) {
 			return
 		}
@@ -71,7 +71,7 @@ func FuzzCheckClaimsJSON(f *testing.F) {
 		switch {
 		case err == nil && (dup || bad):
 			t.Fatalf("accepted %q: duplicate=%v control or replaced=%v", raw, dup, bad)
-		case errors.Is(err, errClaimsDuplicate) && !dup:
+		case errors.Is(err, ErrDuplicate) && !dup:
 			t.Fatalf("refused %q as a duplicate, but none is there", raw)
 		}
 	})
