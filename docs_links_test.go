@@ -2,6 +2,7 @@ package caddyworkspaceprofile
 
 import (
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -175,4 +176,46 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// TestDocsNameExistingTests keeps the documentation's references to tests
+// true: every Test, Fuzz or Benchmark function that README.md,
+// DEVELOPMENT.md or a docs/ page names is defined in a test file of the
+// repository, so a renamed test cannot leave the threat model or the
+// development notes pointing at nothing.
+func TestDocsNameExistingTests(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "*_test.go").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	defined := map[string]bool{}
+	funcName := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark)[A-Za-z0-9_]*)\(`)
+	for _, f := range strings.Fields(string(out)) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range funcName.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+	}
+	if len(defined) == 0 {
+		t.Fatal("no test functions found")
+	}
+	pages, err := filepath.Glob(filepath.Join("docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cited := regexp.MustCompile(`\b((?:Test|Fuzz|Benchmark)[A-Z][A-Za-z0-9_]*)`)
+	for _, p := range append([]string{"README.md", "DEVELOPMENT.md"}, pages...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range cited.FindAllStringSubmatch(string(b), -1) {
+			if !defined[m[1]] {
+				t.Errorf("%s names %s, which no test file defines", p, m[1])
+			}
+		}
+	}
 }
