@@ -45,7 +45,7 @@ func BenchmarkTokenCacheMemory(b *testing.B) {
 			}
 			var key [32]byte // a distinct SHA-256-sized key per entry
 			copy(key[:], fmt.Sprintf("%032d", i))
-			c.add(key, cachedToken{payload: payload, exp: float64(time.Now().Add(time.Hour).Unix()), thumbprint: "tp"})
+			c.add(key, cachedToken{payload: payload, exp: float64(time.Now().Add(time.Hour).Unix()), alg: "RS256", kid: "k", thumbprint: "tp"})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

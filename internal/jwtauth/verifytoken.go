@@ -155,7 +155,13 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	}
 	if v.cache != nil {
 		exp, _ := jsonscan.Float(c["exp"]) // checkClaims made sure it is there
-		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, thumbprint: signer.thumbprint})
+		// alg and kid as the set's strings, not the header's copies: a
+		// named kid is the signer's (candidates matched it exactly)
+		kid := ""
+		if h.Kid != "" {
+			kid = signer.kid
+		}
+		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, alg: alg.String(), kid: kid, thumbprint: signer.thumbprint})
 	}
 	return c, nil
 }
