@@ -52,9 +52,9 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 // own profile from its storage backend (or forwards it to a legacy
 // backend). Requests for any other path, and OPTIONS on its path, pass to
 // the next handler, less what only the edge may say: client X-Workspace-*
-// headers (unless keep_client_identity_headers), request trailers,
-// path-override headers naming the route, and on OPTIONS the token
-// parameter.
+// headers (on other paths, unless keep_client_identity_headers; on OPTIONS
+// on its path, always), request trailers, path-override headers naming the
+// route, and on OPTIONS the token parameter.
 //
 // After a valid token it sets these placeholders:
 //
@@ -181,12 +181,14 @@ type Handler struct {
 	// reverse_proxy's. Mutually exclusive with storage.
 	UpstreamRaw json.RawMessage `json:"upstream,omitempty" caddy:"namespace=http.handlers inline_key=handler"`
 
-	// Keep X-Workspace-* request headers that clients send. By default the
-	// handler deletes them from every request it sees, on any path of the
-	// site, so that the module is the only source of identity headers;
-	// turn this on only for a site whose other routes really take such a
-	// header from clients. On the route itself they are always replaced.
-	// Default: false.
+	// Keep X-Workspace-* request headers that clients send on the site's
+	// other paths. By default the handler deletes them from every request
+	// it sees, on any path of the site, so that the module is the only
+	// source of identity headers; turn this on only for a site whose other
+	// routes really take such a header from clients. On the route itself
+	// (any spelling of it, any method, OPTIONS included) they are always
+	// deleted, whatever this says, and on GET and PUT in upstream mode
+	// replaced by the module's own. Default: false.
 	KeepClientIdentityHeaders bool `json:"keep_client_identity_headers,omitempty"`
 
 	// Upstream mode: the largest backend response read, in bytes; a larger

@@ -15,7 +15,12 @@ import (
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !h.KeepClientIdentityHeaders {
+	route := matchRoute(r.URL.EscapedPath(), h.path)
+	// On the route, in any spelling and with any method (OPTIONS passes on
+	// below), the module is the only source of identity headers whatever
+	// keep_client_identity_headers says: the option only keeps them on the
+	// site's other paths.
+	if route != routeOther || !h.KeepClientIdentityHeaders {
 		scrubIdentityHeaders(r.Header)
 	}
 	// Request trailers are never forwarded, on any path: a backend that
@@ -24,7 +29,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// the body ends; a nil map here is what every handler after this sees.
 	r.Trailer = nil
 	scrubPathOverrides(r.Header, h.path)
-	switch matchRoute(r.URL.EscapedPath(), h.path) {
+	switch route {
 	case routeOther:
 		return next.ServeHTTP(w, r)
 	case routeRefused:

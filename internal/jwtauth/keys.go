@@ -25,7 +25,7 @@ type verifyKey struct {
 	kid        string
 	alg        string // the JWK's "alg", "" when it names none
 	kty        string
-	thumbprint string // RFC 7638, names the key in the token cache
+	thumbprint string // RFC 7638: the key material, named so in the token cache
 	key        any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
@@ -160,26 +160,20 @@ func parseVerifyKey(raw []byte) (verifyKey, error) {
 // them distinct identifiers, and jwx compares them so too). jwx checks the
 // key type and curve against the algorithm during verification.
 func (ks *keySet) candidates(alg, kid string, dst []verifyKey) []verifyKey {
-	for _, k := range ks.keys {
-		if kid != "" && k.kid != kid {
-			continue
+	for i := range ks.keys {
+		if ks.keys[i].admits(alg, kid) {
+			dst = append(dst, ks.keys[i])
 		}
-		if k.alg != "" && k.alg != alg {
-			continue
-		}
-		dst = append(dst, k)
 	}
 	return dst
 }
 
-// has reports whether the key with this thumbprint is in the set.
-func (ks *keySet) has(thumbprint string) bool {
-	for i := range ks.keys {
-		if ks.keys[i].thumbprint == thumbprint {
-			return true
-		}
-	}
-	return false
+// admits reports whether k is a candidate for a token with this alg and
+// kid: named by the kid (any key when the token names none), and its own
+// alg, if any, exactly the token's. The miss path (candidates) and a
+// token-cache hit (tokenCache.lookup) both decide by it.
+func (k *verifyKey) admits(alg, kid string) bool {
+	return (kid == "" || k.kid == kid) && (k.alg == "" || k.alg == alg)
 }
 
 // status lists the keys for the admin endpoint: nothing secret.

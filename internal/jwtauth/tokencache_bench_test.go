@@ -1,10 +1,13 @@
 package jwtauth
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
@@ -42,7 +45,7 @@ func BenchmarkTokenCacheMemory(b *testing.B) {
 			}
 			var key [32]byte // a distinct SHA-256-sized key per entry
 			copy(key[:], fmt.Sprintf("%032d", i))
-			c.add(key, cachedToken{payload: payload, exp: float64(time.Now().Add(time.Hour).Unix()), thumbprint: "tp"})
+			c.add(key, cachedToken{payload: payload, exp: float64(time.Now().Add(time.Hour).Unix()), alg: "RS256", kid: "k", thumbprint: "tp"})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -56,4 +59,40 @@ func BenchmarkTokenCacheMemory(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 
+}
+
+// BenchmarkTokenCacheHit: Verify of a token the cache holds, in a set of
+// one key and in a set of 20 where the verifying key is the last, so that
+// what a hit checks against the set in force shows on its own.
+//
+//	go test ./internal/jwtauth -run '^$' -bench BenchmarkTokenCacheHit -benchmem
+func BenchmarkTokenCacheHit(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			keys := make([]jwtauthtest.Key, n)
+			for i := range keys {
+				keys[i] = jwtauthtest.NewKey(b, jwa.ES256(), fmt.Sprintf("k%d", i))
+			}
+			ks, _, err := parseKeySet(jwtauthtest.JWKS(b, keys...))
+			if err != nil {
+				b.Fatal(err)
+			}
+			v, err := New(Config{Sources: []Source{&FileSource{set: ks}}, Issuers: []string{jwtauthtest.Issuer},
+				Audiences: []string{jwtauthtest.Audience}, CacheSize: 100})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok := keys[n-1].Mint(b, jwtauthtest.Claims("bench"), nil)
+			ctx := context.Background()
+			if _, aerr := v.Verify(ctx, tok); aerr != nil {
+				b.Fatal(aerr)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, aerr := v.Verify(ctx, tok); aerr != nil {
+					b.Fatal(aerr)
+				}
+			}
+		})
+	}
 }

@@ -155,7 +155,18 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Claims, *Error) {
 	}
 	if v.cache != nil {
 		exp, _ := jsonscan.Float(c["exp"]) // checkClaims made sure it is there
-		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, thumbprint: signer.thumbprint})
+		// the header's alg and kid, kept as strings the entry need not own:
+		// jwx's name of the alg when it is the header's, and a named kid
+		// as the signer's (candidates matched it exactly)
+		algName := alg.String()
+		if algName != h.Alg {
+			algName = h.Alg
+		}
+		kid := ""
+		if h.Kid != "" {
+			kid = signer.kid
+		}
+		v.cache.add(cacheKey, cachedToken{payload: payload, exp: exp, alg: algName, kid: kid, thumbprint: signer.thumbprint})
 	}
 	return c, nil
 }
