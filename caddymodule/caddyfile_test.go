@@ -208,15 +208,23 @@ func TestProvisionErrors(t *testing.T) {
 // TestAdaptCaddyfileExample keeps Caddyfile.example valid and its JSON
 // under review: any change shows as a diff of testdata/golden.
 func TestAdaptCaddyfileExample(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	adaptExample(t, "Caddyfile.example")
+}
+
+// adaptExample does for an example Caddyfile at the repository root what
+// `caddy fmt` and `caddy adapt` do: the file must be formatted and adapt
+// without warnings, and its JSON must equal the reviewed golden copy in
+// testdata/golden (-update rewrites it). It returns the adapted JSON.
+func adaptExample(t *testing.T, name string) []byte {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	formatted := caddyfile.Format(src)
-	if !bytes.Equal(formatted, src) {
-		t.Fatal("Caddyfile.example is not formatted as caddy fmt would write it")
+	if formatted := caddyfile.Format(src); !bytes.Equal(formatted, src) {
+		t.Fatalf("%s is not formatted as caddy fmt would write it", name)
 	}
-	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.example"})
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,15 +234,16 @@ func TestAdaptCaddyfileExample(t *testing.T) {
 	var pretty bytes.Buffer
 	_ = json.Indent(&pretty, out, "", "\t")
 	pretty.WriteByte('\n')
-	path := filepath.Join("..", "testdata", "golden", "Caddyfile.example.json")
+	path := filepath.Join("..", "testdata", "golden", name+".json")
 	if *update {
 		_ = os.WriteFile(path, pretty.Bytes(), 0o644)
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test ./caddymodule -run Adapt -update)", err)
+		t.Fatalf("%v (go test ./caddymodule -run 'Adapt|ProductionExample' -update)", err)
 	}
 	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Fatalf("adapted Caddyfile.example differs from %s:\n%s", path, pretty.String())
+		t.Fatalf("adapted %s differs from %s:\n%s", name, path, pretty.String())
 	}
+	return out
 }

@@ -1,15 +1,10 @@
 package caddymodule
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // TestProductionExampleValidates does for Caddyfile.production what
@@ -21,35 +16,7 @@ import (
 // DSN only has to parse. The adapted JSON is kept under review in
 // testdata/golden, like Caddyfile.example's.
 func TestProductionExampleValidates(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "Caddyfile.production"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if formatted := caddyfile.Format(src); !bytes.Equal(formatted, src) {
-		t.Fatal("Caddyfile.production is not formatted as caddy fmt would write it")
-	}
-	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.production"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) > 0 {
-		t.Fatalf("adapt warnings: %v", warnings)
-	}
-
-	var pretty bytes.Buffer
-	_ = json.Indent(&pretty, out, "", "\t")
-	pretty.WriteByte('\n')
-	golden := filepath.Join("..", "testdata", "golden", "Caddyfile.production.json")
-	if *update {
-		_ = os.WriteFile(golden, pretty.Bytes(), 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (go test ./caddymodule -run ProductionExample -update)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Fatalf("adapted Caddyfile.production differs from %s:\n%s", golden, pretty.String())
-	}
+	out := adaptExample(t, "Caddyfile.production")
 
 	// The DSN comes from the environment, as the example says; a host
 	// that never resolves proves nothing is reached while validating.
