@@ -360,15 +360,7 @@ func verifySeeds(t *testing.T) map[string]string {
 	}
 	rs, es, ed := key("RS256"), key("ES256"), key("EdDSA")
 	claims := func(set map[string]any) map[string]any {
-		c := map[string]any{"iss": jwtauthtest.Issuer, "aud": jwtauthtest.Audience, "sub": "alice", "iat": fuzzNow.Unix(), "exp": fuzzExp}
-		for k, v := range set {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return overlay(map[string]any{"iss": jwtauthtest.Issuer, "aud": jwtauthtest.Audience, "sub": "alice", "iat": fuzzNow.Unix(), "exp": fuzzExp}, set)
 	}
 	good := claims(nil)
 	payload := string(jwtauthtest.MustJSON(t, good))

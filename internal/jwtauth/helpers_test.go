@@ -204,16 +204,21 @@ func (k threatKeys) all() []jwtauthtest.Key {
 	return []jwtauthtest.Key{k.rs, k.rs2, k.ps, k.es, k.es384, k.ed}
 }
 
-func claimsWith(clock *jwtauthtest.Clock, set map[string]any) map[string]any {
-	c := jwtauthtest.ClaimsAt(clock, "alice", time.Hour)
+// overlay sets the members of set in m, deleting those set to nil, and
+// returns m: the one way the tests derive a claims set or a JWK from another.
+func overlay(m, set map[string]any) map[string]any {
 	for k, v := range set {
 		if v == nil {
-			delete(c, k)
+			delete(m, k)
 		} else {
-			c[k] = v
+			m[k] = v
 		}
 	}
-	return c
+	return m
+}
+
+func claimsWith(clock *jwtauthtest.Clock, set map[string]any) map[string]any {
+	return overlay(jwtauthtest.ClaimsAt(clock, "alice", time.Hour), set)
 }
 
 // rawPayload is the payload JSON of the standard claims with extra raw

@@ -101,14 +101,7 @@ func jwkWith(t *testing.T, k jwtauthtest.Key, set map[string]any) map[string]any
 	if err := json.Unmarshal(jwtauthtest.MustJSON(t, k.Pub), &m); err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range set {
-		if v == nil {
-			delete(m, name)
-		} else {
-			m[name] = v
-		}
-	}
-	return m
+	return overlay(m, set)
 }
 
 // TestTokenCacheHitRefusedWhenMissWould: after the provider republishes
