@@ -157,20 +157,16 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 		return Principal{}, ref
 	}
 	p := Principal{Claims: c, Binding: jkt, Method: a.methods[cred.Kind], Credential: cred}
-	// one rule for the profile key on every backend: what an import would
-	// refuse as a UserId (too long, untrimmed, control characters) is no
-	// subject either, so bolt and PostgreSQL never answer it differently
-	sub, _ := c.Str(a.subject)
-	usable := len(profile.UserIDProblems(sub)) == 0
-	if usable {
-		p.Subject = sub
+	subjectErr := a.checkSubject(c)
+	if subjectErr == nil {
+		p.Subject, _ = c.Str(a.subject)
 	}
 	if a.serviceAccount.Is(c) {
 		p.Kind = KindServiceAccount
 		return p, refuse(errServiceAccount)
 	}
-	if !usable {
-		return Principal{}, refuse(jwtauth.InvalidToken(profile.DetailUnusableSubject))
+	if subjectErr != nil {
+		return Principal{}, refuse(subjectErr)
 	}
 	// .NET's FindFirst takes the first of two case spellings; this edge
 	// would take another, so a credential naming an identity claim twice
@@ -179,6 +175,21 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 		return p, refuse(jwtauth.InvalidToken(profile.DetailIdentityClaimTwice))
 	}
 	return p, nil
+}
+
+// checkSubject is the subject rule of every credential: the token core's
+// (a non-empty string without spaces around it), then one rule for the
+// profile key on every backend: what an import would refuse as a UserId
+// (too long, control characters) is no subject either, so bolt and
+// PostgreSQL never answer it differently.
+func (a *Authenticator) checkSubject(c jwtauth.Claims) *jwtauth.Error {
+	if e := jwtauth.CheckSubject(c, a.subject); e != nil {
+		return e
+	}
+	if sub, _ := c.Str(a.subject); len(profile.UserIDProblems(sub)) > 0 {
+		return jwtauth.InvalidToken(profile.DetailUnusableSubject)
+	}
+	return nil
 }
 
 // errServiceAccount refuses a service account, in the legacy API's own

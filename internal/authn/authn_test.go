@@ -191,6 +191,8 @@ func TestClassify(t *testing.T) {
 // when it names no usable subject; the others keep their own answers.
 func TestServiceAccountBeforeSubject(t *testing.T) {
 	sa := want{403, CodeServiceAccountForbidden, profile.ServiceAccountDetail, ""}
+	noSubject := want{401, "InvalidToken", "The token has no subject.", BearerChallenge("invalid_token", "The token has no subject.")}
+	spaced := want{401, "InvalidToken", "The token subject has leading or trailing whitespace.", BearerChallenge("invalid_token", "The token subject has leading or trailing whitespace.")}
 	unusable := want{401, "InvalidToken", profile.DetailUnusableSubject, BearerChallenge("invalid_token", profile.DetailUnusableSubject)}
 	twice := want{401, "InvalidToken", profile.DetailIdentityClaimTwice, BearerChallenge("invalid_token", profile.DetailIdentityClaimTwice)}
 	tests := []struct {
@@ -203,7 +205,9 @@ func TestServiceAccountBeforeSubject(t *testing.T) {
 		{"service account without subject", `{"UserType":2}`, sa, ""},
 		{"service account with unusable subject", `{"sub":" robot","UserType":"2"}`, sa, ""},
 		{"service account named twice", `{"sub":"robot","UserType":1,"usertype":2}`, sa, "robot"},
-		{"user without subject", `{"UserType":1}`, unusable, ""},
+		{"user without subject", `{"UserType":1}`, noSubject, ""},
+		{"user with a numeric subject", `{"sub":7}`, noSubject, ""},
+		{"user with spaces around the subject", `{"sub":" alice"}`, spaced, ""},
 		{"user with unusable subject", `{"sub":"alice\u0001"}`, unusable, ""},
 		{"subject twice", `{"sub":"alice","SUB":"bob"}`, twice, "alice"},
 		{"user type twice", `{"sub":"alice","UserType":1,"USERTYPE":1}`, twice, "alice"},
