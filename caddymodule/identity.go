@@ -45,16 +45,19 @@ const userPlaceholderPrefix = "http.auth.user."
 
 // setUserPlaceholders answers {http.auth.user.*} lazily from the
 // principal, so a request pays for the claims it logs and no more: id is
-// the subject, any other name a claim.
+// the subject, method how the caller authenticated, any other name a claim.
 func setUserPlaceholders(repl *caddy.Replacer, p authn.Principal) {
-	c, sub := p.Claims, p.Subject
+	c, sub, method := p.Claims, p.Subject, p.Method
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 		if !ok {
 			return nil, false
 		}
-		if name == "id" {
+		switch name {
+		case "id":
 			return sub, true
+		case "method":
+			return string(method), true
 		}
 		v, ok := c.Text(name)
 		if !ok {

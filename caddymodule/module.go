@@ -56,6 +56,9 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 // After a valid token it sets these placeholders:
 //
 //	{http.auth.user.id}       the subject (so the access log shows user_id)
+//	{http.auth.user.method}   how the caller authenticated: jwt (introspection
+//	                          and api_key once those exist), so a log or a
+//	                          backend can tell credentials apart
 //	{http.auth.user.<claim>}  any top-level claim of the token, as a string
 type Handler struct {
 	// The route's path, a clean absolute path. Every spelling of it that a
