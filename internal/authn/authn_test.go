@@ -161,6 +161,27 @@ func TestRoutingToConfiguredVerifiers(t *testing.T) {
 	}
 }
 
+// TestAPIKeyNeverIntrospected: with introspection configured and no
+// API-key store, an API key is refused without reaching introspection (or
+// the JWT verifier): a key is never sent to a third party.
+func TestAPIKeyNeverIntrospected(t *testing.T) {
+	for name, hdr := range map[string][]string{
+		"G06_X-Api-Key":        {"X-Api-Key", "wsk_live_abc"},
+		"G06_wsk_in_Bearer":    {"Authorization", "Bearer wsk_live_abc"},
+		"G06_X-Api-Key_JWT":    {"X-Api-Key", goodJWT},
+		"G06_X-Api-Key_opaque": {"X-Api-Key", "opaque"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			jwt, intro := &fakeVerifier{claims: map[string]string{goodJWT: aliceClaim}}, &fakeVerifier{}
+			_, ref := New(Config{JWT: jwt, Introspection: intro, ServiceAccount: defaultSA}).Authenticate(newRequest("/", hdr...))
+			check(t, ref, invalidAPIKey)
+			if len(jwt.calls)+len(intro.calls) != 0 {
+				t.Fatalf("sent to a verifier: jwt %v, introspection %v", jwt.calls, intro.calls)
+			}
+		})
+	}
+}
+
 // TestClassify: the shapes, by their prefix, dots, characters and length.
 func TestClassify(t *testing.T) {
 	for tok, k := range map[string]Kind{
