@@ -36,7 +36,6 @@ func (h *Handler) authenticator() *authn.Authenticator {
 	}
 	if d := h.DPoP; d.on() {
 		cfg.DPoP = authn.DPoP{Mode: d.mode(), Proofs: d.verifier, RequestTarget: d.requestTarget}
-		cfg.ProofAlgorithms = d.verifier.Algorithms()
 	}
 	return authn.New(cfg)
 }

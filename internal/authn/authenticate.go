@@ -29,8 +29,8 @@ const (
 type PrincipalKind uint8
 
 const (
-	KindUser PrincipalKind = iota
-	KindServiceAccount
+	PrincipalUser PrincipalKind = iota
+	PrincipalServiceAccount
 )
 
 // Principal is the caller, whatever its credential: the subject (the
@@ -63,8 +63,6 @@ type Config struct {
 	AllowQuery     bool
 	ServiceAccount ServiceAccount
 	DPoP           DPoP
-	// ProofAlgorithms are the proof algorithms DPoP challenges name.
-	ProofAlgorithms []string
 }
 
 // Authenticator makes the authentication decision of the route. It is
@@ -86,13 +84,15 @@ func New(cfg Config) *Authenticator {
 		allowQuery:     cfg.AllowQuery,
 		serviceAccount: cfg.ServiceAccount,
 		dpop:           cfg.DPoP,
-		challenges:     NewChallenges(cfg.DPoP.Mode, cfg.ProofAlgorithms),
 	}
 	if a.subject == "" {
 		a.subject = jwtauth.DefaultSubject
 	}
 	if cfg.DPoP.Proofs == nil {
-		a.dpop.Mode, a.challenges = DPoPOff, Challenges{}
+		a.dpop.Mode = DPoPOff // no proof can be checked
+	} else {
+		// DPoP challenges name the algorithms proofs may use
+		a.challenges = NewChallenges(a.dpop.Mode, cfg.DPoP.Proofs.Algorithms())
 	}
 	a.verifiers[KindJWT], a.methods[KindJWT] = cfg.JWT, MethodJWT
 	a.verifiers[KindOpaque], a.methods[KindOpaque] = cfg.Introspection, MethodIntrospection
@@ -125,7 +125,7 @@ const (
 // subject rule; an identity claim named twice.
 //
 // The Principal comes with the refusals made once the credential verified
-// and was bound, those of a service account (Kind KindServiceAccount,
+// and was bound, those of a service account (Kind PrincipalServiceAccount,
 // Subject "" when unusable) and of an identity claim named twice, so
 // that the glue can still log who was refused; with any other refusal it
 // is zero.
@@ -162,7 +162,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 		p.Subject, _ = c.Str(a.subject)
 	}
 	if a.serviceAccount.Is(c) {
-		p.Kind = KindServiceAccount
+		p.Kind = PrincipalServiceAccount
 		return p, refuse(errServiceAccount)
 	}
 	if subjectErr != nil {

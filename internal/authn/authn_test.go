@@ -119,7 +119,7 @@ func TestRouting(t *testing.T) {
 			if got := len(jwt.calls); (tt.reached == "jwt") != (got == 1) || got > 1 {
 				t.Fatalf("the JWT verifier was asked %d times", got)
 			}
-			if ref == nil && (p.Method != MethodJWT || p.Subject != "alice" || p.Kind != KindUser) {
+			if ref == nil && (p.Method != MethodJWT || p.Subject != "alice" || p.Kind != PrincipalUser) {
 				t.Fatalf("principal %+v", p)
 			}
 		})
@@ -241,7 +241,7 @@ func TestServiceAccountBeforeSubject(t *testing.T) {
 			if p.Subject != tt.subject {
 				t.Fatalf("principal subject %q, want %q", p.Subject, tt.subject)
 			}
-			if isSA := tt.want.code == CodeServiceAccountForbidden; isSA != (p.Kind == KindServiceAccount) {
+			if isSA := tt.want.code == CodeServiceAccountForbidden; isSA != (p.Kind == PrincipalServiceAccount) {
 				t.Fatalf("principal kind %d", p.Kind)
 			}
 		})

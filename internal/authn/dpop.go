@@ -36,7 +36,7 @@ const (
 // DPoP is the route's DPoP setting (RFC 9449).
 type DPoP struct {
 	Mode DPoPMode
-	// Proofs checks and spends proofs; nil when Mode is DPoPOff.
+	// Proofs checks and spends proofs; nil is DPoPOff whatever Mode says.
 	Proofs *dpop.Verifier
 	// RequestTarget is the method and URI the client addressed, which a
 	// proof's htm and htu must name: the glue knows the original request

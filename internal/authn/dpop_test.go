@@ -51,7 +51,6 @@ func TestDPoPRefusals(t *testing.T) {
 			cfg := Config{JWT: &fakeVerifier{claims: claims}, ServiceAccount: defaultSA}
 			if tt.mode != DPoPOff {
 				cfg.DPoP = DPoP{Mode: tt.mode, Proofs: proofs, RequestTarget: func(r *http.Request) (string, string) { return r.Method, "http://example.com/" }}
-				cfg.ProofAlgorithms = proofs.Algorithms()
 			}
 			_, ref := New(cfg).Authenticate(newRequest("/", tt.hdr...))
 			check(t, ref, tt.want)
