@@ -157,9 +157,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 		return Principal{}, ref
 	}
 	p := Principal{Claims: c, Binding: jkt, Method: a.methods[cred.Kind], Credential: cred}
-	subjectErr := a.checkSubject(c)
+	sub, _ := c.Str(a.subject)
+	subjectErr := checkSubject(sub)
 	if subjectErr == nil {
-		p.Subject, _ = c.Str(a.subject)
+		p.Subject = sub
 	}
 	if a.serviceAccount.Is(c) {
 		p.Kind = PrincipalServiceAccount
@@ -182,11 +183,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 // profile key on every backend: what an import would refuse as a UserId
 // (too long, control characters) is no subject either, so bolt and
 // PostgreSQL never answer it differently.
-func (a *Authenticator) checkSubject(c jwtauth.Claims) *jwtauth.Error {
-	if e := jwtauth.CheckSubject(c, a.subject); e != nil {
+func checkSubject(sub string) *jwtauth.Error {
+	if e := jwtauth.CheckSubject(sub); e != nil {
 		return e
 	}
-	if sub, _ := c.Str(a.subject); len(profile.UserIDProblems(sub)) > 0 {
+	if len(profile.UserIDProblems(sub)) > 0 {
 		return jwtauth.InvalidToken(profile.DetailUnusableSubject)
 	}
 	return nil

@@ -64,15 +64,16 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 	if v.deferSubject {
 		return nil
 	}
-	return CheckSubject(c, v.subject)
+	sub, _ := c.Str(v.subject)
+	return CheckSubject(sub)
 }
 
-// CheckSubject is the subject rule: the claim named subject is a
-// non-empty string without spaces around it. The verifier applies it last
-// among the claim rules unless Config.DeferSubject leaves it to the
-// caller, which must then apply it itself.
-func CheckSubject(c Claims, subject string) *Error {
-	sub, _ := c.Str(subject)
+// CheckSubject is the subject rule, on the subject claim's string value
+// ("" when it is absent or not a string): a non-empty string without
+// spaces around it. The verifier applies it last among the claim rules
+// unless Config.DeferSubject leaves it to the caller, which must then
+// apply it itself.
+func CheckSubject(sub string) *Error {
 	if sub == "" {
 		return InvalidToken("The token has no subject.")
 	}
