@@ -7,7 +7,8 @@ import (
 )
 
 // TestLayoutDependencies keeps the packages apart as the README's Layout
-// says: the domain, the token core and the store drain build without Caddy, and the core
+// says: the domain, the token core, the authentication decision and the
+// store drain build without Caddy, and the core
 // without Prometheus and without the domain, the JSON scanner with the
 // standard library alone, so that each can be read and
 // tested without a web server (and a jwx or Caddy upgrade touches one
@@ -22,6 +23,10 @@ func TestLayoutDependencies(t *testing.T) {
 			module + "profile", module + "caddymodule"},
 		"./internal/dpop/...": {"github.com/caddyserver/", "github.com/prometheus/",
 			module + "profile", module + "caddymodule"},
+		// the authentication decision reads the domain's texts and its
+		// rule for a usable subject, and nothing of Caddy
+		"./internal/authn/...": {"github.com/caddyserver/", "github.com/prometheus/",
+			module + "caddymodule"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", pattern).CombinedOutput()
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/authn"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -34,13 +35,9 @@ const (
 	DefaultMaxBody      = 64 << 10
 	DefaultMaxUpstream  = 1 << 20
 	DefaultTokenCache   = 10000
-	DefaultServiceClaim = userTypeClaim
+	DefaultServiceClaim = authn.UserTypeClaim
 	DefaultServiceValue = "2"
 )
-
-// userTypeClaim is the claim that says what kind of user the caller is: a
-// service account (refused by default), an admin or a user.
-const userTypeClaim = "UserType"
 
 // DefaultAlgorithms are the signature algorithms accepted when none are
 // configured: every asymmetric JWS algorithm, never HMAC or none.
@@ -59,6 +56,9 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 // After a valid token it sets these placeholders:
 //
 //	{http.auth.user.id}       the subject (so the access log shows user_id)
+//	{http.auth.user.method}   how the caller authenticated: jwt (introspection
+//	                          and api_key once those exist), so a log or a
+//	                          backend can tell credentials apart
 //	{http.auth.user.<claim>}  any top-level claim of the token, as a string
 type Handler struct {
 	// The route's path, a clean absolute path. Every spelling of it that a
@@ -200,6 +200,7 @@ type Handler struct {
 	service  profile.Service
 	upstream *reverseproxy.Handler
 	verifier *jwtauth.Verifier
+	authn    *authn.Authenticator
 	logger   *zap.Logger
 	// What Provision took that others share, recorded as it is taken so
 	// that Cleanup gives back exactly that, after a partial Provision too.

@@ -122,6 +122,9 @@ func (h *Handler) verifierConfig(sources []jwtauth.Source, discovery []string) j
 		CacheSize:   DefaultTokenCache,
 		MaxLifetime: time.Duration(h.MaxTokenLifetime),
 		Observer:    metricsObserver{},
+		// internal/authn applies the subject rule, after the
+		// service-account decision
+		DeferSubject: true,
 	}
 	if h.Leeway != nil {
 		cfg.Leeway = new(time.Duration(*h.Leeway))

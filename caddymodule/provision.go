@@ -94,6 +94,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
+	h.authn = h.authenticator()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/authn"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -117,12 +118,11 @@ func putEnvelope(w http.ResponseWriter, status int, env profile.Envelope) error 
 }
 
 // writeAuthProblem answers an authentication failure with problem details.
-func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *refusal) error {
-	status := authStatus(e.Error)
-	if status == http.StatusServiceUnavailable {
+func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e *authn.Refusal) error {
+	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	return writeProblem(w, r, instance, profile.NewProblem(status, e.Code, e.Desc, "", ""), e.wwwAuthenticate())
+	return writeProblem(w, r, instance, profile.NewProblem(e.Status, e.Code, e.Detail, "", ""), e.Challenge)
 }
 
 // retryAfterSeconds is the Retry-After of every 503 the route answers.

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/authn"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -50,22 +51,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if d, ok := h.service.Store.(interface{ Enter() func() }); ok {
 		defer d.Enter()() // the store closes after this request (internal/drain)
 	}
-	c, tok, aerr := h.authenticate(r)
+	caller, aerr := h.authenticate(r)
 	if aerr != nil {
 		return writeAuthProblem(w, r, h.path, aerr)
 	}
 	if h.upstream != nil {
-		return h.serveUpstream(w, r, c, tok)
+		return h.serveUpstream(w, r, caller.Claims, caller.Credential.Token)
 	}
 
 	if r.Method == http.MethodGet {
-		return h.serveGet(w, r, c)
+		return h.serveGet(w, r, caller)
 	}
-	return h.servePut(w, r, c)
+	return h.servePut(w, r, caller)
 }
 
-func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c jwtauth.Claims) error {
-	p, err := h.service.Get(r.Context(), h.identity(c))
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, caller authn.Principal) error {
+	p, err := h.service.Get(r.Context(), identity(caller))
 	if err != nil {
 		return h.writeServiceError(w, r, err)
 	}
@@ -79,12 +80,12 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, c jwtauth.Cla
 	return writeEnvelope(w, http.StatusOK, profile.OK(p))
 }
 
-func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c jwtauth.Claims) error {
+func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, caller authn.Principal) error {
 	req, warnings, ok := h.readUpdate(w, r)
 	if !ok {
 		return nil
 	}
-	res, err := h.service.Put(r.Context(), h.identity(c), r.Header.Get("If-Match"), req)
+	res, err := h.service.Put(r.Context(), identity(caller), r.Header.Get("If-Match"), req)
 	if err != nil {
 		return h.writeServiceError(w, r, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/authn"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -69,7 +70,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 	case n.Problem != nil:
 		challenge := ""
 		if n.Status == http.StatusUnauthorized {
-			challenge = h.DPoP.backendRefusal(r, profile.DetailBackendRefusedToken)
+			challenge = h.authn.Challenges().BackendChallenge(r.Header.Get("Authorization"), profile.DetailBackendRefusedToken)
 		}
 		return putProblem(w, r, h.path, *n.Problem, challenge)
 	case n.Envelope == nil: // 304
@@ -108,10 +109,10 @@ func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string,
 	// verified token as a plain bearer token and never the proof
 	delete(out.Header, "Dpop")
 	out.Header.Set("Authorization", "Bearer "+tok)
-	if sub, ok := c.Str(h.verifier.SubjectClaim()); ok {
+	if sub, ok := c.Str(h.authn.SubjectClaim()); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)
 	}
-	if t, ok := userType(c); ok {
+	if t, ok := authn.UserType(c); ok {
 		out.Header.Set("X-Workspace-User-Type", t)
 	}
 	if r.Method == http.MethodPut {

@@ -14,7 +14,8 @@ import (
 // and the optional token type and client.
 
 // checkClaims applies the claim rules every token must pass, in ASP.NET's
-// order: lifetime, then issuer, then audience, then the subject.
+// order: lifetime, then issuer, then audience, then the subject (unless
+// deferred to the caller).
 func (v *Verifier) checkClaims(c Claims) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	leeway := v.leeway.Seconds()
@@ -60,7 +61,19 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 			return InvalidToken("The token has a non-string jti claim.")
 		}
 	}
+	if v.deferSubject {
+		return nil
+	}
 	sub, _ := c.Str(v.subject)
+	return CheckSubject(sub)
+}
+
+// CheckSubject is the subject rule, on the subject claim's string value
+// ("" when it is absent or not a string): a non-empty string without
+// spaces around it. The verifier applies it last among the claim rules
+// unless Config.DeferSubject leaves it to the caller, which must then
+// apply it itself.
+func CheckSubject(sub string) *Error {
 	if sub == "" {
 		return InvalidToken("The token has no subject.")
 	}

@@ -62,6 +62,12 @@ type Config struct {
 	// refuse it, so that a leaked long-lived token is no use here. Zero:
 	// no limit.
 	MaxLifetime time.Duration
+	// DeferSubject leaves the subject rule (CheckSubject) to the caller,
+	// for a caller with decisions to make before it: internal/authn tells
+	// a service account it is one even when it names no subject. The
+	// token cache then holds tokens whatever their subject, and the
+	// caller refuses such a token on every hit as on its first use.
+	DeferSubject bool
 }
 
 // Verifier checks tokens against the keys of its sources and the claim
@@ -79,6 +85,8 @@ type Verifier struct {
 	tokenTypes []string // normalized by mediaType; nil: no check
 	clients    []string // nil: no check
 	maxLife    time.Duration
+	// deferSubject: the caller applies CheckSubject (Config.DeferSubject)
+	deferSubject bool
 }
 
 // New checks cfg (Check, and that it has key sources) and builds its
@@ -126,6 +134,7 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	v.clients = cfg.Clients
 	v.maxLife = cfg.MaxLifetime
+	v.deferSubject = cfg.DeferSubject
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}

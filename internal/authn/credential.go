@@ -1,0 +1,135 @@
+package authn
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
+)
+
+// APIKeyHeader is the header an API key comes in; a Bearer or
+// access_token value starting with APIKeyPrefix is an API key too.
+const (
+	APIKeyHeader = "X-Api-Key"
+	APIKeyPrefix = "wsk_"
+)
+
+// SchemeAPIKey is Credential.Scheme of a credential from APIKeyHeader,
+// beside jwtauth's SchemeBearer, SchemeQuery and SchemeDPoP.
+const SchemeAPIKey = "X-Api-Key"
+
+// Kind is what a credential is, by its shape alone: which verifier may
+// look at it.
+type Kind uint8
+
+const (
+	// KindInvalid: no verifier's (a five-part JWE, characters outside
+	// RFC 6750's token characters, longer than 8 KiB): refused.
+	KindInvalid Kind = iota
+	// KindJWT: three dot-separated parts, for the token core, whose strict
+	// pre-check (canonical base64url) runs before any parsing.
+	KindJWT
+	// KindOpaque: any other token of RFC 6750 token characters, for
+	// introspection.
+	KindOpaque
+	// KindAPIKey: from X-Api-Key whatever its value, or a token starting
+	// with APIKeyPrefix, for the API-key store.
+	KindAPIKey
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindJWT:
+		return "jwt"
+	case KindOpaque:
+		return "opaque"
+	case KindAPIKey:
+		return "api_key"
+	}
+	return "invalid"
+}
+
+// Credential is the one credential of a request: its value, the scheme it
+// came under (jwtauth.SchemeBearer, SchemeQuery, SchemeDPoP or
+// SchemeAPIKey) and its kind.
+type Credential struct {
+	Token  string
+	Scheme string
+	Kind   Kind
+}
+
+// viaDPoP reports whether the credential came with the DPoP scheme.
+func (c Credential) viaDPoP() bool { return c.Scheme == jwtauth.SchemeDPoP }
+
+// detailTwoCredentials refuses X-Api-Key beside another credential.
+const detailTwoCredentials = "The request carries more than one credential: send X-Api-Key or Authorization, once."
+
+// Extract finds the one credential of r and its kind. The token rules are
+// jwtauth.ExtractCredential's (one Authorization header, the query
+// parameter only when allowQuery and only under its literal name, the
+// DPoP scheme only with acceptDPoP); X-Api-Key beside any Authorization
+// header or a query token, or twice, is invalid_request as a token in two
+// places is: the route never guesses which credential the client meant.
+func Extract(r *http.Request, allowQuery, acceptDPoP bool) (Credential, *jwtauth.Error) {
+	keys, hasKey := r.Header[APIKeyHeader]
+	if hasKey {
+		if len(keys) > 1 || len(r.Header["Authorization"]) > 0 {
+			return Credential{}, jwtauth.InvalidRequest(detailTwoCredentials)
+		}
+	}
+	c, err := jwtauth.ExtractCredential(r, allowQuery, acceptDPoP)
+	if hasKey {
+		switch {
+		case err == nil:
+			return Credential{}, jwtauth.InvalidRequest(detailTwoCredentials)
+		case err.Code != jwtauth.CodeMissingToken:
+			return Credential{}, err // a misspelt token parameter, as without a key
+		}
+		return Credential{Token: keys[0], Scheme: SchemeAPIKey, Kind: KindAPIKey}, nil
+	}
+	if err != nil {
+		return Credential{}, err
+	}
+	return Credential{Token: c.Token, Scheme: c.Scheme, Kind: Classify(c.Token)}, nil
+}
+
+// Classify routes a token by its shape. It looks only at what tells the
+// shapes apart, so that the path of a JWT costs a prefix test and a count
+// of dots: the JWT's own strict pre-check is the token core's (a cache
+// hit is byte for byte a token that passed it).
+func Classify(tok string) Kind {
+	if len(tok) == 0 || len(tok) > jwtauth.MaxTokenLen {
+		return KindInvalid
+	}
+	if strings.HasPrefix(tok, APIKeyPrefix) {
+		return KindAPIKey
+	}
+	switch strings.Count(tok, ".") {
+	case 2:
+		return KindJWT
+	case 4:
+		return KindInvalid // a compact JWE: encrypted tokens are not taken
+	}
+	if !isB64Token(tok) {
+		return KindInvalid
+	}
+	return KindOpaque
+}
+
+// isB64Token reports whether s is RFC 6750's b64token: token characters
+// (ALPHA, DIGIT, "-", ".", "_", "~", "+", "/") then any number of "=".
+func isB64Token(s string) bool {
+	s = strings.TrimRight(s, "=")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
