@@ -15,6 +15,9 @@ func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
 	switch len(args) {
 	case 0:
 	case 1:
+		if args[0] == "" {
+			return d.Errf("workspace_profile: dpop: the mode is empty (leave it out for the default)")
+		}
 		cfg.Mode = args[0]
 	default:
 		return d.Errf("workspace_profile: dpop: wrong number of arguments (%d)", len(args))
@@ -32,6 +35,9 @@ func (h *Handler) unmarshalDPoP(d *caddyfile.Dispenser, args []string) error {
 		case "mode":
 			if err := one(); err != nil {
 				return err
+			}
+			if sub[0] == "" {
+				return d.Errf("workspace_profile: dpop: mode: the mode is empty (leave it out for the default)")
 			}
 			cfg.Mode = sub[0]
 		case "required":

@@ -388,6 +388,7 @@ func TestDPoPCaddyfile(t *testing.T) {
 		"dpop sometimes", "dpop on off", "dpop {\nalgorithms HS256\n}", "dpop {\nalgorithms none\n}", "dpop {\niat_window -1s\n}",
 		"dpop {\nreplay_cache_size 0\n}", "dpop {\norigin https://a.example/path\n}", "dpop {\norigin ftp://a\n}",
 		"dpop {\nnonce on\n}", "dpop off\ndpop required", "dpop {\nrequired x\n}",
+		`dpop ""`, "dpop {\nmode \"\"\n}",
 	} {
 		if err := parseWorkspaceProfileErr(base + line); err == nil || !strings.Contains(err.Error(), "dpop") {
 			t.Errorf("%q: err %v, want one naming dpop", line, err)
