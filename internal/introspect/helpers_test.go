@@ -151,3 +151,12 @@ func (o *countingObserver) count(r Result) int {
 	defer o.mu.Unlock()
 	return o.results[r]
 }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	buf, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
