@@ -2,12 +2,6 @@ package introspect
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -15,14 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
@@ -59,10 +47,8 @@ type caller struct {
 	// and, for client_secret_post, "&client_secret=...").
 	basic string
 	form  string
-	// the private_key_jwt signer: the key, its alg and the kid
-	key      jwk.Key
-	alg      jwa.SignatureAlgorithm
-	kid      string
+	// signer makes private_key_jwt's assertions, nil for other methods
+	signer   *jwtauth.AssertionSigner
 	clientID string
 	audience string
 	now      func() time.Time
@@ -85,9 +71,11 @@ func newCaller(cfg Config) (*caller, error) {
 	case PrivateKeyJWT:
 		c.form = id + "&client_assertion_type=" + url.QueryEscape(clientAssertionType)
 		c.audience = cfg.Issuers[0]
-		if err := c.loadKey(cfg.ClientKey, cfg.ClientKeyID); err != nil {
-			return nil, err
+		s, err := jwtauth.LoadAssertionKey(cfg.ClientKey, cfg.ClientKeyID)
+		if err != nil {
+			return nil, fmt.Errorf("client_key: %w", err)
 		}
+		c.signer = s
 	case None:
 		c.form = id
 	}
@@ -106,72 +94,10 @@ func newClient(timeout time.Duration, tlsConfig *tls.Config, conns int) *http.Cl
 	}
 }
 
-// loadKey reads the private key of client assertions and picks the
-// algorithm its type signs with.
-func (c *caller) loadKey(path, kid string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("client_key: %w", err)
-	}
-	k, err := jwk.ParseKey(data, jwk.WithPEM(true))
-	if err != nil {
-		return fmt.Errorf("client_key: %s holds no private key jwx reads: %w", path, err)
-	}
-	var raw any
-	if err := jwk.Export(k, &raw); err != nil {
-		return fmt.Errorf("client_key: %w", err)
-	}
-	switch p := raw.(type) {
-	case *rsa.PrivateKey:
-		if p.N.BitLen() < 2048 {
-			return errors.New("client_key: an RSA key must have at least 2048 bits")
-		}
-		c.alg = jwa.RS256()
-	case *ecdsa.PrivateKey:
-		switch p.Curve {
-		case elliptic.P256():
-			c.alg = jwa.ES256()
-		case elliptic.P384():
-			c.alg = jwa.ES384()
-		case elliptic.P521():
-			c.alg = jwa.ES512()
-		default:
-			return errors.New("client_key: unsupported elliptic curve")
-		}
-	case ed25519.PrivateKey:
-		c.alg = jwa.EdDSA()
-	default:
-		return fmt.Errorf("client_key: %s holds no private RSA, EC or Ed25519 key", path)
-	}
-	if kid == "" {
-		tp, err := k.Thumbprint(crypto.SHA256)
-		if err != nil {
-			return fmt.Errorf("client_key: thumbprint: %w", err)
-		}
-		kid = base64.RawURLEncoding.EncodeToString(tp)
-	}
-	c.key, c.kid = k, kid
-	return nil
-}
-
 // assertion is a fresh client assertion (RFC 7523 §3): this client as iss
 // and sub, the issuer as aud, a random jti, valid for one call.
 func (c *caller) assertion() (string, error) {
-	var jti [16]byte
-	_, _ = rand.Read(jti[:])
-	now := c.now()
-	tok, err := jwt.NewBuilder().Issuer(c.clientID).Subject(c.clientID).Audience([]string{c.audience}).
-		JwtID(base64.RawURLEncoding.EncodeToString(jti[:])).IssuedAt(now).Expiration(now.Add(assertionLifetime)).Build()
-	if err != nil {
-		return "", err
-	}
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.KeyIDKey, c.kid)
-	signed, err := jwt.Sign(tok, jwt.WithKey(c.alg, c.key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		return "", err
-	}
-	return string(signed), nil
+	return c.signer.Sign(c.clientID, c.audience, c.now(), assertionLifetime)
 }
 
 // errStatus is an answer of a status other than 200; its text names the
@@ -190,7 +116,7 @@ func (c *caller) call(ctx context.Context, tok string) ([]byte, error) {
 	body.WriteString(url.QueryEscape(tok))
 	body.WriteString("&token_type_hint=access_token")
 	body.WriteString(c.form)
-	if c.key != nil {
+	if c.signer != nil {
 		a, err := c.assertion()
 		if err != nil {
 			return nil, fmt.Errorf("signing the client assertion: %w", err)
