@@ -26,9 +26,9 @@ func TestAnswerRules(t *testing.T) {
 		check func(t *testing.T, c jwtauth.Claims)
 	}{
 		{name: "active", body: func(e *env) []byte { return e.answer(nil) }, calls: 1},
-		{name: "G01_active_string", body: func(e *env) []byte { return e.answer(map[string]any{"active": "true"}) }, code: "InvalidToken", calls: 1},
-		{name: "G01_active_one", body: func(e *env) []byte { return e.answer(map[string]any{"active": 1}) }, code: "InvalidToken", calls: 1},
-		{name: "G01_active_missing", body: func(e *env) []byte { return e.answer(map[string]any{"active": nil}) }, code: "InvalidToken", calls: 1},
+		{name: "active_string", body: func(e *env) []byte { return e.answer(map[string]any{"active": "true"}) }, code: "InvalidToken", calls: 1},
+		{name: "active_one", body: func(e *env) []byte { return e.answer(map[string]any{"active": 1}) }, code: "InvalidToken", calls: 1},
+		{name: "active_missing", body: func(e *env) []byte { return e.answer(map[string]any{"active": nil}) }, code: "InvalidToken", calls: 1},
 		{name: "active_false", body: func(e *env) []byte { return []byte(`{"active":false}`) }, code: "InvalidToken", calls: 1},
 		{name: "active_string_null", body: func(e *env) []byte { return e.answer(map[string]any{"active": "null"}) }, code: "InvalidToken", calls: 1},
 		{name: "active_only_in_ext", body: func(e *env) []byte {
@@ -154,7 +154,7 @@ func TestCachedAnswerNeverUsedPastExp(t *testing.T) {
 	}
 }
 
-// TestCacheHitRechecksRules (G02): an entry in the cache passes only what
+// TestCacheHitRechecksRules: an entry in the cache passes only what
 // a fresh answer would: one cached past its exp, for another audience or
 // another client, or not yet valid is refused on the hit, without a call;
 // one whose nbf has since passed is accepted on the hit.

@@ -41,7 +41,7 @@ func checkRequest(t *testing.T, r jwtauthtest.Request, accept string) url.Values
 	return f
 }
 
-// TestClientSecretBasic (G05): the id and the secret are each
+// TestClientSecretBasic: the id and the secret are each
 // form-encoded before they are joined and base64-encoded, so that a ':'
 // in the id or ':', '/', '+', '%' in the secret reach the endpoint as
 // they are; and the secret is sent in the header only, never also in the

@@ -12,7 +12,7 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
-// TestEndpointFailures (G04): an endpoint down, slow past timeout,
+// TestEndpointFailures: an endpoint down, slow past timeout,
 // answering 500, 429, a redirect, HTML or 10 MB, or every call slot busy:
 // IntrospectionUnavailable, never a refusal of the token; nothing cached
 // (the next call, to an endpoint that works again, is made and accepted);
@@ -85,7 +85,7 @@ func TestEndpointFailures(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run("G04_"+tt.name, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.mod)
 			cleanup := tt.setup(t, e)
 			_, aerr := e.verify(testToken)

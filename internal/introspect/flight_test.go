@@ -45,7 +45,7 @@ func (e *env) waitCalls(t *testing.T, n int) {
 	}
 }
 
-// TestOneCallForManyCallers (G03): 100 concurrent requests with one new
+// TestOneCallForManyCallers: 100 concurrent requests with one new
 // token make exactly one call, and every one of them gets its answer.
 func TestOneCallForManyCallers(t *testing.T) {
 	e := newEnv(t, nil)
@@ -72,7 +72,7 @@ func TestOneCallForManyCallers(t *testing.T) {
 	}
 }
 
-// TestCallerHangingUpFailsNoOne (G03): the caller that started the call
+// TestCallerHangingUpFailsNoOne: the caller that started the call
 // leaves (its context ends) while others wait: it gets its answer at
 // once, the call goes on, and the others are answered from it.
 func TestCallerHangingUpFailsNoOne(t *testing.T) {
