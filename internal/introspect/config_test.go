@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
 // TestConfigCheck: each option is refused when it cannot work, with an
@@ -86,7 +84,7 @@ func TestStatusHoldsNoSecret(t *testing.T) {
 	if s.LastGood == nil || s.ClientID != testClient || s.AuthMethod != ClientSecretBasic || strings.Contains(s.Endpoint, "acme") {
 		t.Fatalf("status %+v", s)
 	}
-	if strings.Contains(jwtauth.RawText(mustJSON(t, s)), testSecret) {
+	if strings.Contains(string(mustJSON(t, s)), testSecret) {
 		t.Fatal("status shows the secret")
 	}
 }
