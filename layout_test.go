@@ -23,6 +23,9 @@ func TestLayoutDependencies(t *testing.T) {
 			module + "profile", module + "caddymodule"},
 		"./internal/dpop/...": {"github.com/caddyserver/", "github.com/prometheus/",
 			module + "profile", module + "caddymodule"},
+		// opaque tokens are verified without Caddy, metrics or the domain
+		"./internal/introspect/...": {"github.com/caddyserver/", "github.com/prometheus/",
+			module + "profile", module + "caddymodule"},
 		// the authentication decision reads the domain's texts and its
 		// rule for a usable subject, and nothing of Caddy
 		"./internal/authn/...": {"github.com/caddyserver/", "github.com/prometheus/",

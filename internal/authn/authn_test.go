@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
@@ -303,6 +304,37 @@ func TestUserType(t *testing.T) {
 		}
 		if got != w {
 			t.Errorf("%s: %q, want %q", claims, got, w)
+		}
+	}
+}
+
+// failingVerifier refuses every credential with one error.
+type failingVerifier struct{ err *jwtauth.Error }
+
+func (f failingVerifier) Verify(context.Context, string) (jwtauth.Claims, *jwtauth.Error) {
+	return nil, f.err
+}
+
+// TestUnavailableIsServiceUnavailable: when the key sets or the
+// introspection endpoint cannot answer, the refusal is a 503 without a
+// challenge in either scheme, never a 401 that would tell the client its
+// credential is bad.
+func TestUnavailableIsServiceUnavailable(t *testing.T) {
+	for _, e := range []*jwtauth.Error{jwtauth.ErrKeysUnavailable, jwtauth.ErrIntrospectionUnavailable} {
+		for _, scheme := range []string{"Bearer ", "DPoP "} {
+			t.Run(e.Code+"/"+scheme, func(t *testing.T) {
+				if got := Status(e.Code); got != http.StatusServiceUnavailable {
+					t.Fatalf("Status(%s) = %d", e.Code, got)
+				}
+				proofs, err := dpop.New(dpop.Config{Algorithms: []string{"ES256"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := New(Config{JWT: failingVerifier{e}, Introspection: failingVerifier{e}, ServiceAccount: defaultSA,
+					DPoP: DPoP{Mode: DPoPAllowed, Proofs: proofs}})
+				_, ref := a.Authenticate(newRequest("/", "Authorization", scheme+"opaque-1"))
+				check(t, ref, want{503, e.Code, e.Desc, ""})
+			})
 		}
 	}
 }

@@ -35,7 +35,8 @@ func Status(code string) int {
 		return http.StatusBadRequest
 	case CodeServiceAccountForbidden:
 		return http.StatusForbidden
-	case jwtauth.CodeKeysUnavailable:
+	case jwtauth.CodeKeysUnavailable, jwtauth.CodeIntrospectionUnavailable:
+		// nothing was learnt of the credential: try again, never a 401
 		return http.StatusServiceUnavailable
 	}
 	// MissingToken, InvalidToken, TokenExpired, TokenNotYetValid,

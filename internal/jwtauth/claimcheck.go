@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jsonscan"
 )
@@ -13,24 +14,50 @@ import (
 // The claim rules a token must pass: lifetime, issuer, audience, subject,
 // and the optional token type and client.
 
-// checkClaims applies the claim rules every token must pass, in ASP.NET's
-// order: lifetime, then issuer, then audience, then the subject (unless
-// deferred to the caller).
-func (v *Verifier) checkClaims(c Claims) *Error {
-	now := float64(v.now().UnixNano()) / 1e9
-	leeway := v.leeway.Seconds()
-	exp, ok := jsonscan.Float(c["exp"])
-	if !ok {
-		return InvalidToken("The token has no numeric exp claim.")
-	}
-	if !saneDate(exp) {
-		return InvalidToken("The token has an exp claim outside the years 1970 to 9999.")
-	}
-	if now > exp+leeway {
-		return &Error{CodeTokenExpired, "The token has expired."}
-	}
-	if v.maxLife > 0 && exp-now > v.maxLife.Seconds()+leeway {
-		return InvalidToken("The token lives longer than this API accepts.")
+// ClaimRules are the claim rules a credential's claims pass whatever
+// carried them (a JWT's payload, an introspection answer): lifetime,
+// issuer, audience and jti, and the client when Clients is set. They live
+// here once, so that a token verified by signature and one verified by
+// introspection are held to the same rules in the same order.
+type ClaimRules struct {
+	// Issuers accepted as iss, and audiences of which aud must name one.
+	Issuers   []string
+	Audiences []string
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// MaxLifetime, when positive, is the longest exp may lie ahead
+	// (plus Leeway).
+	MaxLifetime time.Duration
+	// Clients, when set, are the accepted clients (client_id, else azp);
+	// CheckClient applies them.
+	Clients []string
+	// ExpOptional and IssOptional let an absent exp or iss pass: an
+	// introspection answer need name neither (the endpoint vouches for
+	// the token). When present, each is held to its rule.
+	ExpOptional bool
+	IssOptional bool
+}
+
+// Check applies the rules in ASP.NET's order: lifetime, then issuer, then
+// audience, then jti's type. The subject and the client are not its.
+func (r *ClaimRules) Check(c Claims, at time.Time) *Error {
+	now := float64(at.UnixNano()) / 1e9
+	leeway := r.Leeway.Seconds()
+	rawExp, present := c["exp"]
+	if present || !r.ExpOptional {
+		exp, ok := jsonscan.Float(rawExp)
+		if !ok {
+			return InvalidToken("The token has no numeric exp claim.")
+		}
+		if !saneDate(exp) {
+			return InvalidToken("The token has an exp claim outside the years 1970 to 9999.")
+		}
+		if now > exp+leeway {
+			return &Error{CodeTokenExpired, "The token has expired."}
+		}
+		if r.MaxLifetime > 0 && exp-now > r.MaxLifetime.Seconds()+leeway {
+			return InvalidToken("The token lives longer than this API accepts.")
+		}
 	}
 	for _, name := range []string{"nbf", "iat"} {
 		raw, present := c[name]
@@ -48,10 +75,12 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 			return &Error{CodeTokenNotYetValid, "The token is not valid yet."}
 		}
 	}
-	if iss, _ := c.Str("iss"); !slices.Contains(v.issuers, iss) {
-		return &Error{CodeInvalidIssuer, "The token issuer is not accepted."}
+	if _, present := c["iss"]; present || !r.IssOptional {
+		if iss, _ := c.Str("iss"); !slices.Contains(r.Issuers, iss) {
+			return &Error{CodeInvalidIssuer, "The token issuer is not accepted."}
+		}
 	}
-	if !audienceMatches(c["aud"], v.audiences) {
+	if !audienceMatches(c["aud"], r.Audiences) {
 		return &Error{CodeInvalidAudience, "The token audience is not accepted."}
 	}
 	// jti is a string (RFC 7519 §4.1.7); a number or an object would be
@@ -60,6 +89,31 @@ func (v *Verifier) checkClaims(c Claims) *Error {
 		if _, ok := jsonscan.String(raw); !ok {
 			return InvalidToken("The token has a non-string jti claim.")
 		}
+	}
+	return nil
+}
+
+// CheckClient applies Clients, when set: the token's client (client_id,
+// else azp) must be one of them.
+func (r *ClaimRules) CheckClient(c Claims) *Error {
+	if r.Clients == nil {
+		return nil
+	}
+	client, aerr := tokenClient(c)
+	if aerr != nil {
+		return aerr
+	}
+	if !slices.Contains(r.Clients, client) {
+		return InvalidToken("The token was issued to a client that is not accepted.")
+	}
+	return nil
+}
+
+// checkClaims applies the claim rules every token must pass, then the
+// subject rule (unless deferred to the caller).
+func (v *Verifier) checkClaims(c Claims) *Error {
+	if aerr := v.rules.Check(c, v.now()); aerr != nil {
+		return aerr
 	}
 	if v.deferSubject {
 		return nil
@@ -100,16 +154,7 @@ func (v *Verifier) checkKind(h header, c Claims) *Error {
 			return InvalidToken("The token type is not accepted; an access token is required.")
 		}
 	}
-	if v.clients != nil {
-		client, aerr := tokenClient(c)
-		if aerr != nil {
-			return aerr
-		}
-		if !slices.Contains(v.clients, client) {
-			return InvalidToken("The token was issued to a client that is not accepted.")
-		}
-	}
-	return nil
+	return v.rules.CheckClient(c)
 }
 
 // CheckTokenType refuses a configured token type that no typ header could

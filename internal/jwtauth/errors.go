@@ -23,6 +23,10 @@ const (
 	CodeInvalidAudience  = "InvalidAudience"
 	CodeInvalidRequest   = "InvalidRequest"
 	CodeKeysUnavailable  = "KeysUnavailable"
+	// CodeIntrospectionUnavailable: the introspection endpoint could not
+	// answer (down, slow, failing, every call slot busy). Like
+	// KeysUnavailable it says nothing of the token, so it is never a 401.
+	CodeIntrospectionUnavailable = "IntrospectionUnavailable"
 )
 
 var (
@@ -31,6 +35,9 @@ var (
 	// ErrKeysUnavailable: no source has a key set in force yet, or any
 	// more (past max_stale).
 	ErrKeysUnavailable = &Error{CodeKeysUnavailable, "The signing keys could not be loaded yet. Try again shortly."}
+	// ErrIntrospectionUnavailable: the introspection endpoint gave no
+	// usable answer in time.
+	ErrIntrospectionUnavailable = &Error{CodeIntrospectionUnavailable, "The token could not be checked with its issuer. Try again shortly."}
 )
 
 // InvalidToken is an InvalidToken refusal with its description.

@@ -1,8 +1,9 @@
 package jwtauth
 
-// This file, keyrules.go and verify.go are the only ones of the module that
-// import jwx (tests, jwtauthtest and internal/dpop's proof.go aside), so
-// that a new major version of it touches this package only.
+// This file, keyrules.go, verify.go and assertion.go are the only ones of
+// the module that import jwx (tests, jwtauthtest and internal/dpop's
+// proof.go aside), so that a new major version of it touches this package
+// only.
 
 import (
 	"bytes"

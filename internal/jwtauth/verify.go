@@ -75,16 +75,13 @@ type Config struct {
 type Verifier struct {
 	sources    []Source
 	algorithms map[string]jwa.SignatureAlgorithm
-	issuers    []string
-	audiences  []string
+	rules      ClaimRules
 	leeway     time.Duration
 	subject    string
 	now        func() time.Time
 	cache      *tokenCache // nil when disabled
 	observer   Observer
 	tokenTypes []string // normalized by mediaType; nil: no check
-	clients    []string // nil: no check
-	maxLife    time.Duration
 	// deferSubject: the caller applies CheckSubject (Config.DeferSubject)
 	deferSubject bool
 }
@@ -106,8 +103,6 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		sources:    cfg.Sources,
 		algorithms: map[string]jwa.SignatureAlgorithm{},
-		issuers:    cfg.Issuers,
-		audiences:  cfg.Audiences,
 		leeway:     DefaultLeeway,
 		subject:    cfg.Subject,
 		now:        cfg.Now,
@@ -132,8 +127,8 @@ func New(cfg Config) (*Verifier, error) {
 	for _, tt := range cfg.TokenTypes {
 		v.tokenTypes = append(v.tokenTypes, mediaType(tt))
 	}
-	v.clients = cfg.Clients
-	v.maxLife = cfg.MaxLifetime
+	v.rules = ClaimRules{Issuers: cfg.Issuers, Audiences: cfg.Audiences, Leeway: v.leeway,
+		MaxLifetime: cfg.MaxLifetime, Clients: cfg.Clients}
 	v.deferSubject = cfg.DeferSubject
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)

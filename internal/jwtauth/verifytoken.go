@@ -221,3 +221,48 @@ func decodeClaims(raw []byte) (Claims, error) {
 }
 
 var errNotObject = errors.New("claims are not a JSON object")
+
+// VerifySigned checks a JWS that is not an access token (a signed
+// introspection answer, RFC 9701) against the verifier's keys and
+// algorithms, with the same header rules as a token (strict JSON, no crit,
+// an accepted alg) and a typ header that must be typ, compared as a media
+// type. It returns the payload, strict JSON, and applies no claim rule:
+// those of such a document are not an access token's, so the caller
+// checks them. A kid no key set holds may fetch a remote set once, within
+// the sources' unknown-kid budget.
+func (v *Verifier) VerifySigned(ctx context.Context, tok, typ string) ([]byte, *Error) {
+	if !precheckToken(tok) {
+		return nil, InvalidToken("The signed document is not a compact JWS.")
+	}
+	hdrPart, _, _ := strings.Cut(tok, ".")
+	h, err := parseHeader(hdrPart)
+	switch {
+	case err != nil:
+		return nil, InvalidToken("The signed document's header is malformed or names a member twice.")
+	case h.Crit:
+		return nil, InvalidToken("The signed document has critical header parameters.")
+	case !h.HasTyp || mediaType(h.Typ) != mediaType(typ):
+		return nil, InvalidToken("The signed document's type is not " + typ + ".")
+	}
+	alg, ok := v.algorithms[h.Alg]
+	if !ok {
+		return nil, InvalidToken("The signed document's algorithm is not accepted.")
+	}
+	payload, _, found, aerr := v.checkSignature(tok, alg, h)
+	if aerr == nil && !found {
+		for _, s := range v.sources {
+			s.refreshForUnknownKid(ctx, h.Kid)
+		}
+		payload, _, _, aerr = v.checkSignature(tok, alg, h)
+	}
+	switch {
+	case aerr != nil:
+		return nil, aerr
+	case payload == nil:
+		return nil, InvalidToken("The signed document's signature is invalid.")
+	}
+	if jsonscan.CheckStrict(payload) != nil {
+		return nil, InvalidToken("The signed document is not strict JSON.")
+	}
+	return payload, nil
+}
