@@ -1,6 +1,6 @@
 // Starts panva's oidc-provider on 127.0.0.1 on a free port, for tests.
 //
-//   node provider.mjs config.json
+//   node provider.mjs config.json [--exit-with-stdin]
 //
 // config.json (every member optional but clients):
 //   clients         oidc-provider client metadata, as they are
@@ -15,7 +15,9 @@
 //
 // Once listening it prints one JSON line to stdout:
 //   {"issuer":"http://127.0.0.1:PORT","ready":true}
-// and it runs until it is killed. Errors go to stderr.
+// and it runs until it is killed or, with --exit-with-stdin, until its
+// standard input closes (so it never outlives a test process that died
+// without killing it). Errors go to stderr.
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -26,6 +28,11 @@ const cfgPath = process.argv[2];
 if (!cfgPath) {
   console.error('usage: node provider.mjs config.json');
   process.exit(2);
+}
+if (process.argv.includes('--exit-with-stdin')) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
 }
 const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
 const resources = cfg.resources ?? {};
