@@ -27,7 +27,7 @@ var minNode = [2]int{20, 19}
 const installTimeout = 5 * time.Minute
 
 // NodeMissing is the failure message when node or npm is not installed.
-const NodeMissing = "oidcprovidertest needs Node.js 20.19 or later and npm on PATH " +
+const NodeMissing = "Node.js 20.19 or later and npm must be on PATH " +
 	"(e.g. apt-get install nodejs npm, or NodeSource's nodejs): oidc-provider is a Node.js program"
 
 var installed struct {
