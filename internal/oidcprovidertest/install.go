@@ -98,9 +98,15 @@ func doInstall() (string, string, error) {
 // marker is written last into a finished install, before its rename.
 const marker = ".installed"
 
+// complete: dir holds a finished install whose files are still there (a
+// temporary-directory cleaner may have removed some).
 func complete(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, marker))
-	return err == nil
+	for _, name := range []string{marker, "node_modules/oidc-provider/package.json", "node_modules/jose/package.json", "node_modules/koa/package.json"} {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // npmCI installs into a fresh directory beside dir and renames it to dir,
@@ -149,6 +155,17 @@ func npmCI(dir string, files map[string][]byte) error {
 	}
 	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
 		return err
+	}
+	if complete(dir) {
+		return nil // another test process finished first
+	}
+	// An incomplete install left there is moved aside first (checked
+	// again just before, so that another process's finished one stays).
+	if _, err := os.Stat(dir); err == nil && !complete(dir) {
+		stale := fmt.Sprintf("%s.stale-%d", dir, time.Now().UnixNano())
+		if os.Rename(dir, stale) == nil {
+			defer os.RemoveAll(stale)
+		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if complete(dir) {
