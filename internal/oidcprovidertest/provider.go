@@ -201,7 +201,8 @@ func Start(t testing.TB, cfg Config) *Provider {
 	case err := <-readErr:
 		t.Fatalf("oidcprovidertest: oidc-provider did not start: %v\nstderr:\n%s", err, p.stderr.String())
 	case <-timer.C:
-		t.Fatalf("oidcprovidertest: oidc-provider printed no ready line within %v\nstderr:\n%s", StartTimeout, p.stderr.String())
+		t.Fatalf("oidcprovidertest: oidc-provider (node, pid %d, still running) printed no ready line within %v\nstderr:\n%s",
+			cmd.Process.Pid, StartTimeout, p.stderr.String())
 	}
 
 	for _, c := range cfg.Clients {

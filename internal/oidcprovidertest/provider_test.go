@@ -249,24 +249,26 @@ func TestProvider(t *testing.T) {
 }
 
 // TestExpiry: a resource's TTL is the token's lifetime, and an expired
-// token is inactive.
+// token is inactive. oidc-provider counts in whole seconds (exp = iat +
+// TTL, iat truncated), so a 1 s token may be expired a moment after it is
+// issued: 3 s leaves it active for at least 2.
 func TestExpiry(t *testing.T) {
 	p := oidcprovidertest.Start(t, oidcprovidertest.Config{
 		Clients:   []oidcprovidertest.Client{service},
-		Resources: []oidcprovidertest.Resource{{Indicator: opaqueAPI, TTL: time.Second, Audience: "profile-api"}},
+		Resources: []oidcprovidertest.Resource{{Indicator: opaqueAPI, TTL: 3 * time.Second, Audience: "profile-api"}},
 	})
 	tr, err := p.Token(service.ID, service.Secret, opaqueAPI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.ExpiresIn != 1 {
+	if tr.ExpiresIn != 3 {
 		t.Fatalf("expires_in %d", tr.ExpiresIn)
 	}
 	m := introspect(t, p, tr.AccessToken, service)
 	if m["active"] != true || m["aud"] != "profile-api" {
 		t.Fatalf("answer %v", m)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for m["active"] != false {
 		if time.Now().After(deadline) {
 			t.Fatalf("still active after its TTL: %v", m)
