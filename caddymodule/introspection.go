@@ -1,0 +1,275 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/introspect"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
+)
+
+// Introspection verifies opaque access tokens with the issuer's token
+// introspection endpoint (RFC 7662; signed answers, RFC 9701). A JWT never
+// goes there, nor an API key. Values are checked by the introspection
+// client itself (internal/introspect), whichever form the config was
+// written in.
+type Introspection struct {
+	// The introspection endpoint: https, or plain http to a loopback host.
+	// Default: the introspection_endpoint of the discovery document of the
+	// one discovery issuer (a config error unless there is exactly one),
+	// read by the key source's own fetch of that document; until it has
+	// been read, opaque tokens are answered 503 IntrospectionUnavailable.
+	// Placeholders are replaced at provision.
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// The client_id this module authenticates to the endpoint with.
+	// Required.
+	ClientID string `json:"client_id,omitempty"`
+
+	// The client secret, for auth_method client_secret_basic and
+	// client_secret_post. Write it as a placeholder, {env.NAME} or
+	// {file.PATH}: it is replaced at provision, so Caddy's config API
+	// (GET /config/) shows only the placeholder. Never logged.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// How the client authenticates: client_secret_basic,
+	// client_secret_post, private_key_jwt or none.
+	// Default: client_secret_basic.
+	AuthMethod string `json:"auth_method,omitempty"`
+
+	// private_key_jwt: the PEM file of the private key that signs the
+	// client assertions (their aud is the first issuer). Placeholders are
+	// replaced at provision.
+	ClientKey string `json:"client_key,omitempty"`
+
+	// private_key_jwt: the kid of the client assertions. Default: the
+	// key's RFC 7638 thumbprint.
+	ClientKeyID string `json:"client_key_id,omitempty"`
+
+	// The answer's form: json (RFC 7662) or jwt (RFC 9701, signed answers
+	// verified with the issuer's key set, so a key source is then
+	// required). Default: json.
+	Response string `json:"response,omitempty"`
+
+	// How long an active answer is used before the endpoint is asked
+	// again; never past the token's exp. Default: 30s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// How long an inactive answer (active not true) is used. Default: 5s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+
+	// How many answers are kept, by the SHA-256 of the token (never the
+	// token). Default: 10000.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// The longest one call may take, the wait for a free call slot
+	// included; at most 30s. Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// How many calls to the endpoint may run at once. Default: 16.
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+
+	// A PEM file of CA certificates trusted for the endpoint besides the
+	// system's. Redirects are never followed. Placeholders are replaced at
+	// provision.
+	TrustPool string `json:"trust_pool,omitempty"`
+}
+
+// hasKeySource reports whether any key source is configured.
+func (h *Handler) hasKeySource() bool {
+	return len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) > 0
+}
+
+// checkIntrospection checks the introspection option as its owner,
+// introspect.Config.Check, sees it; without an endpoint, the one discovery
+// issuer stands in for the endpoint it will name, which is checked when
+// read.
+func (h *Handler) checkIntrospection() error {
+	in := h.Introspection
+	if in == nil {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	endpoint := repl.ReplaceKnown(in.Endpoint, "")
+	if in.Endpoint == "" {
+		if len(h.Discovery) != 1 {
+			return fmt.Errorf("introspection: without an endpoint, the introspection_endpoint of discovery is used, which needs exactly one discovery issuer (there are %d)", len(h.Discovery))
+		}
+		endpoint = repl.ReplaceKnown(h.Discovery[0], "")
+	}
+	cfg := h.introspectConfig(endpoint, repl)
+	if h.hasKeySource() {
+		cfg.Signed = noSignedVerifier{} // stands in for the key sets
+	}
+	return cfg.Check()
+}
+
+// noSignedVerifier stands in for the key sets when only checking.
+type noSignedVerifier struct{}
+
+func (noSignedVerifier) VerifySigned(context.Context, string, string) ([]byte, *jwtauth.Error) {
+	return nil, jwtauth.ErrIntrospectionUnavailable
+}
+
+// introspectConfig is the core's config of the option: its values with
+// placeholders replaced, and the route's claim rules (the token core's).
+func (h *Handler) introspectConfig(endpoint string, repl *caddy.Replacer) introspect.Config {
+	in := h.Introspection
+	jc := h.verifierConfig(nil, h.Discovery)
+	return introspect.Config{
+		Endpoint:     endpoint,
+		ClientID:     repl.ReplaceKnown(in.ClientID, ""),
+		ClientSecret: repl.ReplaceKnown(in.ClientSecret, ""),
+		AuthMethod:   in.AuthMethod,
+		ClientKey:    repl.ReplaceKnown(in.ClientKey, ""),
+		ClientKeyID:  in.ClientKeyID,
+		Response:     in.Response,
+		CacheTTL:     time.Duration(in.CacheTTL),
+		NegativeTTL:  time.Duration(in.NegativeTTL),
+		CacheSize:    in.CacheSize,
+		Timeout:      time.Duration(in.Timeout),
+		MaxInFlight:  in.MaxInFlight,
+		Issuers:      jc.Issuers,
+		Audiences:    jc.Audiences,
+		Leeway:       jc.Leeway,
+		MaxLifetime:  jc.MaxLifetime,
+		Clients:      jc.Clients,
+	}
+}
+
+// provisionIntrospection builds the opaque-token verifier: at once when
+// the endpoint is configured, else on first use from the discovery
+// source's document (discovered), so that provision never waits on it.
+func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
+	in := h.Introspection
+	if in == nil {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	cfg := h.introspectConfig(repl.ReplaceKnown(in.Endpoint, ""), repl)
+	if h.verifier != nil {
+		cfg.Signed = h.verifier
+	}
+	if in.TrustPool != "" {
+		file := repl.ReplaceKnown(in.TrustPool, "")
+		pool, err := trustPool(file)
+		if err != nil {
+			return fmt.Errorf("introspection: trust_pool %s: %w", file, err)
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	cfg.Observer = introspectionObserver{}
+	cfg.Logger = h.logger.Named("introspection")
+	if in.Endpoint == "" {
+		h.introspection = &lazyIntrospector{src: discovered, cfg: cfg, logger: cfg.Logger}
+		return nil
+	}
+	v, err := introspect.New(cfg)
+	if err != nil {
+		return err
+	}
+	h.introspection = &lazyIntrospector{cfg: cfg}
+	h.introspection.in.Store(v)
+	return nil
+}
+
+// trustPool is the system's CAs and those of the PEM file.
+func trustPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// lazyIntrospector is the route's opaque-token verifier: the introspector,
+// built on first use when its endpoint comes from discovery.
+type lazyIntrospector struct {
+	in     atomic.Pointer[introspect.Introspector]
+	src    *jwtauth.URLSource // discovery: names the endpoint; nil when configured
+	cfg    introspect.Config
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	refused string // the discovered endpoint last refused, logged once
+}
+
+// Verify implements authn.Verifier.
+func (l *lazyIntrospector) Verify(ctx context.Context, tok string) (jwtauth.Claims, *jwtauth.Error) {
+	in := l.in.Load()
+	if in == nil {
+		if in = l.build(); in == nil {
+			return nil, jwtauth.ErrIntrospectionUnavailable
+		}
+	}
+	return in.Verify(ctx, tok)
+}
+
+// build makes the introspector once discovery names a usable endpoint.
+func (l *lazyIntrospector) build() *introspect.Introspector {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if in := l.in.Load(); in != nil || l.closed || l.src == nil {
+		return in
+	}
+	endpoint := l.src.IntrospectionEndpoint()
+	if endpoint == "" {
+		return nil
+	}
+	cfg := l.cfg
+	cfg.Endpoint = endpoint
+	in, err := introspect.New(cfg)
+	if err != nil {
+		if l.refused != endpoint {
+			l.refused = endpoint
+			l.logger.Error("introspection: the endpoint discovery names is refused", zap.Error(err))
+		}
+		return nil
+	}
+	l.in.Store(in)
+	return in
+}
+
+// Status is the introspector's, or what is known before it exists.
+func (l *lazyIntrospector) Status() introspect.Status {
+	if in := l.in.Load(); in != nil {
+		return in.Status()
+	}
+	return introspect.Status{Endpoint: "(from discovery, not read yet)", ClientID: l.cfg.ClientID,
+		AuthMethod: l.cfg.AuthMethod, Response: l.cfg.Response}
+}
+
+// Close ends the calls in progress; later ones are unavailable.
+func (l *lazyIntrospector) Close() {
+	l.mu.Lock()
+	l.closed = true
+	in := l.in.Load()
+	l.mu.Unlock()
+	if in != nil {
+		in.Close()
+	}
+}
+
+// introspectionObserver counts what the introspector does (metrics.go).
+type introspectionObserver struct{}
+
+func (introspectionObserver) Called(introspect.Result, time.Duration) {}
+func (introspectionObserver) CacheLookup(bool)                        {}
