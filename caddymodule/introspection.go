@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,23 +92,28 @@ func (h *Handler) hasKeySource() bool {
 }
 
 // checkIntrospection checks the introspection option as its owner,
-// introspect.Config.Check, sees it; without an endpoint, the one discovery
-// issuer stands in for the endpoint it will name, which is checked when
+// introspect.Config.Check, sees it, before any placeholder is replaced (a
+// Caddyfile is adapted where the secrets may not be): a placeholder
+// stands for a value, and the replaced values are checked again by
+// introspect.New at provision. Without an endpoint, the one discovery
+// issuer stands in for the endpoint its document will name, checked when
 // read.
 func (h *Handler) checkIntrospection() error {
 	in := h.Introspection
 	if in == nil {
 		return nil
 	}
-	repl := caddy.NewReplacer()
-	endpoint := repl.ReplaceKnown(in.Endpoint, "")
+	endpoint := in.Endpoint
 	if in.Endpoint == "" {
 		if len(h.Discovery) != 1 {
 			return fmt.Errorf("introspection: without an endpoint, the introspection_endpoint of discovery is used, which needs exactly one discovery issuer (there are %d)", len(h.Discovery))
 		}
-		endpoint = repl.ReplaceKnown(h.Discovery[0], "")
+		endpoint = h.Discovery[0]
 	}
-	cfg := h.introspectConfig(endpoint, repl)
+	if strings.Contains(endpoint, "{") {
+		endpoint = "https://placeholder.invalid/"
+	}
+	cfg := h.introspectConfig(endpoint, func(s string) string { return s })
 	if h.hasKeySource() {
 		cfg.Signed = noSignedVerifier{} // stands in for the key sets
 	}
@@ -123,15 +129,15 @@ func (noSignedVerifier) VerifySigned(context.Context, string, string) ([]byte, *
 
 // introspectConfig is the core's config of the option: its values with
 // placeholders replaced, and the route's claim rules (the token core's).
-func (h *Handler) introspectConfig(endpoint string, repl *caddy.Replacer) introspect.Config {
+func (h *Handler) introspectConfig(endpoint string, replace func(string) string) introspect.Config {
 	in := h.Introspection
 	jc := h.verifierConfig(nil, h.Discovery)
 	return introspect.Config{
 		Endpoint:     endpoint,
-		ClientID:     repl.ReplaceKnown(in.ClientID, ""),
-		ClientSecret: repl.ReplaceKnown(in.ClientSecret, ""),
+		ClientID:     replace(in.ClientID),
+		ClientSecret: replace(in.ClientSecret),
 		AuthMethod:   in.AuthMethod,
-		ClientKey:    repl.ReplaceKnown(in.ClientKey, ""),
+		ClientKey:    replace(in.ClientKey),
 		ClientKeyID:  in.ClientKeyID,
 		Response:     in.Response,
 		CacheTTL:     time.Duration(in.CacheTTL),
@@ -156,7 +162,9 @@ func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
 		return nil
 	}
 	repl := caddy.NewReplacer()
-	cfg := h.introspectConfig(repl.ReplaceKnown(in.Endpoint, ""), repl)
+	replace := func(s string) string { return repl.ReplaceKnown(s, "") }
+	// the secrets are replaced here, never in the config Caddy keeps
+	cfg := h.introspectConfig(replace(in.Endpoint), replace)
 	if h.verifier != nil {
 		cfg.Signed = h.verifier
 	}
