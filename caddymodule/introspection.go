@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -153,9 +153,11 @@ func (h *Handler) introspectConfig(endpoint string, replace func(string) string)
 	}
 }
 
-// provisionIntrospection builds the opaque-token verifier: at once when
-// the endpoint is configured, else on first use from the discovery
-// source's document (discovered), so that provision never waits on it.
+// provisionIntrospection builds the opaque-token verifier: the shared
+// introspector of its endpoint and client (introspectorPool), taken at
+// once when the endpoint is configured, else on first use from the
+// discovery source's document (discovered), so that provision never waits
+// on it; and the route's claim rules over it.
 func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
 	in := h.Introspection
 	if in == nil {
@@ -168,75 +170,128 @@ func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
 	if h.verifier != nil {
 		cfg.Signed = h.verifier
 	}
+	l := &lazyIntrospector{src: discovered, cfg: cfg}
 	if in.TrustPool != "" {
-		file := repl.ReplaceKnown(in.TrustPool, "")
-		pool, err := trustPool(file)
+		file := replace(in.TrustPool)
+		pem, err := os.ReadFile(file)
 		if err != nil {
 			return fmt.Errorf("introspection: trust_pool %s: %w", file, err)
 		}
-		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("introspection: trust_pool %s: holds no PEM certificate", file)
+		}
+		l.cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		l.trust = sha256.Sum256(pem)
 	}
-	cfg.Observer = introspectionObserver{}
-	cfg.Logger = h.logger.Named("introspection")
+	l.cfg.Observer = introspectionObserver{}
+	l.cfg.Logger = h.logger.Named("introspection")
+	h.introspection = l
 	if in.Endpoint == "" {
-		h.introspection = &lazyIntrospector{src: discovered, cfg: cfg, logger: cfg.Logger}
 		return nil
 	}
-	v, err := introspect.New(cfg)
-	if err != nil {
-		return err
-	}
-	h.introspection = &lazyIntrospector{cfg: cfg}
-	h.introspection.in.Store(v)
+	l.src = nil
+	return l.take(l.cfg)
+}
+
+// pooledIntrospector is an introspector in introspectorPool; the last
+// release closes it, ending its calls.
+type pooledIntrospector struct{ *introspect.Introspector }
+
+// Destruct implements caddy.Destructor.
+func (p pooledIntrospector) Destruct() error {
+	p.Close()
 	return nil
 }
 
-// trustPool is the system's CAs and those of the PEM file.
-func trustPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
+// introspectorKey names the introspector of cfg in introspectorPool: what
+// it calls and how (endpoint, client, authentication, a hash of the
+// secret and of the client key, the answers' form, the TLS trust) and
+// what it keeps (cache sizes and lifetimes, timeout, slots, the issuers
+// and leeway of signed answers), so that a reload changing any of these
+// gets an introspector of its own and one changing only the claim rules
+// keeps the cache. Never the secret itself.
+func introspectorKey(cfg introspect.Config, trust [sha256.Size]byte) string {
+	var key [sha256.Size]byte
+	if cfg.ClientKey != "" {
+		if pem, err := os.ReadFile(cfg.ClientKey); err == nil {
+			key = sha256.Sum256(pem)
+		}
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
+	leeway := ""
+	if cfg.Leeway != nil {
+		leeway = cfg.Leeway.String()
 	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("holds no PEM certificate")
-	}
-	return pool, nil
+	secret := sha256.Sum256([]byte(cfg.ClientSecret))
+	return fmt.Sprintf("%q %q %q %x %q %q %x %q %x %s %s %d %s %d %q %s", cfg.Endpoint, cfg.ClientID, cfg.AuthMethod,
+		secret, cfg.ClientKey, cfg.ClientKeyID, key, cfg.Response, trust, cfg.CacheTTL, cfg.NegativeTTL, cfg.CacheSize,
+		cfg.Timeout, cfg.MaxInFlight, cfg.Issuers, leeway)
 }
 
-// lazyIntrospector is the route's opaque-token verifier: the introspector,
-// built on first use when its endpoint comes from discovery.
+// lazyIntrospector is the route's opaque-token verifier: its claim rules
+// over the shared introspector, taken on first use when its endpoint
+// comes from discovery. Close gives the introspector back.
 type lazyIntrospector struct {
-	in     atomic.Pointer[introspect.Introspector]
-	src    *jwtauth.URLSource // discovery: names the endpoint; nil when configured
-	cfg    introspect.Config
-	logger *zap.Logger
+	route atomic.Pointer[introspect.Route]
+	src   *jwtauth.URLSource // discovery: names the endpoint; nil when configured
+	cfg   introspect.Config
+	trust [sha256.Size]byte // hash of the trust pool's PEM, zero for none
 
 	mu      sync.Mutex
 	closed  bool
+	key     string // the introspectorPool entry held, "" for none
 	refused string // the discovered endpoint last refused, logged once
+}
+
+// take takes the shared introspector of cfg and makes the route over it;
+// the caller holds mu or is provisioning.
+func (l *lazyIntrospector) take(cfg introspect.Config) error {
+	key := introspectorKey(cfg, l.trust)
+	v, loaded, err := introspectorPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		in, err := introspect.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return pooledIntrospector{in}, nil
+	})
+	if err != nil {
+		return err
+	}
+	in := v.(pooledIntrospector).Introspector
+	if loaded {
+		// the newest config's key sets check signed answers
+		in.SetSigned(cfg.Signed)
+	}
+	route, err := in.Route(cfg)
+	if err != nil {
+		_, _ = introspectorPool.Delete(key)
+		return err
+	}
+	l.key = key
+	l.route.Store(route)
+	return nil
 }
 
 // Verify implements authn.Verifier.
 func (l *lazyIntrospector) Verify(ctx context.Context, tok string) (jwtauth.Claims, *jwtauth.Error) {
-	in := l.in.Load()
-	if in == nil {
-		if in = l.build(); in == nil {
+	r := l.route.Load()
+	if r == nil {
+		if r = l.build(); r == nil {
 			return nil, jwtauth.ErrIntrospectionUnavailable
 		}
 	}
-	return in.Verify(ctx, tok)
+	return r.Verify(ctx, tok)
 }
 
-// build makes the introspector once discovery names a usable endpoint.
-func (l *lazyIntrospector) build() *introspect.Introspector {
+// build takes the introspector once discovery names a usable endpoint.
+func (l *lazyIntrospector) build() *introspect.Route {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if in := l.in.Load(); in != nil || l.closed || l.src == nil {
-		return in
+	if r := l.route.Load(); r != nil || l.closed || l.src == nil {
+		return r
 	}
 	endpoint := l.src.IntrospectionEndpoint()
 	if endpoint == "" {
@@ -244,36 +299,37 @@ func (l *lazyIntrospector) build() *introspect.Introspector {
 	}
 	cfg := l.cfg
 	cfg.Endpoint = endpoint
-	in, err := introspect.New(cfg)
-	if err != nil {
+	if err := l.take(cfg); err != nil {
 		if l.refused != endpoint {
 			l.refused = endpoint
-			l.logger.Error("introspection: the endpoint discovery names is refused", zap.Error(err))
+			l.cfg.Logger.Error("introspection: the endpoint discovery names is refused", zap.Error(err))
 		}
 		return nil
 	}
-	l.in.Store(in)
-	return in
+	return l.route.Load()
 }
 
 // Status is the introspector's, or what is known before it exists.
 func (l *lazyIntrospector) Status() introspect.Status {
-	if in := l.in.Load(); in != nil {
-		return in.Status()
+	if r := l.route.Load(); r != nil {
+		return r.Status()
 	}
 	return introspect.Status{Endpoint: "(from discovery, not read yet)", ClientID: l.cfg.ClientID,
 		AuthMethod: l.cfg.AuthMethod, Response: l.cfg.Response}
 }
 
-// Close ends the calls in progress; later ones are unavailable.
-func (l *lazyIntrospector) Close() {
+// Close gives the shared introspector back; the last holder's release
+// closes it. Later calls are unavailable.
+func (l *lazyIntrospector) Close() error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.closed = true
-	in := l.in.Load()
-	l.mu.Unlock()
-	if in != nil {
-		in.Close()
+	if l.key == "" {
+		return nil
 	}
+	_, err := introspectorPool.Delete(l.key)
+	l.key = ""
+	return err
 }
 
 // introspectionObserver counts what the introspector does (metrics.go).

@@ -150,7 +150,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Cleanup() error {
 	var errs []error
 	if h.introspection != nil {
-		h.introspection.Close()
+		if err := h.introspection.Close(); err != nil {
+			errs = append(errs, err)
+		}
 		h.introspection = nil
 	}
 	for _, key := range h.sourceKeys {
