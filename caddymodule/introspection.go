@@ -331,9 +331,3 @@ func (l *lazyIntrospector) Close() error {
 	l.key = ""
 	return err
 }
-
-// introspectionObserver counts what the introspector does (metrics.go).
-type introspectionObserver struct{}
-
-func (introspectionObserver) Called(introspect.Result, time.Duration) {}
-func (introspectionObserver) CacheLookup(bool)                        {}

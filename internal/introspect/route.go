@@ -62,3 +62,6 @@ func claimRules(cfg Config) jwtauth.ClaimRules {
 	return jwtauth.ClaimRules{Issuers: cfg.Issuers, Audiences: cfg.Audiences, Leeway: leeway,
 		MaxLifetime: cfg.MaxLifetime, Clients: cfg.Clients, ExpOptional: true, IssOptional: true}
 }
+
+// InFlight is how many calls to the endpoint are running now.
+func (in *Introspector) InFlight() int { return len(in.slots) }
