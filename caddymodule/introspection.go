@@ -244,6 +244,7 @@ type lazyIntrospector struct {
 	closed  bool
 	key     string // the introspectorPool entry held, "" for none
 	refused string // the discovered endpoint last refused, logged once
+	warned  bool   // a document naming no endpoint was logged
 }
 
 // take takes the shared introspector of cfg and makes the route over it;
@@ -295,6 +296,12 @@ func (l *lazyIntrospector) build() *introspect.Route {
 	}
 	endpoint := l.src.IntrospectionEndpoint()
 	if endpoint == "" {
+		if _, read := l.src.SinceLastGood(); read && !l.warned {
+			// the document was read and names no endpoint: every opaque
+			// token is a 503 until a config names one
+			l.warned = true
+			l.cfg.Logger.Error("introspection: the discovery document names no introspection_endpoint; name the endpoint in the config")
+		}
 		return nil
 	}
 	cfg := l.cfg
@@ -307,15 +314,6 @@ func (l *lazyIntrospector) build() *introspect.Route {
 		return nil
 	}
 	return l.route.Load()
-}
-
-// Status is the introspector's, or what is known before it exists.
-func (l *lazyIntrospector) Status() introspect.Status {
-	if r := l.route.Load(); r != nil {
-		return r.Status()
-	}
-	return introspect.Status{Endpoint: "(from discovery, not read yet)", ClientID: l.cfg.ClientID,
-		AuthMethod: l.cfg.AuthMethod, Response: l.cfg.Response}
 }
 
 // Close gives the shared introspector back; the last holder's release

@@ -233,3 +233,41 @@ func TestIntrospectionEndpointFromDiscovery(t *testing.T) {
 		t.Fatalf("%d calls", e.calls.Load())
 	}
 }
+
+// TestIntrospectionDiscoveryNamesNoEndpoint: a discovery document that
+// names no introspection_endpoint leaves opaque tokens at 503
+// IntrospectionUnavailable (never 401), while JWTs work.
+func TestIntrospectionDiscoveryNamesNoEndpoint(t *testing.T) {
+	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	issuer := srv.URL + "/tenant"
+	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, issuer, srv.URL+"/keys")
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwtauthtest.JWKS(t, k)) })
+	tc := startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
+	workspace_profile {
+		discovery %s
+		audience %s
+		storage memory
+		create_missing
+		introspection {
+			client_id edge
+			client_secret s3cr3t
+		}
+	}
+}
+`, issuer, testAudience))
+	claims := jwtauthtest.Claims("u-disc")
+	claims["iss"] = issuer
+	jwt := k.Mint(t, claims, nil)
+	eventually(t, 5*time.Second, "the discovery document is read", func() bool {
+		return do(t, tc.Client, "GET", itBase+profilePath, bearer(jwt), "").status == 200
+	})
+	r := do(t, tc.Client, "GET", itBase+profilePath, bearer(opaqueToken()), "")
+	if r.status != 503 || r.problemCode(t) != "IntrospectionUnavailable" || r.header.Get("Retry-After") != "5" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
