@@ -21,6 +21,7 @@ type introspectionEndpoint struct {
 	mu      sync.Mutex
 	answers map[string]string
 	secrets []string  // the Basic passwords received
+	forms   []string  // the client_secret and client_assertion form values received
 	hold    chan bool // when set, each call waits for a value on it
 }
 
@@ -35,6 +36,11 @@ func newIntrospectionEndpoint(t *testing.T) *introspectionEndpoint {
 		_, pass, _ := r.BasicAuth()
 		e.mu.Lock()
 		e.secrets = append(e.secrets, pass)
+		for _, name := range []string{"client_secret", "client_assertion"} {
+			if v := r.PostForm.Get(name); v != "" {
+				e.forms = append(e.forms, v)
+			}
+		}
 		answer, ok := e.answers[r.PostForm.Get("token")]
 		hold := e.hold
 		e.mu.Unlock()
@@ -88,4 +94,10 @@ func wantIntrospectionCalls(t *testing.T, e *introspectionEndpoint, before, want
 	if n := e.calls.Load() - before; n != want {
 		t.Fatalf("introspection endpoint called %d times, want %d", n, want)
 	}
+}
+
+func (e *introspectionEndpoint) receivedForms() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.forms...)
 }

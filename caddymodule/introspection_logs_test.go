@@ -2,6 +2,11 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,14 +19,32 @@ import (
 
 // TestIntrospectionLogsHoldNoSecret: with every log at DEBUG and an
 // access log, no line holds an opaque token (active, inactive, or one
-// whose call failed) or the client secret; a failed call's line names
-// the token by a short hash prefix only.
+// whose call failed), the client secret or a client assertion; a failed
+// call's line names the token by a short hash prefix only.
 func TestIntrospectionLogsHoldNoSecret(t *testing.T) {
+	const secret = "n0t-in-any-l0g"
+	t.Run("client_secret_post", func(t *testing.T) {
+		logsHoldNoSecret(t, "client_secret "+secret+"\n\t\t\tauth_method client_secret_post", secret)
+	})
+	t.Run("private_key_jwt", func(t *testing.T) {
+		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(priv)
+		file := writeFile(t, "client.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+		logsHoldNoSecret(t, "client_key "+file+"\n\t\t\tauth_method private_key_jwt", "")
+	})
+}
+
+// logsHoldNoSecret runs the requests of TestIntrospectionLogsHoldNoSecret
+// with the client authentication lines auth, and scans every log line for
+// the tokens, secret and whatever the endpoint received as a credential.
+func logsHoldNoSecret(t *testing.T, auth, secret string) {
 	e := newIntrospectionEndpoint(t)
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
 	dir := t.TempDir()
 	moduleLog, accessLog := filepath.Join(dir, "module.log"), filepath.Join(dir, "access.log")
-	const secret = "n0t-in-any-l0g"
 	startCaddyfile(t, fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
@@ -43,12 +66,11 @@ func TestIntrospectionLogsHoldNoSecret(t *testing.T) {
 		create_missing
 		introspection %s/introspect {
 			client_id edge
-			client_secret %s
-			auth_method client_secret_post
+			%s
 		}
 	}
 }
-`, itAdminPort, itPort, moduleLog, itSite, accessLog, writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, e.URL, secret))
+`, itAdminPort, itPort, moduleLog, itSite, accessLog, writeFile(t, "k.json", jwtauthtest.JWKS(t, k)), testIssuer, testAudience, e.URL, auth))
 	client := newTester(t).Client
 	active, inactive, failing := opaqueToken()+"-active", opaqueToken()+"-inactive", opaqueToken()+"-failing"
 	e.active(active, `,"sub":"intro-logs"`)
@@ -64,10 +86,14 @@ func TestIntrospectionLogsHoldNoSecret(t *testing.T) {
 	if !bytes.Contains(module, []byte(`"token_sha256"`)) || !bytes.Contains(module, []byte(`"level":"debug"`)) {
 		t.Fatalf("the module log has no failed call or no debug line: the scan would check nothing\n%.3000s", module)
 	}
+	sent := e.receivedForms()
+	if len(sent) == 0 {
+		t.Fatal("the endpoint received no client credential: the scan would check nothing")
+	}
 	for name, data := range map[string][]byte{"module log": module, "access log": access} {
 		for n, line := range bytes.Split(data, []byte("\n")) {
-			for _, s := range []string{active, inactive, failing, secret, "opaque-"} {
-				if bytes.Contains(line, []byte(s)) {
+			for _, s := range append([]string{active, inactive, failing, secret, "opaque-"}, sent...) {
+				if s != "" && bytes.Contains(line, []byte(s)) {
 					t.Errorf("%s line %d holds %q: %.300s", name, n+1, s, line)
 				}
 			}
