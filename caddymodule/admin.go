@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/introspect"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
@@ -18,7 +19,10 @@ func init() {
 //
 //	GET /workspace-profile/keys   every key source in use: its URL or file,
 //	                              the kids with their algorithms, the last
-//	                              good fetch, the last error, the next refresh.
+//	                              good fetch, the last error, the next refresh;
+//	                              and every introspection endpoint in use: its
+//	                              client, the last good call, the last error,
+//	                              whether it fails fast (never a secret).
 //
 //	GET  /workspace-profile/profiles  export, JSON lines (see admin_profiles.go)
 //	POST /workspace-profile/profiles  import, all or nothing, with a report
@@ -49,9 +53,14 @@ func serveKeys(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET only"}
 	}
 	out := struct {
-		Version string                 `json:"version"`
-		Sources []jwtauth.SourceStatus `json:"sources"`
-	}{Version: Version, Sources: []jwtauth.SourceStatus{}}
+		Version       string                 `json:"version"`
+		Sources       []jwtauth.SourceStatus `json:"sources"`
+		Introspection []introspect.Status    `json:"introspection"`
+	}{Version: Version, Sources: []jwtauth.SourceStatus{}, Introspection: []introspect.Status{}}
+	rangeIntrospectors(func(in *introspect.Introspector) { out.Introspection = append(out.Introspection, in.Status()) })
+	sort.Slice(out.Introspection, func(i, j int) bool {
+		return out.Introspection[i].Endpoint+out.Introspection[i].ClientID < out.Introspection[j].Endpoint+out.Introspection[j].ClientID
+	})
 	rangeURLSources(func(s *jwtauth.URLSource) { out.Sources = append(out.Sources, s.Status()) })
 	// a file named by several handlers (or by both configs of a reload's
 	// overlap) is one source to an operator: list each path once, as last

@@ -52,6 +52,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    subject_claim <claim>
 //	    query_token   on|off
 //	    dpop          [off|allowed|required] [{ required; mode off|allowed|required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
+//	    introspection [<endpoint>] { client_id <id>; client_secret <secret>; auth_method <m>; client_key <pem>; client_key_id <kid>; response json|jwt; cache_ttl <d>; negative_ttl <d>; cache_size <n>; timeout <d>; max_in_flight <n>; trust_pool <pem> }
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>
@@ -172,6 +173,10 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		h.ServiceAccount = &ServiceAccount{Claim: args[0], Values: args[1:]}
 	case "dpop":
 		if err := h.unmarshalDPoP(d, args); err != nil {
+			return err
+		}
+	case "introspection":
+		if err := h.unmarshalIntrospection(d, args); err != nil {
 			return err
 		}
 	case "keep_client_identity_headers":

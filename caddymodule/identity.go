@@ -25,14 +25,20 @@ func (h *Handler) authenticate(r *http.Request) (authn.Principal, *authn.Refusal
 }
 
 // authenticator is the route's authentication decision, built from the
-// provisioned token verifier and DPoP option. No introspection and no
-// API-key store exist yet: opaque tokens and API keys are refused.
+// provisioned token verifier (none without a key source), the
+// introspection client and the DPoP option. No API-key store exists yet:
+// API keys are refused.
 func (h *Handler) authenticator() *authn.Authenticator {
 	cfg := authn.Config{
-		JWT:            h.verifier,
-		Subject:        h.verifier.SubjectClaim(),
+		Subject:        h.SubjectClaim,
 		AllowQuery:     h.QueryToken == nil || *h.QueryToken,
 		ServiceAccount: authn.ServiceAccount{Claim: h.ServiceAccount.Claim, Values: h.ServiceAccount.Values},
+	}
+	if h.verifier != nil {
+		cfg.JWT = h.verifier
+	}
+	if h.introspection != nil {
+		cfg.Introspection = h.introspection
 	}
 	if d := h.DPoP; d.on() {
 		cfg.DPoP = authn.DPoP{Mode: d.mode(), Proofs: d.verifier, RequestTarget: d.requestTarget}

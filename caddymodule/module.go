@@ -144,6 +144,11 @@ type Handler struct {
 	// leaked long-lived token is no use at this edge. Default: 0, no limit.
 	MaxTokenLifetime caddy.Duration `json:"max_token_lifetime,omitempty"`
 
+	// Opaque tokens: verify them with the issuer's introspection endpoint
+	// (introspection.go). Without it, an opaque token is refused with 401
+	// InvalidToken and sent nowhere. Default: off.
+	Introspection *Introspection `json:"introspection,omitempty"`
+
 	// The claim that names the profile (its key). Default: sub.
 	SubjectClaim string `json:"subject_claim,omitempty"`
 
@@ -201,7 +206,9 @@ type Handler struct {
 	upstream *reverseproxy.Handler
 	verifier *jwtauth.Verifier
 	authn    *authn.Authenticator
-	logger   *zap.Logger
+	// introspection verifies opaque tokens; nil when not configured
+	introspection *lazyIntrospector
+	logger        *zap.Logger
 	// What Provision took that others share, recorded as it is taken so
 	// that Cleanup gives back exactly that, after a partial Provision too.
 	sourceKeys  []string              // keySourcePool entries this handler holds

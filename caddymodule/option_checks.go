@@ -59,8 +59,11 @@ func (h *Handler) checkRequired() error {
 	if err := h.verifierConfig(nil, h.Discovery).Check(); err != nil {
 		return err
 	}
-	if len(h.JWKSURLs)+len(h.JWKSFiles)+len(h.Discovery) == 0 {
-		return fmt.Errorf("jwks_url/jwks_file/discovery: at least one key source is required")
+	if !h.hasKeySource() && h.Introspection == nil {
+		return fmt.Errorf("jwks_url/jwks_file/discovery/introspection: at least one key source or introspection is required")
+	}
+	if err := h.checkIntrospection(); err != nil {
+		return err
 	}
 	if h.UpstreamRaw != nil && h.StorageRaw != nil {
 		return fmt.Errorf("storage/upstream: configure exactly one backend, not both")

@@ -56,6 +56,22 @@ func TestOptionsSameInCaddyfileAndJSON(t *testing.T) {
 		{name: "dpop replay_cache_size 10", caddyfile: "dpop {\nreplay_cache_size 10\n}", json: `"dpop":{"replay_cache_size":10}`},
 		{name: "dpop replay_cache_size negative", caddyfile: "dpop {\nreplay_cache_size -1\n}", json: `"dpop":{"replay_cache_size":-1}`, mention: "dpop: replay_cache_size"},
 		{name: "dpop origin with a path", caddyfile: "dpop {\norigin https://a.example/p\n}", json: `"dpop":{"origin":"https://a.example/p"}`, mention: "dpop: origin"},
+		{name: "introspection", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s"}`},
+		{name: "introspection client_secret_post", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nauth_method client_secret_post\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","auth_method":"client_secret_post"}`},
+		{name: "introspection auth_method unknown", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nauth_method magic\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","auth_method":"magic"}`, mention: "auth_method"},
+		{name: "introspection no client_secret", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nauth_method client_secret_basic\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","auth_method":"client_secret_basic"}`, mention: "client_secret"},
+		{name: "introspection secret with private_key_jwt", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nclient_key k.pem\nauth_method private_key_jwt\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","client_key":"k.pem","auth_method":"private_key_jwt"}`, mention: "client_secret"},
+		{name: "introspection response jwt", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nresponse jwt\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","response":"jwt"}`},
+		{name: "introspection response xml", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nresponse xml\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","response":"xml"}`, mention: "response"},
+		{name: "introspection cache_ttl 1m", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\ncache_ttl 1m\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","cache_ttl":"1m"}`},
+		{name: "introspection cache_ttl negative", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\ncache_ttl -1s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","cache_ttl":"-1s"}`, mention: "cache_ttl"},
+		{name: "introspection negative_ttl negative", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nnegative_ttl -1s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","negative_ttl":"-1s"}`, mention: "negative_ttl"},
+		{name: "introspection cache_size negative", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\ncache_size -1\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","cache_size":-1}`, mention: "cache_size"},
+		{name: "introspection timeout 31s", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\ntimeout 31s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","timeout":"31s"}`, mention: "timeout"},
+		{name: "introspection max_in_flight negative", caddyfile: "introspection https://idp.example/introspect {\nclient_id c\nclient_secret s\nmax_in_flight -1\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s","max_in_flight":-1}`, mention: "max_in_flight"},
+		{name: "introspection without client_id", caddyfile: "introspection https://idp.example/introspect {\nclient_secret s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_secret":"s"}`, mention: "client_id"},
+		{name: "introspection over plain http", caddyfile: "introspection http://idp.example/introspect {\nclient_id c\nclient_secret s\n}", json: `"introspection":{"endpoint":"http://idp.example/introspect","client_id":"c","client_secret":"s"}`, mention: "endpoint"},
+		{name: "introspection without endpoint or discovery", caddyfile: "introspection {\nclient_id c\nclient_secret s\n}", json: `"introspection":{"client_id":"c","client_secret":"s"}`, mention: "exactly one discovery issuer"},
 		{name: "bolt timeout 2s", caddyfile: "storage bolt {dir}/p.db timeout 2s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"2s"}`},
 		{name: "bolt timeout negative", caddyfile: "storage bolt {dir}/p.db timeout -1s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"-1s"}`, mention: "timeout"},
 		{name: "postgres max_conns 20", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 20", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":20}`},
@@ -91,6 +107,27 @@ func TestOptionsSameInCaddyfileAndJSON(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIntrospectionConfigRules: a route with introspection and no key
+// source is valid; response jwt then has no key set to verify answers
+// with, and is refused; neither a key source nor introspection is refused.
+func TestIntrospectionConfigRules(t *testing.T) {
+	const intro = `"introspection":{"endpoint":"https://idp.example/introspect","client_id":"c","client_secret":"s"`
+	for name, tt := range map[string]struct{ raw, mention string }{
+		"introspection only":           {raw: `{"issuers":["i"],"audiences":["a"],"storage":{"backend":"memory"},` + intro + `}}`},
+		"response jwt without keys":    {raw: `{"issuers":["i"],"audiences":["a"],"storage":{"backend":"memory"},` + intro + `,"response":"jwt"}}`, mention: "response jwt"},
+		"introspection without issuer": {raw: `{"audiences":["a"],"storage":{"backend":"memory"},` + intro + `}}`, mention: "issuer"},
+		"neither":                      {raw: `{"issuers":["i"],"audiences":["a"],"storage":{"backend":"memory"}}`, mention: "introspection"},
+	} {
+		err := loadHandlerJSON(t, []byte(tt.raw))
+		switch {
+		case tt.mention == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case tt.mention != "" && (err == nil || !strings.Contains(err.Error(), tt.mention)):
+			t.Errorf("%s: error %v, want one naming %q", name, err, tt.mention)
+		}
 	}
 }
 

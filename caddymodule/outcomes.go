@@ -7,29 +7,30 @@ import (
 
 // Request outcomes, the values of requests_total's outcome label.
 const (
-	outcomeOK               = "ok"
-	outcomeNotModified      = "not_modified"
-	outcomeValidationError  = "validation_error"
-	outcomeNotFound         = "not_found"
-	outcomePrecondition     = "precondition_failed"
-	outcomeMethodNotAllowed = "method_not_allowed"
-	outcomeStorageError     = "storage_error"
-	outcomeUpstreamError    = "upstream_error"
-	outcomeClientClosed     = "client_closed"
-	outcomeUserNameTaken    = "user_name_taken"
-	outcomePayloadTooLarge  = "payload_too_large"
-	outcomeUnsupportedMedia = "unsupported_media_type"
-	outcomeServiceAccount   = "service_account"
-	outcomeKeysUnavailable  = "keys_unavailable"
-	outcomeMissingToken     = "missing_token"
-	outcomeInvalidToken     = "invalid_token"
-	outcomeExpired          = "expired"
-	outcomeNotYetValid      = "not_yet_valid"
-	outcomeInvalidIssuer    = "invalid_issuer"
-	outcomeInvalidAudience  = "invalid_audience"
-	outcomeInvalidRequest   = "invalid_request"
-	outcomeUpstreamRejected = "upstream_rejected"
-	outcomeInvalidPath      = "invalid_path"
+	outcomeOK                       = "ok"
+	outcomeNotModified              = "not_modified"
+	outcomeValidationError          = "validation_error"
+	outcomeNotFound                 = "not_found"
+	outcomePrecondition             = "precondition_failed"
+	outcomeMethodNotAllowed         = "method_not_allowed"
+	outcomeStorageError             = "storage_error"
+	outcomeUpstreamError            = "upstream_error"
+	outcomeClientClosed             = "client_closed"
+	outcomeUserNameTaken            = "user_name_taken"
+	outcomePayloadTooLarge          = "payload_too_large"
+	outcomeUnsupportedMedia         = "unsupported_media_type"
+	outcomeServiceAccount           = "service_account"
+	outcomeKeysUnavailable          = "keys_unavailable"
+	outcomeIntrospectionUnavailable = "introspection_unavailable"
+	outcomeMissingToken             = "missing_token"
+	outcomeInvalidToken             = "invalid_token"
+	outcomeExpired                  = "expired"
+	outcomeNotYetValid              = "not_yet_valid"
+	outcomeInvalidIssuer            = "invalid_issuer"
+	outcomeInvalidAudience          = "invalid_audience"
+	outcomeInvalidRequest           = "invalid_request"
+	outcomeUpstreamRejected         = "upstream_rejected"
+	outcomeInvalidPath              = "invalid_path"
 )
 
 // outcomeOf is the one table from the code of an answer the route makes
@@ -40,17 +41,18 @@ const (
 // (relayedOutcome): its codes are the backend's.
 var outcomeOf = map[string]string{
 	// refusals of the token core, and the glue's own
-	jwtauth.CodeMissingToken:     outcomeMissingToken,
-	jwtauth.CodeInvalidToken:     outcomeInvalidToken,
-	codeInvalidDPoPProof:         outcomeInvalidToken,
-	jwtauth.CodeTokenExpired:     outcomeExpired,
-	jwtauth.CodeTokenNotYetValid: outcomeNotYetValid,
-	jwtauth.CodeInvalidIssuer:    outcomeInvalidIssuer,
-	jwtauth.CodeInvalidAudience:  outcomeInvalidAudience,
-	jwtauth.CodeInvalidRequest:   outcomeInvalidRequest,
-	jwtauth.CodeKeysUnavailable:  outcomeKeysUnavailable,
-	codeServiceAccountForbidden:  outcomeServiceAccount,
-	codeInvalidPath:              outcomeInvalidPath,
+	jwtauth.CodeMissingToken:             outcomeMissingToken,
+	jwtauth.CodeInvalidToken:             outcomeInvalidToken,
+	codeInvalidDPoPProof:                 outcomeInvalidToken,
+	jwtauth.CodeTokenExpired:             outcomeExpired,
+	jwtauth.CodeTokenNotYetValid:         outcomeNotYetValid,
+	jwtauth.CodeInvalidIssuer:            outcomeInvalidIssuer,
+	jwtauth.CodeInvalidAudience:          outcomeInvalidAudience,
+	jwtauth.CodeInvalidRequest:           outcomeInvalidRequest,
+	jwtauth.CodeKeysUnavailable:          outcomeKeysUnavailable,
+	jwtauth.CodeIntrospectionUnavailable: outcomeIntrospectionUnavailable,
+	codeServiceAccountForbidden:          outcomeServiceAccount,
+	codeInvalidPath:                      outcomeInvalidPath,
 
 	// the request itself
 	profile.CodeMethodNotAllowed:     outcomeMethodNotAllowed,

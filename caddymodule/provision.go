@@ -77,6 +77,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.sourceKeys = append(h.sourceKeys, key)
 		sources = append(sources, s)
 	}
+	var discovered *jwtauth.URLSource // the last discovery source
 	for _, iss := range discovery {
 		key := jwtauth.DiscoveryURL(iss)
 		s, err := loadURLSource(key, iss, opts, h.logger)
@@ -85,12 +86,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.sourceKeys = append(h.sourceKeys, key)
 		sources = append(sources, s)
+		discovered = s
 	}
-	v, err := jwtauth.New(h.verifierConfig(sources, discovery))
-	if err != nil {
-		return fmt.Errorf("%w", err)
+	// a route with introspection only has no JWT verifier: JWTs are
+	// refused, never introspected
+	if len(sources) > 0 {
+		v, err := jwtauth.New(h.verifierConfig(sources, discovery))
+		if err != nil {
+			return fmt.Errorf("%w", err)
+		}
+		h.verifier = v
 	}
-	h.verifier = v
+	if err := h.provisionIntrospection(discovered); err != nil {
+		return err
+	}
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
@@ -140,6 +149,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // modules are cleaned up by Caddy, which loaded them.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	if h.introspection != nil {
+		if err := h.introspection.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		h.introspection = nil
+	}
 	for _, key := range h.sourceKeys {
 		if _, err := keySourcePool.Delete(key); err != nil {
 			errs = append(errs, err)

@@ -32,6 +32,17 @@ var keySourcePool = caddy.NewUsagePool()
 // the ones its handler recorded.
 var liveFiles sync.Map // *jwtauth.FileSource -> struct{}
 
+// Introspection.
+
+// introspectorPool shares one introspector (its HTTP client, answer
+// cache, single flights, call slots and fail-fast state) per endpoint and
+// client (introspectorKey) across handlers and config reloads, so that a
+// reload neither loses the cached answers nor fails the calls in
+// progress. Each handler applies its own claim rules over it
+// (introspect.Route) and gives it back at Cleanup; the last release
+// closes it and ends its calls.
+var introspectorPool = caddy.NewUsagePool()
+
 // Stores.
 
 // boltPool shares each open bolt file between every handler and config
@@ -116,4 +127,6 @@ var (
 	})
 )
 
-var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge}
+var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge,
+	metricIntrospectionCalls, metricIntrospectionCache, metricIntrospectionSeconds, metricIntrospectionInFlight,
+	metricIntrospectionFailingFast}

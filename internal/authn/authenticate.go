@@ -49,7 +49,8 @@ type Principal struct {
 
 // Config is what an Authenticator decides with.
 type Config struct {
-	// JWT verifies JWTs; required.
+	// JWT verifies JWTs; nil when the route has no key source (only
+	// introspection): a JWT is then refused, never introspected.
 	JWT Verifier
 	// Introspection verifies opaque tokens, APIKeys API keys; nil: not
 	// configured, such credentials are refused as an invalid token without
@@ -115,6 +116,7 @@ func (a *Authenticator) SubjectClaim() string { return a.subject }
 const (
 	DetailInvalidAPIKey = "The API key is not valid."
 	DetailNotJWS        = "The token is not a compact JWS."
+	DetailNoKeySet      = "The route verifies no JWT: it has no key set."
 )
 
 // Authenticate decides who the caller of r is, in this order: one
@@ -143,8 +145,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 	v := a.verifiers[cred.Kind]
 	if v == nil {
 		detail := DetailNotJWS
-		if cred.Kind == KindAPIKey {
+		switch cred.Kind {
+		case KindAPIKey:
 			detail = DetailInvalidAPIKey
+		case KindJWT:
+			detail = DetailNoKeySet
 		}
 		return Principal{}, a.tokenRefusal(viaDPoP, jwtauth.InvalidToken(detail))
 	}

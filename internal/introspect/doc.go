@@ -34,5 +34,7 @@
 //
 // An Introspector is built explicitly (New) and stopped explicitly
 // (Close), so that a holder shared across config reloads can own its
-// cache and calls.
+// cache and calls. Several routes may share one: each applies its own
+// claim rules over it through a Route (Introspector.Route), on every
+// answer and every cache hit.
 package introspect

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -28,6 +29,10 @@ type Introspector struct {
 	life   context.Context
 	stop   context.CancelFunc
 	calls  sync.WaitGroup
+
+	// signed checks signed answers: Config.Signed, or the newest given to
+	// SetSigned
+	signed atomic.Pointer[SignedVerifier]
 
 	mu      sync.Mutex
 	flights map[[sha256.Size]byte]*flight
@@ -62,21 +67,19 @@ func New(cfg Config) (*Introspector, error) {
 	if err != nil {
 		return nil, err
 	}
-	leeway := jwtauth.DefaultLeeway
-	if cfg.Leeway != nil {
-		leeway = *cfg.Leeway
-	}
 	cache, _ := lru.New[[sha256.Size]byte, entry](cfg.CacheSize) // errors only for size <= 0
 	in := &Introspector{
-		cfg:    cfg,
-		caller: c,
-		rules: jwtauth.ClaimRules{Issuers: cfg.Issuers, Audiences: cfg.Audiences, Leeway: leeway,
-			MaxLifetime: cfg.MaxLifetime, Clients: cfg.Clients, ExpOptional: true, IssOptional: true},
+		cfg:     cfg,
+		caller:  c,
+		rules:   claimRules(cfg),
 		cache:   cache,
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		flights: map[[sha256.Size]byte]*flight{},
 	}
 	in.life, in.stop = context.WithCancel(context.Background())
+	if cfg.Signed != nil {
+		in.signed.Store(&cfg.Signed)
+	}
 	return in, nil
 }
 
@@ -101,6 +104,11 @@ var errMalformed = jwtauth.InvalidToken("The token is malformed.")
 // endpoint gave no usable answer. The claims are shared with the cache:
 // callers must not modify them.
 func (in *Introspector) Verify(ctx context.Context, tok string) (jwtauth.Claims, *jwtauth.Error) {
+	return in.verify(ctx, tok, &in.rules)
+}
+
+// verify is Verify with the claim rules of a route (Route).
+func (in *Introspector) verify(ctx context.Context, tok string, rules *jwtauth.ClaimRules) (jwtauth.Claims, *jwtauth.Error) {
 	if tok == "" || len(tok) > jwtauth.MaxTokenLen {
 		return nil, errMalformed
 	}
@@ -108,7 +116,7 @@ func (in *Introspector) Verify(ctx context.Context, tok string) (jwtauth.Claims,
 	now := in.cfg.Now()
 	if e, ok := in.cache.Get(key); ok && now.Before(e.until) {
 		in.observeLookup(true)
-		return in.decide(e.claims, e.refusal, now)
+		return decide(rules, e.claims, e.refusal, now)
 	}
 	in.observeLookup(false)
 	f := in.join(ctx, key, tok)
@@ -118,19 +126,19 @@ func (in *Introspector) Verify(ctx context.Context, tok string) (jwtauth.Claims,
 		// this caller left; the call goes on for the others
 		return nil, jwtauth.ErrIntrospectionUnavailable
 	}
-	return in.decide(f.claims, f.refusal, in.cfg.Now())
+	return decide(rules, f.claims, f.refusal, in.cfg.Now())
 }
 
 // decide applies the claim rules to an answer, fresh or cached alike, so
 // a cached answer never passes what a fresh one would not.
-func (in *Introspector) decide(c jwtauth.Claims, refusal *jwtauth.Error, now time.Time) (jwtauth.Claims, *jwtauth.Error) {
+func decide(rules *jwtauth.ClaimRules, c jwtauth.Claims, refusal *jwtauth.Error, now time.Time) (jwtauth.Claims, *jwtauth.Error) {
 	if refusal != nil {
 		return nil, refusal
 	}
-	if aerr := in.rules.Check(c, now); aerr != nil {
+	if aerr := rules.Check(c, now); aerr != nil {
 		return nil, aerr
 	}
-	if aerr := in.rules.CheckClient(c); aerr != nil {
+	if aerr := rules.CheckClient(c); aerr != nil {
 		return nil, aerr
 	}
 	return c, nil

@@ -23,7 +23,7 @@ const maxSignedAge = time.Minute
 // failed call, not a refusal of the token: the document cannot be
 // trusted, so it says nothing of the token either way.
 func (in *Introspector) readSigned(ctx context.Context, body []byte) (jwtauth.Claims, *jwtauth.Error, error) {
-	payload, aerr := in.cfg.Signed.VerifySigned(ctx, string(bytes.TrimSpace(body)), signedTyp)
+	payload, aerr := (*in.signed.Load()).VerifySigned(ctx, string(bytes.TrimSpace(body)), signedTyp)
 	if aerr != nil {
 		return nil, nil, errors.New("signed answer refused: " + aerr.Desc)
 	}

@@ -21,8 +21,9 @@ func (s *URLSource) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
+		Issuer        string `json:"issuer"`
+		JWKSURI       string `json:"jwks_uri"`
+		Introspection string `json:"introspection_endpoint"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("discovery document is not JSON: %w", err)
@@ -38,7 +39,20 @@ func (s *URLSource) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery jwks_uri: %w", err)
 	}
 	s.jwksURI = doc.JWKSURI
+	// kept for an introspection client that takes its endpoint from
+	// discovery, so that the document is fetched once for both
+	s.introspection.Store(&doc.Introspection)
 	return nil
+}
+
+// IntrospectionEndpoint is the introspection_endpoint of the discovery
+// document as last read, "" when none was read yet or it names none. The
+// caller checks it as any endpoint it is given.
+func (s *URLSource) IntrospectionEndpoint() string {
+	if p := s.introspection.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // DiscoveryURL is where an issuer publishes its OpenID configuration.

@@ -122,6 +122,8 @@ type URLSource struct {
 	observer Observer // nil: nobody counts
 
 	set atomic.Pointer[keySet]
+	// introspection: the discovery document's introspection_endpoint
+	introspection atomic.Pointer[string]
 	// lastGood is the monotonic reading (see elapsed) of the last good
 	// fetch, when hasGood; lastGoodWall is its wall time, for the admin
 	// view only.
