@@ -1,6 +1,7 @@
 package caddyworkspaceprofile
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -62,6 +63,32 @@ func TestLayoutStandardLibraryOnly(t *testing.T) {
 		deps := strings.Fields(string(out))
 		if len(deps) != 1 { // the package itself
 			t.Errorf("%s depends on more than the standard library: %v", pkg, deps)
+		}
+	}
+}
+
+// TestFilesStayShort keeps each Go file that is not a test to one concern
+// a reader can hold: past 400 lines a file is split where its concerns
+// part (tests are exempt: a table of cases may be long).
+func TestFilesStayShort(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "*.go").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	files := strings.Fields(string(out))
+	if len(files) == 0 {
+		t.Fatal("git ls-files listed no Go file")
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n > 400 {
+			t.Errorf("%s has %d lines: split it where its concerns part", name, n)
 		}
 	}
 }
