@@ -2,10 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,23 +130,13 @@ func TestOIDCProviderOpaqueTokensStorageMode(t *testing.T) {
 // with the edge's identity header for its owner.
 func TestOIDCProviderOpaqueTokensUpstreamMode(t *testing.T) {
 	p := startOIDCProvider(t)
-	var mu sync.Mutex
-	var got http.Header
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = r.Header.Clone()
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"userId":"app-user-1","userName":"app","email":"app@example.com","firstName":"A","lastName":"P","userType":0}`))
-	}))
-	t.Cleanup(backend.Close)
-	tc := startCaddyfile(t, oidcIntrospectionSite(p, oidcEdgeBasic, strings.TrimPrefix(backend.URL, "http://")))
+	addr, last := recordingBackend(t, `{"userId":"app-user-1","userName":"app","email":"app@example.com","firstName":"A","lastName":"P","userType":0}`)
+	tc := startCaddyfile(t, oidcIntrospectionSite(p, oidcEdgeBasic, addr))
 	tok := p.MustClientCredentialsToken(t, oidcApp.ID, oidcApp.Secret, oidcOpaqueAPI)
 	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), ""); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := last()
 	if a := got.Get("Authorization"); a != "Bearer "+tok {
 		t.Fatalf("the backend got Authorization %q", a)
 	}

@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
 
 // introspectionEndpoint is a real RFC 7662 endpoint for the tests: it
@@ -100,4 +105,57 @@ func (e *introspectionEndpoint) receivedForms() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]string(nil), e.forms...)
+}
+
+// recordingBackend is a legacy backend that answers every request with
+// body (a flat profile) and keeps the last request's headers, for the
+// tests that check what reaches it. Its address is host:port, as the
+// upstream subdirective takes it.
+func recordingBackend(t *testing.T, body string) (addr string, last func() http.Header) {
+	t.Helper()
+	var mu sync.Mutex
+	var got http.Header
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(backend.Close)
+	return strings.TrimPrefix(backend.URL, "http://"), func() http.Header {
+		mu.Lock()
+		defer mu.Unlock()
+		return got.Clone()
+	}
+}
+
+// startDiscoveryIntrospection starts a real Caddy whose route finds its
+// key set and introspection endpoint by discovery: the provider's
+// document is doc, formatted with the issuer and the provider's base URL
+// (%[1]s and %[2]s), and k's key set is at /keys.
+func startDiscoveryIntrospection(t *testing.T, k jwtauthtest.Key, doc string) (tc *caddytest.Tester, issuer string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	issuer = srv.URL + "/tenant"
+	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, doc, issuer, srv.URL)
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwtauthtest.JWKS(t, k)) })
+	tc = startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
+	workspace_profile {
+		discovery %s
+		audience %s
+		storage memory
+		create_missing
+		introspection {
+			client_id edge
+			client_secret s3cr3t
+		}
+	}
+}
+`, issuer, testAudience))
+	return tc, issuer
 }

@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -143,25 +141,14 @@ func TestIntrospectionEndpointDown(t *testing.T) {
 func TestIntrospectionUpstreamMode(t *testing.T) {
 	e := newIntrospectionEndpoint(t)
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
-	var mu sync.Mutex
-	var got http.Header
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = r.Header.Clone()
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"userId":"intro-user-4","userName":"bob","email":"bob@example.com","firstName":"Bob","lastName":"B","userType":0}`))
-	}))
-	t.Cleanup(backend.Close)
-	tc := startCaddyfile(t, upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), introspectionBlock(e, "s3cr3t")))
+	addr, last := recordingBackend(t, `{"userId":"intro-user-4","userName":"bob","email":"bob@example.com","firstName":"Bob","lastName":"B","userType":0}`)
+	tc := startCaddyfile(t, upstreamCaddyfile(k, t, addr, introspectionBlock(e, "s3cr3t")))
 	tok := opaqueToken()
 	e.active(tok, `,"sub":"intro-user-4"`)
 	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), ""); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if got.Get("Authorization") != "Bearer "+tok || got.Get("X-Workspace-User-Id") != "intro-user-4" {
+	if got := last(); got.Get("Authorization") != "Bearer "+tok || got.Get("X-Workspace-User-Id") != "intro-user-4" {
 		t.Fatalf("the backend got Authorization %q, X-Workspace-User-Id %q", got.Get("Authorization"), got.Get("X-Workspace-User-Id"))
 	}
 }
@@ -200,27 +187,8 @@ func TestIntrospectionOnlyRoute(t *testing.T) {
 func TestIntrospectionEndpointFromDiscovery(t *testing.T) {
 	e := newIntrospectionEndpoint(t)
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	issuer := srv.URL + "/tenant"
-	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q,"introspection_endpoint":%q}`, issuer, srv.URL+"/keys", e.URL+"/introspect")
-	})
-	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwtauthtest.JWKS(t, k)) })
-	tc := startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
-	workspace_profile {
-		discovery %s
-		audience %s
-		storage memory
-		create_missing
-		introspection {
-			client_id edge
-			client_secret s3cr3t
-		}
-	}
-}
-`, issuer, testAudience))
+	tc, issuer := startDiscoveryIntrospection(t, k,
+		`{"issuer":%[1]q,"jwks_uri":"%[2]s/keys","introspection_endpoint":"`+e.URL+`/introspect"}`)
 	tok := opaqueToken()
 	answer := fmt.Sprintf(`{"active":true,"iss":%q,"aud":%q,"sub":"intro-user-6"}`, issuer, testAudience)
 	e.mu.Lock()
@@ -239,27 +207,7 @@ func TestIntrospectionEndpointFromDiscovery(t *testing.T) {
 // IntrospectionUnavailable (never 401), while JWTs work.
 func TestIntrospectionDiscoveryNamesNoEndpoint(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	issuer := srv.URL + "/tenant"
-	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, issuer, srv.URL+"/keys")
-	})
-	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwtauthtest.JWKS(t, k)) })
-	tc := startCaddyfile(t, fmt.Sprintf(itGlobal+itSite+` {
-	workspace_profile {
-		discovery %s
-		audience %s
-		storage memory
-		create_missing
-		introspection {
-			client_id edge
-			client_secret s3cr3t
-		}
-	}
-}
-`, issuer, testAudience))
+	tc, issuer := startDiscoveryIntrospection(t, k, `{"issuer":%[1]q,"jwks_uri":"%[2]s/keys"}`)
 	claims := jwtauthtest.Claims("u-disc")
 	claims["iss"] = issuer
 	jwt := k.Mint(t, claims, nil)
