@@ -26,30 +26,32 @@ var (
 )
 
 // keyRecord is the stored form of an apikey.Record, the hash being the
-// bucket key. Times are Unix microseconds, 0 for the zero time.
+// bucket key. Times are Unix microseconds, absent for the zero time (so
+// that the Unix epoch itself stays a time).
 type keyRecord struct {
 	ID       string      `json:"id"`
 	Subject  string      `json:"s"`
 	Kind     apikey.Kind `json:"k"`
 	Name     string      `json:"n,omitempty"`
-	Created  int64       `json:"c"`
-	Expires  int64       `json:"e,omitempty"`
-	Revoked  int64       `json:"r,omitempty"`
-	LastUsed int64       `json:"u,omitempty"`
+	Created  *int64      `json:"c,omitempty"`
+	Expires  *int64      `json:"e,omitempty"`
+	Revoked  *int64      `json:"r,omitempty"`
+	LastUsed *int64      `json:"u,omitempty"`
 }
 
-func micros(t time.Time) int64 {
+func micros(t time.Time) *int64 {
 	if t.IsZero() {
-		return 0
+		return nil
 	}
-	return t.UnixMicro()
+	n := t.UnixMicro()
+	return &n
 }
 
-func fromMicros(n int64) time.Time {
-	if n == 0 {
+func fromMicros(n *int64) time.Time {
+	if n == nil {
 		return time.Time{}
 	}
-	return time.UnixMicro(n).UTC()
+	return time.UnixMicro(*n).UTC()
 }
 
 func encodeKey(r apikey.Record) ([]byte, error) {
