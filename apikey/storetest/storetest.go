@@ -48,6 +48,14 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		if !got.Revoked.IsZero() || !got.LastUsed.IsZero() {
 			t.Errorf("zero times read back as %v, %v", got.Revoked, got.LastUsed)
 		}
+		// the Unix epoch is a time like any other, not "no time"
+		epoch := newRecord(t, "u1", 1)
+		epoch.Expires = time.Unix(0, 0)
+		if err := s.Create(ctx, epoch); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.Lookup(ctx, epoch.Hash)
+		same(t, got, epoch)
 	})
 
 	t.Run("create refuses a taken id or hash", func(t *testing.T) {
