@@ -27,6 +27,9 @@ type ImportOptions struct {
 	// RequireTrailer refuses a file that does not end with an export's
 	// trailer line.
 	RequireTrailer bool
+	// MaxRecords caps the records; 0 means MaxImportRecords, and more is
+	// not allowed.
+	MaxRecords int
 }
 
 // ImportFile is a key import read and checked line by line.
@@ -44,18 +47,21 @@ type ImportFile struct {
 // ReadImport reads a key import, JSON lines as an export writes them
 // (ExportLine), from r: each line is checked by ParseImportLine and
 // against the lines before it (an id or a hash seen twice), at most
-// MaxImportLineBytes a line and MaxImportRecords records; the trailer as
+// MaxImportLineBytes a line and opt.MaxRecords records; the trailer as
 // profile.ScanImport says. It returns profile.ErrImportTooLarge when r
 // holds more than opt.MaxBytes, and r's own errors; refused lines are
 // reported in the file's Refused, by line number.
 func ReadImport(r io.Reader, opt ImportOptions) (*ImportFile, error) {
 	f := &ImportFile{}
 	ids, hashes := map[string]int{}, map[Hash]int{}
-	records := 0
+	records, maxRecords := 0, opt.MaxRecords
+	if maxRecords <= 0 || maxRecords > MaxImportRecords {
+		maxRecords = MaxImportRecords
+	}
 	scan, err := profile.ScanImport(r, profile.ImportOptions{MaxBytes: opt.MaxBytes, RequireTrailer: opt.RequireTrailer,
 		MaxLineBytes: MaxImportLineBytes}, func(n int, line []byte) []profile.Item {
-		if records++; records > MaxImportRecords {
-			return lineError(profile.CodeTooLong, fmt.Sprintf("An import carries at most %d key records.", MaxImportRecords), "")
+		if records++; records > maxRecords {
+			return lineError(profile.CodeTooLong, fmt.Sprintf("An import carries at most %d key records.", maxRecords), "")
 		}
 		rec, errs := ParseImportLine(line)
 		if len(errs) > 0 {

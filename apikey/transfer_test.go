@@ -199,16 +199,21 @@ func TestReadKeyImportChecksTheTrailerAndLimits(t *testing.T) {
 	}
 }
 
-func TestReadKeyImportCarriesAtMostMaxImportRecords(t *testing.T) {
+func TestReadKeyImportCarriesAtMostMaxRecords(t *testing.T) {
+	const limit = 50
 	var b strings.Builder
-	for i := range apikey.MaxImportRecords + 1 {
+	for i := range limit + 1 {
 		fmt.Fprintf(&b, `{"id":"k%d","hash":"%064x","subject":"u","kind":"user","created":"2026-12-05T10:00:00Z"}`+"\n", i, i)
 	}
-	f, err := apikey.ReadImport(strings.NewReader(b.String()), apikey.ImportOptions{MaxBytes: 1 << 30})
+	f, err := apikey.ReadImport(strings.NewReader(b.String()), apikey.ImportOptions{MaxBytes: 1 << 30, MaxRecords: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Refused) != 1 || f.Refused[0].Line != apikey.MaxImportRecords+1 || f.Records != nil {
+	if len(f.Refused) != 1 || f.Refused[0].Line != limit+1 || f.Records != nil {
 		t.Fatalf("refused %+v", f.Refused)
+	}
+	f, err = apikey.ReadImport(strings.NewReader(b.String()), apikey.ImportOptions{MaxBytes: 1 << 30, MaxRecords: limit + 1})
+	if err != nil || len(f.Refused) != 0 || len(f.Records) != limit+1 {
+		t.Fatalf("at the limit: %+v, %v", f.Refused, err)
 	}
 }
