@@ -51,6 +51,7 @@ func TestKeyringRefusesEveryBadKeyAlike(t *testing.T) {
 		}
 	}
 	k := NewKeyring(m, Options{Now: func() time.Time { return now }})
+	defer k.Close()
 	if r, err := k.Verify(ctx, good); err != nil || r.Subject != "u1" {
 		t.Fatalf("good key: %v %v", r, err)
 	}

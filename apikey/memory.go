@@ -32,6 +32,7 @@ func (m *Memory) Lookup(_ context.Context, h Hash) (Record, error) {
 
 // Create implements Store.
 func (m *Memory) Create(_ context.Context, r Record) error {
+	r = r.Stored()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.byHash[r.Hash] != nil || m.byID[r.ID] != nil {
@@ -74,7 +75,7 @@ func (m *Memory) Revoke(_ context.Context, id string, at time.Time) (Record, err
 		return Record{}, ErrNotFound
 	}
 	if r.Revoked.IsZero() {
-		r.Revoked = at
+		r.Revoked = StoredTime(at)
 	}
 	return *r, nil
 }
@@ -85,7 +86,7 @@ func (m *Memory) TouchLastUsed(_ context.Context, used map[string]time.Time) err
 	defer m.mu.Unlock()
 	for id, at := range used {
 		if r := m.byID[id]; r != nil && at.After(r.LastUsed) {
-			r.LastUsed = at
+			r.LastUsed = StoredTime(at)
 		}
 	}
 	return nil
@@ -109,6 +110,7 @@ func (m *Memory) Import(_ context.Context, rs []Record) error {
 	add := make([]Record, 0, len(rs))
 	seenID, seenHash := map[string]bool{}, map[Hash]bool{}
 	for _, r := range rs {
+		r = r.Stored()
 		if seenID[r.ID] || seenHash[r.Hash] {
 			return ErrExists
 		}
@@ -117,7 +119,7 @@ func (m *Memory) Import(_ context.Context, rs []Record) error {
 		switch {
 		case a == nil && b == nil:
 			add = append(add, r)
-		case a != nil && a == b && equalRecords(*a, r):
+		case a != nil && a == b && a.Equal(r):
 		default:
 			return ErrExists
 		}
@@ -126,13 +128,6 @@ func (m *Memory) Import(_ context.Context, rs []Record) error {
 		m.put(r)
 	}
 	return nil
-}
-
-// equalRecords compares two records by their stored fields.
-func equalRecords(a, b Record) bool {
-	return a.ID == b.ID && a.Hash == b.Hash && a.Subject == b.Subject && a.Kind == b.Kind &&
-		a.Name == b.Name && a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) &&
-		a.Revoked.Equal(b.Revoked) && a.LastUsed.Equal(b.LastUsed)
 }
 
 // Interface guards

@@ -24,6 +24,11 @@ func (k Kind) Valid() bool { return k == KindUser || k == KindService }
 const MaxNameLen = 100
 
 // Record is a stored key: never the key, only its hash.
+//
+// Its times are in UTC at microsecond precision (StoredTime), the
+// precision of PostgreSQL's timestamptz: every store keeps them so, and a
+// record read back equals the one written once its times are so
+// truncated. Zero times stay zero.
 type Record struct {
 	ID      string
 	Hash    Hash
@@ -37,6 +42,30 @@ type Record struct {
 	Revoked time.Time
 	// LastUsed is at minute precision, zero when never used.
 	LastUsed time.Time
+}
+
+// StoredTime is t as a record holds it: UTC, truncated to the
+// microsecond; the zero time stays zero.
+func StoredTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// Stored is r with its times as a record holds them (StoredTime).
+func (r Record) Stored() Record {
+	r.Created, r.Expires = StoredTime(r.Created), StoredTime(r.Expires)
+	r.Revoked, r.LastUsed = StoredTime(r.Revoked), StoredTime(r.LastUsed)
+	return r
+}
+
+// Equal reports whether a and b hold the same stored fields, times
+// compared as instants.
+func (a Record) Equal(b Record) bool {
+	return a.ID == b.ID && a.Hash == b.Hash && a.Subject == b.Subject && a.Kind == b.Kind &&
+		a.Name == b.Name && a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) &&
+		a.Revoked.Equal(b.Revoked) && a.LastUsed.Equal(b.LastUsed)
 }
 
 // Usable reports whether the record lets its key in at now: not revoked,
@@ -61,16 +90,19 @@ type Store interface {
 	Lookup(ctx context.Context, h Hash) (Record, error)
 	// Create stores a new record; ErrExists when its id or hash is taken.
 	Create(ctx context.Context, r Record) error
-	// List returns the records of subject ("" for all), by creation.
+	// List returns the records of subject ("" for all), by creation
+	// time, then id.
 	List(ctx context.Context, subject string) ([]Record, error)
 	// Revoke marks the record with id revoked at at and returns it;
-	// revoking a revoked record keeps its first time. ErrNotFound when
-	// unknown.
+	// revoking a revoked record keeps its first time and succeeds.
+	// ErrNotFound when unknown.
 	Revoke(ctx context.Context, id string, at time.Time) (Record, error)
 	// TouchLastUsed records that the keys with these ids were used at the
-	// given times (minute precision), never moving a time backwards.
+	// given times (minute precision), never moving a time backwards;
+	// unknown ids are ignored. All in one write.
 	TouchLastUsed(ctx context.Context, used map[string]time.Time) error
-	// Export calls fn with every record, in a consistent snapshot.
+	// Export calls fn with every record, in a consistent snapshot, in the
+	// order of List.
 	Export(ctx context.Context, fn func(Record) error) error
 	// Import stores records all or nothing: a record whose id or hash is
 	// taken by a different record fails the whole import with ErrExists;
