@@ -173,6 +173,11 @@ func (l *Listener) Close() {
 
 func (l *Listener) run() {
 	defer close(l.done)
+	defer func() {
+		l.mu.Lock()
+		l.health.Connected, l.health.PID = false, 0
+		l.mu.Unlock()
+	}()
 	backoff := l.cfg.MinBackoff
 	for {
 		listened, err := l.session()

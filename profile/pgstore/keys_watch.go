@@ -29,6 +29,7 @@ type watchState struct {
 	mu       sync.Mutex
 	closed   bool
 	started  bool // the key watch: the subscription and the poll
+	live     bool // the key watch's subscription has listened
 	listener *pglisten.Listener
 	watchers map[int]keyWatcher
 	nextID   int
@@ -119,8 +120,8 @@ func (s *Store) notify(ctx context.Context, concern string, payloads []string) {
 
 // WatchAPIKeys calls onChange with the id of each key created, revoked or
 // imported, on this node or another, and onReset when changes may have
-// been missed (the listening connection was down; also once it first
-// listens): the keyring then drops what it caches. Changes reach it by
+// been missed (the listening connection was down; also when the watch
+// starts listening): the keyring then drops what it caches. Changes reach it by
 // notification, normally within milliseconds; should notifications be
 // lost without the connection failing, the poll (Options.Poll) brings
 // them within the poll interval. An id may be reported more than once.
@@ -138,7 +139,7 @@ func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop fun
 		w.watchers = map[int]keyWatcher{}
 	}
 	w.watchers[id] = keyWatcher{onChange: onChange, onReset: onReset}
-	start := !w.started
+	start, live := !w.started, w.live
 	if start {
 		w.started = true
 		var pctx context.Context
@@ -147,6 +148,9 @@ func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop fun
 		go s.pollKeys(pctx, w.pollDone)
 	}
 	w.mu.Unlock()
+	if live && onReset != nil {
+		onReset() // the others had theirs when the connection started listening
+	}
 	if start {
 		unsub := s.Listen(concernAPIKeys, s.keyChanged, s.keysReset)
 		w.mu.Lock()
@@ -185,6 +189,9 @@ func (s *Store) keyChanged(id string) {
 }
 
 func (s *Store) keysReset() {
+	s.watch.mu.Lock()
+	s.watch.live = true
+	s.watch.mu.Unlock()
 	for _, w := range s.watchers() {
 		if w.onReset != nil {
 			w.onReset()
