@@ -2,6 +2,8 @@ package pglisten_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +78,7 @@ func send(t *testing.T, conn *pgx.Conn, channel, payload string) {
 // unsubscribing hears nothing more.
 func TestSubscribersHearTheirChannelsOnly(t *testing.T) {
 	l, conn := newListener(t)
-	suffix := time.Now().Format("150405.000000000")
+	suffix := fmt.Sprint(os.Getpid(), time.Now().UnixNano())
 	chA, chB := `Schema"A.keys `+suffix, "schema_b.keys "+suffix
 	var a, b recorder
 	if h := l.Health(); h.Started {
@@ -110,7 +112,7 @@ func TestSubscribersHearTheirChannelsOnly(t *testing.T) {
 // the listener reconnects, says so with onReset, and hears again.
 func TestReconnectsAfterTheServerEndsTheSession(t *testing.T) {
 	l, conn := newListener(t)
-	ch := "reconnect " + time.Now().Format("150405.000000000")
+	ch := "reconnect " + fmt.Sprint(os.Getpid(), time.Now().UnixNano())
 	var r recorder
 	defer l.Subscribe(ch, r.notify, r.reset)()
 	r.wait(t, "listening", func() bool { return r.resets == 1 })
@@ -169,7 +171,7 @@ func TestPingsKeepTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	ch := "ping " + time.Now().Format("150405.000000000")
+	ch := "ping " + fmt.Sprint(os.Getpid(), time.Now().UnixNano())
 	var r recorder
 	defer l.Subscribe(ch, r.notify, r.reset)()
 	r.wait(t, "listening", func() bool { return r.resets == 1 })

@@ -38,7 +38,29 @@ type watchState struct {
 	pollDone chan struct{}
 
 	skipNotify atomic.Bool // a test's lost notifications
-	pollErrors atomic.Uint64
+	poll       PollHealth
+}
+
+// PollHealth is the state of the poll of changed keys, for metrics and
+// admin views.
+type PollHealth struct {
+	// Started: a watch started the poll.
+	Started bool
+	// LastOK is the end of the last poll that succeeded.
+	LastOK time.Time
+	// Failures counts the polls that failed; LastError is the last
+	// failure (naming no host, user or database).
+	Failures  uint64
+	LastError string
+}
+
+// KeyPollHealth is the state of the poll of changed keys.
+func (s *Store) KeyPollHealth() PollHealth {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	h := s.watch.poll
+	h.Started = s.watch.started
+	return h
 }
 
 type keyWatcher struct {
@@ -226,9 +248,15 @@ func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
 	defer t.Stop()
 	for {
 		next, ids, err := s.keyChanges(ctx, cursor)
-		if err != nil {
-			s.watch.pollErrors.Add(1)
-		} else {
+		s.watch.mu.Lock()
+		if err != nil && ctx.Err() == nil {
+			s.watch.poll.Failures++
+			s.watch.poll.LastError = describe(err)
+		} else if err == nil {
+			s.watch.poll.LastOK = time.Now()
+		}
+		s.watch.mu.Unlock()
+		if err == nil {
 			cursor = next
 			for _, id := range ids {
 				s.keyChanged(id)

@@ -201,6 +201,9 @@ func TestPollCatchesLostNotifications(t *testing.T) {
 	if h := b.ListenerHealth(); !h.Connected || h.Notifications != 0 || h.Connects != 1 {
 		t.Fatalf("listener health %+v: want connected and silent", h)
 	}
+	if h := b.KeyPollHealth(); !h.Started || h.LastOK.IsZero() || h.Failures != 0 {
+		t.Fatalf("poll health %+v", h)
+	}
 }
 
 // TestNotifyFollowsCommit: a watcher that reads the key when told sees

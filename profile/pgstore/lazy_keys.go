@@ -138,3 +138,17 @@ func (l *Lazy) ListenerHealth() pglisten.Health {
 
 // Interface guards
 var _ apikey.Store = lazyKeys{}
+
+// KeyPollHealth is the state of the poll of changed keys (zero before the
+// store is open).
+func (l *Lazy) KeyPollHealth() PollHealth {
+	select {
+	case <-l.ready:
+	default:
+		return PollHealth{}
+	}
+	l.mu.Lock()
+	s := l.store
+	l.mu.Unlock()
+	return s.KeyPollHealth()
+}

@@ -153,3 +153,40 @@ func TestRoleWithoutCreateUsesMigratedTables(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyMigrationLeavesProfilesAlone: migration 3 neither reads nor
+// locks the profiles, so a node of an older build serving them meanwhile
+// is not held up: it completes while another session holds the profiles
+// table in ACCESS EXCLUSIVE mode.
+func TestKeyMigrationLeavesProfilesAlone(t *testing.T) {
+	d, ctx := dsn(t), context.Background()
+	schema := freshSchema(t)
+	_ = open(t, schema).Close()
+	admin, err := pgx.Connect(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	q := pgx.Identifier{schema}.Sanitize()
+	if _, err := admin.Exec(ctx, "DROP TABLE "+q+".api_keys; DELETE FROM "+q+".schema_migrations WHERE version = 3"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+q+".profiles IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s, err := pgstore.Open(ctx, d, pgstore.Options{Schema: schema, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("migration 3 with the profiles locked: %v", err)
+	}
+	defer s.Close()
+	t.Logf("migrated in %v", time.Since(start))
+	if err := s.APIKeys().Create(ctx, newRecord(t, "alice", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
