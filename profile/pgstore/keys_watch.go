@@ -147,7 +147,8 @@ func (s *Store) notify(ctx context.Context, concern string, payloads []string) {
 // notification, normally within milliseconds; should notifications be
 // lost without the connection failing, the poll (Options.Poll) brings
 // them within the poll interval. An id may be reported more than once.
-// Callbacks must return quickly. stop ends the watch.
+// Callbacks must return quickly. stop ends the watch; the store's
+// subscription and its poll, once started, run until Close.
 func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop func()) {
 	w := &s.watch
 	w.mu.Lock()
