@@ -305,3 +305,24 @@ func TestWatchStopsWithStore(t *testing.T) {
 		t.Fatalf("listener still connected after Close: %+v", h)
 	}
 }
+
+// TestKeyUseIsNotAChange: recording a key's last use neither notifies
+// nor shows in the poll, so that using a key does not make every node
+// drop it from its cache.
+func TestKeyUseIsNotAChange(t *testing.T) {
+	schema := freshSchema(t)
+	const poll = 200 * time.Millisecond
+	a, b := node(t, schema, poll), node(t, schema, poll)
+	w := startWatch(t, b)
+	r := createKey(t, a)
+	w.seen(t, r.ID, time.Second)
+	time.Sleep(2 * poll)
+	w.forget(r.ID)
+	if err := a.APIKeys().TouchLastUsed(context.Background(), map[string]time.Time{r.ID: time.Now().Truncate(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * poll)
+	if w.has(r.ID) {
+		t.Fatal("a key's use was reported as a change")
+	}
+}
