@@ -263,7 +263,12 @@ func (k *Keyring) Forget(id string) {
 	k.gen++
 	if h, ok := k.ids[id]; ok {
 		k.found.Remove(h)
+		return
 	}
+	// an id never seen here may be a key just created or imported, whose
+	// hash the unknown-key cache may hold (a client trying it a moment
+	// early): drop those answers, not to refuse a new key for NegativeTTL
+	k.unknown.Purge()
 }
 
 // ForgetAll drops everything the keyring holds (a notification connection

@@ -364,3 +364,24 @@ func TestKeyringTellsItsObserverOutcomesWithoutTheKey(t *testing.T) {
 		t.Errorf("reads %v", obs.reads)
 	}
 }
+
+// A key created on another node is announced by its id, which this
+// keyring has never seen: forgetting that id must let the key in at once
+// even if a client tried it a moment before it existed.
+func TestKeyringForgetOfANewIDLetsTheKeyInAtOnce(t *testing.T) {
+	s := newCountingStore()
+	k := NewKeyring(s, Options{NegativeTTL: time.Hour})
+	defer k.Close()
+	ctx := context.Background()
+	key, id, _ := Generate(DefaultPrefix)
+	if _, err := k.Verify(ctx, key); !errors.Is(err, ErrInvalid) {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, Record{ID: id, Hash: HashKey(key), Subject: "u1", Kind: KindUser, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	k.Forget(id)
+	if _, err := k.Verify(ctx, key); err != nil {
+		t.Fatalf("after Forget of the new id: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/workspace-edge/caddy-workspace-profile/apikey"
+	"github.com/workspace-edge/caddy-workspace-profile/apikey/storetest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 )
@@ -26,6 +27,9 @@ func newRecord(t *testing.T, subject string, created time.Time) apikey.Record {
 	return apikey.Record{ID: id, Hash: apikey.HashKey(key), Subject: subject, Kind: apikey.KindUser, Name: "ci " + id,
 		Created: created.UTC().Truncate(time.Second)}
 }
+
+// TestAPIKeyStore runs the conformance suite every key store passes.
+func TestAPIKeyStore(t *testing.T) { storetest.Run(t, openKeyStore) }
 
 func TestAPIKeysCreateLookupList(t *testing.T) {
 	ks, ctx := openKeyStore(t), context.Background()
