@@ -309,3 +309,156 @@ func TestAdminAPIKeysAuditLines(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminAPIKeysImportAllOrNothing: an import is written whole or not
+// at all: a file cut short, altered, carrying a key in the clear, with one
+// bad line, clashing with a stored record, or too large leaves the store
+// as it was; a good export imports into another store record for record.
+func TestAdminAPIKeysImportAllOrNothing(t *testing.T) {
+	a := startKeyAdmin(t)
+	src := a.addStore("memory:admin-import-src")
+	first := a.create(src.Name, `{"subject":"u1","kind":"user","name":"one"}`)
+	a.create(src.Name, `{"subject":"u2","kind":"service"}`)
+	code, _, export := a.do("GET", apiKeysPath+"/export?store="+src.Name, nil)
+	if code != 200 {
+		t.Fatalf("export: %d %s", code, export)
+	}
+	lines := strings.SplitAfter(string(export), "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		t.Fatalf("export of 2 keys: %q", export)
+	}
+	rec1, rec2, trailer := lines[0], lines[1], lines[2]
+	if !strings.Contains(rec1, `"name":"one"`) {
+		rec1, rec2 = rec2, rec1
+	}
+	badKind := strings.Replace(rec2, `"kind":"service"`, `"kind":"admin"`, 1)
+	withKey := strings.Replace(rec2, `{"id":`, `{"key":"wsk_aaaaaaaaaaaaaaaa_`+strings.Repeat("A", 43)+`","id":`, 1)
+
+	dst := a.addStore("memory:admin-import-dst")
+	clash := a.addStore("memory:admin-import-clash")
+	taken := apikey.Record{ID: first["id"].(string), Hash: apikey.HashKey("another key"), Subject: "u9", Kind: apikey.KindUser, Created: time.Now()}
+	if err := clash.Store.Create(context.Background(), taken); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, store, query, body string
+		status                   int
+		msg                      string
+	}{
+		{"cut short", dst.Name, "", rec1 + rec2, 400, "does not end with an export's trailer"},
+		{"altered", dst.Name, "", rec1 + strings.Replace(rec2, `"name":""`, `"name":"x"`, 1) + trailer, 400, "does not match"},
+		{"a key in the clear", dst.Name, "&verify=off", rec1 + withKey, 400, "key in the clear"},
+		{"one bad line", dst.Name, "&verify=off", rec1 + badKind, 400, "line 2"},
+		{"clash with a stored record", clash.Name, "", string(export), 409, "nothing was imported"},
+	} {
+		code, _, b := a.do("POST", apiKeysPath+"/import?store="+c.store+c.query, strings.NewReader(c.body))
+		if code != c.status || !strings.Contains(string(b), c.msg) || !bytes.Contains(b, []byte(`"error":`)) {
+			t.Errorf("%s: %d %s; want %d with %q", c.name, code, b, c.status, c.msg)
+		}
+	}
+	defer func(n int64) { maxKeyImportBytes = n }(maxKeyImportBytes)
+	maxKeyImportBytes = 1 << 20
+	code, _, b := a.do("POST", apiKeysPath+"/import?verify=off&store="+dst.Name, repeatReader(rec1, maxKeyImportBytes+1))
+	maxKeyImportBytes = 64 << 20
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("an import over its cap: %d %s", code, b)
+	}
+	if rs, _ := dst.Store.List(context.Background(), ""); len(rs) != 0 {
+		t.Fatalf("refused imports wrote %d records", len(rs))
+	}
+	if rs, _ := clash.Store.List(context.Background(), ""); len(rs) != 1 || rs[0].Hash != taken.Hash {
+		t.Fatalf("the clashing import changed the store: %+v", rs)
+	}
+
+	for range 2 { // twice: equal records are skipped
+		code, _, b := a.do("POST", apiKeysPath+"/import?store="+dst.Name, bytes.NewReader(export))
+		if code != 200 || string(b) != `{"imported":2,"success":true}`+"\n" {
+			t.Fatalf("import of the export: %d %s", code, b)
+		}
+	}
+	want, _ := src.Store.List(context.Background(), "")
+	got, _ := dst.Store.List(context.Background(), "")
+	if len(got) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("imported %+v\nwant %+v", got, want)
+	}
+	if _, err := dst.Keyring.Verify(context.Background(), first["key"].(string)); err != nil {
+		t.Fatalf("an imported key does not verify: %v", err)
+	}
+}
+
+// TestAdminAPIKeysCrossSiteRefused (G13): Caddy's admin server checks
+// module routes as its own. A request carrying the Origin of another site
+// is refused whether or not enforce_origin is set (Caddy checks any Origin
+// or Sec-Fetch-Mode header it gets), as is a Host other than the admin
+// address (DNS rebinding) and a no-cors fetch; with enforce_origin on, a
+// request without Origin is refused too. Nothing is created by any of them.
+func TestAdminAPIKeysCrossSiteRefused(t *testing.T) {
+	a := startKeyAdmin(t)
+	ks := a.addStore("memory:admin-origin")
+	own := "http://localhost:" + fmt.Sprint(itAdminPort)
+	create := func(hdr ...string) (int, []byte) {
+		code, _, b := a.do("POST", apiKeysPath+"?store="+ks.Name, strings.NewReader(`{"subject":"u1","kind":"user"}`), hdr...)
+		return code, b
+	}
+	for name, hdr := range map[string][]string{
+		"another site's Origin": {"Origin", "https://evil.example"},
+		"a look-alike Origin":   {"Origin", "http://localhost.evil.example:" + fmt.Sprint(itAdminPort)},
+		"a Referer elsewhere":   {"Sec-Fetch-Mode", "cors", "Referer", "https://evil.example/page"},
+		"null Origin":           {"Origin", "null"},
+		"no-cors":               {"Sec-Fetch-Mode", "no-cors"},
+		"DNS rebinding":         {"Host", "evil.example:" + fmt.Sprint(itAdminPort)},
+	} {
+		if code, b := create(hdr...); code != http.StatusForbidden && code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, code, b)
+		}
+	}
+	if code, b := create("Origin", own); code != http.StatusCreated {
+		t.Fatalf("the admin endpoint's own origin: %d %s", code, b)
+	}
+
+	// enforce_origin: loaded by hand, since caddytest checks a load with
+	// requests that carry no Origin
+	load := func(cfg, origin string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", itAdmin+"/load", strings.NewReader(cfg))
+		req.Header.Set("Content-Type", "text/caddyfile")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("load: %d %s", resp.StatusCode, b)
+		}
+	}
+	enforced := strings.Replace(itGlobal, fmt.Sprintf("admin localhost:%d\n", itAdminPort),
+		fmt.Sprintf("admin localhost:%d {\n\t\tenforce_origin\n\t}\n", itAdminPort), 1)
+	if enforced == itGlobal {
+		t.Fatal("the global options changed shape")
+	}
+	load(enforced+itSite+" {\n\trespond ok\n}\n", "")
+	t.Cleanup(func() { load(itGlobal+itSite+" {\n\trespond ok\n}\n", own) })
+	var code int
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, b = create(); code == http.StatusForbidden {
+			break
+		}
+	}
+	if code != http.StatusForbidden || !bytes.Contains(b, []byte("origin")) {
+		t.Fatalf("enforce_origin, no Origin: %d %s", code, b)
+	}
+	if code, b := create("Origin", "https://evil.example"); code != http.StatusForbidden {
+		t.Errorf("enforce_origin, another site: %d %s", code, b)
+	}
+	if code, b := create("Origin", own); code != http.StatusCreated {
+		t.Fatalf("enforce_origin, the endpoint's own origin: %d %s", code, b)
+	}
+	if rs, _ := ks.Store.List(context.Background(), ""); len(rs) != 2 {
+		t.Fatalf("%d keys stored; only the two requests from the endpoint's own origin may store one", len(rs))
+	}
+}
