@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -222,23 +223,7 @@ func createAPIKey(w http.ResponseWriter, r *http.Request, ks *keyStore) error {
 	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	prefix := ks.Prefix
-	if prefix == "" {
-		prefix = apikey.DefaultPrefix
-	}
-	var key string
-	rec := apikey.Record{Subject: req.Subject, Kind: req.Kind, Name: req.Name, Created: now.Truncate(time.Second), Expires: req.Expires}
-	for attempt := 1; ; attempt++ {
-		key, rec.ID, err = apikey.Generate(prefix)
-		if err != nil {
-			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Message: "no random bytes for a key"}
-		}
-		rec.Hash = apikey.HashKey(key)
-		err = ks.Store.Create(r.Context(), rec)
-		if !errors.Is(err, apikey.ErrExists) || attempt == createAttempts {
-			break
-		}
-	}
+	key, rec, err := makeKey(r.Context(), ks.Store, ks.Prefix, req, now)
 	if err != nil {
 		return storeFailed("create", err)
 	}
@@ -250,6 +235,29 @@ func createAPIKey(w http.ResponseWriter, r *http.Request, ks *keyStore) error {
 	w.WriteHeader(http.StatusCreated)
 	return json.NewEncoder(w).Encode(createdKey{ID: rec.ID, Key: key, Subject: rec.Subject, Kind: rec.Kind, Name: rec.Name,
 		Created: rec.Created, Expires: timeOrNull(rec.Expires)})
+}
+
+// makeKey makes a key for req under prefix (default apikey.DefaultPrefix)
+// and stores its record, with a fresh key when the id made is taken.
+func makeKey(ctx context.Context, store apikey.Store, prefix string, req apikey.CreateRequest, now time.Time) (string, apikey.Record, error) {
+	if prefix == "" {
+		prefix = apikey.DefaultPrefix
+	}
+	rec := apikey.Record{Subject: req.Subject, Kind: req.Kind, Name: req.Name, Created: now.UTC().Truncate(time.Second), Expires: req.Expires}
+	for attempt := 1; ; attempt++ {
+		key, id, err := apikey.Generate(prefix)
+		if err != nil {
+			return "", rec, err
+		}
+		rec.ID, rec.Hash = id, apikey.HashKey(key)
+		err = store.Create(ctx, rec)
+		if err == nil {
+			return key, rec, nil
+		}
+		if !errors.Is(err, apikey.ErrExists) || attempt == createAttempts {
+			return "", rec, err
+		}
+	}
 }
 
 func listAPIKeys(w http.ResponseWriter, r *http.Request, ks *keyStore, q url.Values) error {
