@@ -181,7 +181,7 @@ func TestAdminAPIKeysRefusals(t *testing.T) {
 	post := func(body string) (string, string, io.Reader) {
 		return "POST", apiKeysPath + "?store=" + ks.Name, strings.NewReader(body)
 	}
-	huge := `{"subject":"u1","kind":"user","name":"` + strings.Repeat("a", 10<<20) + `"}`
+	huge := `{"subject":"u1","kind":"user","name":"` + strings.Repeat("a", 64<<10) + `"}`
 	for _, c := range []struct {
 		name   string
 		method string
@@ -460,5 +460,61 @@ func TestAdminAPIKeysCrossSiteRefused(t *testing.T) {
 	}
 	if rs, _ := ks.Store.List(context.Background(), ""); len(rs) != 2 {
 		t.Fatalf("%d keys stored; only the two requests from the endpoint's own origin may store one", len(rs))
+	}
+}
+
+// exportFailsAfter is a key store whose export fails after n records.
+type exportFailsAfter struct {
+	apikey.Store
+	n int
+}
+
+func (s exportFailsAfter) Export(ctx context.Context, fn func(apikey.Record) error) error {
+	i := 0
+	err := s.Store.Export(ctx, func(r apikey.Record) error {
+		if i++; i > s.n {
+			return errors.New("disk on fire")
+		}
+		return fn(r)
+	})
+	if err == nil && i <= s.n {
+		err = errors.New("disk on fire")
+	}
+	return err
+}
+
+// TestAdminAPIKeysExportFailure: an export that fails before its first
+// byte is a 503 with nothing exported; after it, the connection is cut,
+// so the client never reads a trailer nor a clean end.
+func TestAdminAPIKeysExportFailure(t *testing.T) {
+	startKeyAdmin(t)
+	m := apikey.NewMemory()
+	now := time.Now().UTC()
+	for i := range 1000 {
+		key, id, _ := apikey.Generate(apikey.DefaultPrefix)
+		if err := m.Create(context.Background(), apikey.Record{ID: id, Hash: apikey.HashKey(key), Subject: fmt.Sprintf("user-%d", i),
+			Kind: apikey.KindUser, Name: strings.Repeat("n", 100), Created: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []int{0, 900} {
+		name := fmt.Sprintf("memory:admin-export-fails-%d", n)
+		useKeyStore(&keyStore{Name: name, Store: exportFailsAfter{m, n}, Keyring: apikey.NewKeyring(m, apikey.Options{})})
+		t.Cleanup(func() { releaseKeyStore(name) })
+		resp, err := http.Get(itAdmin + apiKeysPath + "/export?store=" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, readErr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if n == 0 {
+			if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("nothing was exported")) {
+				t.Errorf("a failure before the first byte: %d %s", resp.StatusCode, body)
+			}
+			continue
+		}
+		if resp.StatusCode != 200 || readErr == nil || bytes.Contains(body, []byte(`{"_export":`)) || len(body) < exportChunk {
+			t.Errorf("a failure after %d records: %d, read %d bytes, %v", n, resp.StatusCode, len(body), readErr)
+		}
 	}
 }
