@@ -518,3 +518,35 @@ func TestAdminAPIKeysExportFailure(t *testing.T) {
 		}
 	}
 }
+
+// clashingStore answers ErrExists to the first clashes creates, as a
+// store does when a made id is already taken.
+type clashingStore struct {
+	apikey.Store
+	clashes, creates int
+}
+
+func (s *clashingStore) Create(ctx context.Context, r apikey.Record) error {
+	if s.creates++; s.creates <= s.clashes {
+		return apikey.ErrExists
+	}
+	return s.Store.Create(ctx, r)
+}
+
+// TestAdminAPIKeysRetryATakenID: a create whose made id is taken tries a
+// fresh key, createAttempts times in all, then gives up.
+func TestAdminAPIKeysRetryATakenID(t *testing.T) {
+	req := apikey.CreateRequest{Subject: "u1", Kind: apikey.KindUser}
+	s := &clashingStore{Store: apikey.NewMemory(), clashes: createAttempts - 1}
+	key, rec, err := makeKey(context.Background(), s, "", req, time.Now())
+	if err != nil || s.creates != createAttempts || !strings.HasPrefix(key, apikey.DefaultPrefix+rec.ID+"_") {
+		t.Fatalf("after %d clashes: %v, %d creates, key of id %q", s.clashes, err, s.creates, rec.ID)
+	}
+	if got, err := s.Lookup(context.Background(), apikey.HashKey(key)); err != nil || got.ID != rec.ID {
+		t.Fatalf("the key given is not the key stored: %v", err)
+	}
+	s = &clashingStore{Store: apikey.NewMemory(), clashes: createAttempts}
+	if _, _, err := makeKey(context.Background(), s, "", req, time.Now()); !errors.Is(err, apikey.ErrExists) || s.creates != createAttempts {
+		t.Fatalf("after %d clashes: %v, %d creates", s.clashes, err, s.creates)
+	}
+}
