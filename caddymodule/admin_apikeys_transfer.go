@@ -130,6 +130,9 @@ func importAPIKeys(w http.ResponseWriter, r *http.Request, ks *keyStore, verify 
 	case err != nil:
 		return storeFailed("import", err)
 	}
+	// keys imported by hash may have been tried, and answered unknown,
+	// a moment ago: this node must not keep refusing them
+	ks.Keyring.ForgetAll()
 	auditLog().Info("API keys imported", zap.Int("records", len(recs)), zap.String("store", ks.Name), zap.String("remote_addr", r.RemoteAddr))
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(keyImportReport{Imported: len(recs), Success: true})
