@@ -222,3 +222,27 @@ func strconvQuote(s string) string {
 	b, _ := json.Marshal(filepath.ToSlash(s))
 	return string(b)
 }
+
+// TestAPIKeysCaddyfileJSON: the api_keys block adapts to the JSON the
+// docs show, its store written as the storage module's own JSON.
+func TestAPIKeysCaddyfileJSON(t *testing.T) {
+	var h Handler
+	src := "workspace_profile {\nstorage memory\napi_keys {\nstore bolt /srv/keys.db timeout 2s\nheader X-Service-Key\nprefix acme_\n}\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(h.APIKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"store":{"backend":"bolt","path":"/srv/keys.db","timeout":2000000000},"header":"X-Service-Key","prefix":"acme_"}`; string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	var bare Handler
+	if err := bare.UnmarshalCaddyfile(caddyfile.NewTestDispenser("workspace_profile {\nstorage memory\napi_keys\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(bare.APIKeys); string(got) != "{}" {
+		t.Fatalf("bare api_keys: %s", got)
+	}
+}
