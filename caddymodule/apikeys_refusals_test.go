@@ -38,13 +38,19 @@ func TestBadAPIKeysOneAnswer(t *testing.T) {
 			revokeKey(t, ks, rec.ID)
 			expired, _ := issueKey(t, ks, "key-owner", apikey.KindUser, func(r *apikey.Record) { r.Expires = time.Now().Add(-time.Minute) })
 			good, _ := issueKey(t, ks, "key-owner", apikey.KindUser, nil)
+			// the good key with another last character (one of the 16 a
+			// made key may end with: its last 2 bits are 0)
+			other := "A"
+			if strings.HasSuffix(good, other) {
+				other = "E"
+			}
 			bad := map[string]string{
 				"unknown":     unknown,
 				"revoked":     revoked,
 				"expired":     expired,
 				"malformed":   ks.Prefix + "not-a-key",
 				"over-long":   good + strings.Repeat("a", apikey.MaxKeyLen),
-				"good secret": good[:len(good)-1] + "A",
+				"good secret": good[:len(good)-1] + other,
 			}
 			for where, hdr := range map[string]func(string) map[string]string{
 				"header": func(k string) map[string]string { return map[string]string{"X-Api-Key": k} },
