@@ -56,7 +56,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeAuthProblem(w, r, h.path, aerr)
 	}
 	if h.upstream != nil {
-		return h.serveUpstream(w, r, caller.Claims, caller.Credential.Token)
+		return h.serveUpstream(w, r, caller)
 	}
 
 	if r.Method == http.MethodGet {
