@@ -118,7 +118,7 @@ func (h *Handler) provisionAPIKeys(ctx caddy.Context, own StorageBackend) error 
 		return fmt.Errorf("api_keys: store: %w", err)
 	}
 	fresh := &keyStore{Name: backend.StoreName(), Store: store, Prefix: k.prefix(),
-		Keyring: apikey.NewKeyring(store, apikey.Options{})}
+		Keyring: apikey.NewKeyring(store, apikey.Options{Observer: keyringObserver{}})}
 	ks := useKeyStore(fresh)
 	if ks != fresh {
 		_ = fresh.Keyring.Close() // never used

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ type keyBackend struct {
 // adding a backend here runs them all on it.
 var keyStoreBackends = []keyBackend{
 	{name: "memory", args: func(*testing.T) string { return "memory" }},
+	{name: "bolt", args: func(t *testing.T) string { return "bolt " + filepath.Join(t.TempDir(), "p.db") }, persistent: true},
+	{name: "postgres", args: func(t *testing.T) string { return strings.TrimPrefix(pgStorage(t), "storage ") }, persistent: true},
 }
 
 // liveKeyStore is the only key store the running config uses.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/workspace-edge/caddy-workspace-profile/apikey"
@@ -96,7 +97,12 @@ func TestAPIKeyMetrics(t *testing.T) {
 			t.Errorf("%s: %v, want %v", o, got, want)
 		}
 	}
-	if problems, err := testutil.CollectAndLint(metricKeyVerifications); err != nil || len(problems) > 0 {
-		t.Fatalf("lint: %v %v", problems, err)
+	if n := testutil.ToFloat64(metricKeyCache.WithLabelValues("miss")) + testutil.ToFloat64(metricKeyCache.WithLabelValues("hit")); n == 0 {
+		t.Fatal("no cache lookup counted")
+	}
+	for _, c := range []prometheus.Collector{metricKeyVerifications, metricKeyCache, metricKeyStoreReads} {
+		if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+			t.Fatalf("lint: %v %v", problems, err)
+		}
 	}
 }
