@@ -42,7 +42,7 @@ func startKeyAdmin(t *testing.T) *keyAdmin {
 func (a *keyAdmin) addStore(name string) *keyStore {
 	m := apikey.NewMemory()
 	ks := useKeyStore(&keyStore{Name: name, Store: m, Keyring: apikey.NewKeyring(m, apikey.Options{}), Prefix: apikey.DefaultPrefix})
-	a.t.Cleanup(func() { releaseKeyStore(name) })
+	a.t.Cleanup(func() { releaseKeyStore(ks) })
 	return ks
 }
 
@@ -499,8 +499,8 @@ func TestAdminAPIKeysExportFailure(t *testing.T) {
 	}
 	for _, n := range []int{0, 900} {
 		name := fmt.Sprintf("memory:admin-export-fails-%d", n)
-		useKeyStore(&keyStore{Name: name, Store: exportFailsAfter{m, n}, Keyring: apikey.NewKeyring(m, apikey.Options{})})
-		t.Cleanup(func() { releaseKeyStore(name) })
+		ks := useKeyStore(&keyStore{Name: name, Store: exportFailsAfter{m, n}, Keyring: apikey.NewKeyring(m, apikey.Options{})})
+		t.Cleanup(func() { releaseKeyStore(ks) })
 		resp, err := http.Get(itAdmin + apiKeysPath + "/export?store=" + name)
 		if err != nil {
 			t.Fatal(err)

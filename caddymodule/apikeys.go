@@ -117,11 +117,16 @@ func (h *Handler) provisionAPIKeys(ctx caddy.Context, own StorageBackend) error 
 	if err != nil {
 		return fmt.Errorf("api_keys: store: %w", err)
 	}
-	fresh := &keyStore{Name: backend.StoreName(), Store: store, Prefix: k.prefix(),
+	fresh := &keyStore{Name: backend.StoreName(), Store: store, Prefix: k.prefix(), key: storeKey(backend),
 		Keyring: apikey.NewKeyring(store, apikey.Options{Observer: keyringObserver{}})}
 	ks := useKeyStore(fresh)
 	if ks != fresh {
 		_ = fresh.Keyring.Close() // never used
+	} else if w := keyWatcherOf(backend); w != nil {
+		// another node's revocation (or creation, or import) reaches
+		// this keyring by the store's notifications, or its poll; a lost
+		// listening connection drops everything it holds
+		ks.stop = w.WatchAPIKeys(ks.Keyring.Forget, ks.Keyring.ForgetAll)
 	}
 	h.keyStore = ks
 	if ks.Prefix != fresh.Prefix {
@@ -139,10 +144,42 @@ func (h *Handler) releaseAPIKeys() error {
 		return nil
 	}
 	h.keyStore = nil
-	if releaseKeyStore(ks.Name) {
+	if releaseKeyStore(ks) {
+		if ks.stop != nil {
+			ks.stop()
+		}
 		return ks.Keyring.Close()
 	}
 	return nil
+}
+
+// keyWatcher is a key store that tells of changes made by other nodes:
+// onChange with a key's id, onReset when changes may have been missed.
+type keyWatcher interface {
+	WatchAPIKeys(onChange func(id string), onReset func()) (stop func())
+}
+
+// keyWatcherOf is the watcher of backend's key store, nil when its keys
+// change only through this process (bolt, memory).
+func keyWatcherOf(backend StorageBackend) keyWatcher {
+	if p, ok := backend.(*PostgresStorage); ok && p.store != nil {
+		if w, ok := p.store.Store.(keyWatcher); ok {
+			return w
+		}
+	}
+	return nil
+}
+
+// storeKey names the open store under backend: its storage pool's key,
+// which differs when a reload opens another pool for the same name.
+func storeKey(backend StorageBackend) string {
+	switch b := backend.(type) {
+	case *PostgresStorage:
+		return "postgres:" + b.key
+	case *BoltStorage:
+		return "bolt:" + b.key
+	}
+	return ""
 }
 
 // keyVerifier is the route's authn.KeyVerifier over the store's keyring:
