@@ -90,6 +90,33 @@ func TestAPIKeyUserActsAsOwner(t *testing.T) {
 	}
 }
 
+// TestAPIKeyVary: on a route with api_keys every answer varies on the key
+// header as on Authorization (a cache that ignores no-store must not hand
+// one key's profile to another), under its configured name, and a
+// backend's own Vary is kept.
+func TestAPIKeyVary(t *testing.T) {
+	backend := newKeyBackendServer(t)
+	for _, c := range []struct{ name, body, header string }{
+		{"storage", "storage memory\n\t\tcreate_missing\n\t\tapi_keys", "X-Api-Key"},
+		{"custom header", "storage memory\n\t\tcreate_missing\n\t\tapi_keys {\n\t\t\theader X-Partner-Key\n\t\t}", "X-Partner-Key"},
+		{"upstream", "upstream " + backend.addr + "\n\t\tapi_keys {\n\t\t\tstore memory\n\t\t}", "X-Api-Key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tc, _ := startKeyedSite(t, c.body)
+			key, _ := issueKey(t, liveKeyStore(t), "vary-owner", apikey.KindUser, nil)
+			for what, hdr := range map[string]map[string]string{
+				"a good key": {c.header: key}, "a bad key": {c.header: key + "x"}, "no credential": nil,
+			} {
+				r := do(t, tc.Client, "GET", itBase+profilePath, hdr, "")
+				vary := strings.Join(r.header.Values("Vary"), ",")
+				if !strings.Contains(vary, c.header) || !strings.Contains(vary, "Authorization") {
+					t.Errorf("%s: %d, Vary %q, want %s and Authorization", what, r.status, vary, c.header)
+				}
+			}
+		})
+	}
+}
+
 // TestAPIKeyServiceAccountForbidden (G07): a valid service account's key
 // gets the 403 with the workspace API's exact detail, and the profile
 // store is never asked.
