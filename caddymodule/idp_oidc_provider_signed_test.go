@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,52 +27,6 @@ import (
 // Accept: application/token-introspection+jwt.
 
 const mediaSignedIntrospection = "application/token-introspection+jwt"
-
-// oidcRoute is a route whose opaque tokens oidc-provider's introspection
-// endpoint checks.
-type oidcRoute struct {
-	keys     string // key source lines; default `issuer <the provider's>`
-	endpoint string // default: the provider's, or discovery's when keys is discovery
-	edge     oidcprovidertest.Client
-	response string // json or jwt; default json
-	backend  string // upstream host:port; default storage memory
-}
-
-func (r oidcRoute) site(p *oidcprovidertest.Provider) string {
-	mode := "storage memory\n\t\tcreate_missing"
-	if r.backend != "" {
-		mode = "upstream " + r.backend
-	}
-	keys := r.keys
-	if keys == "" {
-		keys = "issuer " + p.Issuer()
-	}
-	endpoint := r.endpoint
-	if endpoint == "" && !strings.HasPrefix(keys, "discovery ") {
-		endpoint = p.IntrospectionEndpoint()
-	}
-	response := ""
-	if r.response != "" {
-		response = "response " + r.response
-	}
-	return fmt.Sprintf(itGlobal+itSite+` {
-	header >X-Auth-Method {http.auth.user.method}
-	workspace_profile {
-		%s
-		audience %s
-		subject_claim client_id
-		%s
-		introspection %s {
-			client_id %s
-			client_secret "%s"
-			auth_method %s
-			cache_ttl 1s
-			%s
-		}
-	}
-}
-`, keys, oidcOpaqueAPI, mode, endpoint, r.edge.ID, r.edge.Secret, authMethodOf(r.edge), response)
-}
 
 // introspectionCall is one call that went through an introspectionRecorder.
 type introspectionCall struct {
