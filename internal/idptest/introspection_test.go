@@ -36,11 +36,11 @@ func introspect(t *testing.T, p *Provider, tok, clientID, secret string) (int, m
 	return resp.StatusCode, answer
 }
 
-// TestOpaqueTokensIntrospected: op's opaque tokens, a user's and a
+// TestZitadelOpaqueTokensIntrospected: op's opaque tokens, a user's and a
 // client-credentials one, are answered by op's introspection endpoint with
 // the records the storage keeps; a client registered with a key only is
 // never let in by an empty secret; a token op did not issue is inactive.
-func TestOpaqueTokensIntrospected(t *testing.T) {
+func TestZitadelOpaqueTokensIntrospected(t *testing.T) {
 	rs := Client{ID: "rs", Secret: "rs-secret"}
 	keyOnly := Client{ID: "rs-key", PublicKey: mustKey(t).priv.Public(), KeyID: "k1"}
 	web := Client{ID: "web", Secret: "web-secret", Audience: []string{"api"}, Opaque: true}
