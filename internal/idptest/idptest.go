@@ -192,9 +192,9 @@ func start(alg jose.SignatureAlgorithm, clients []Client, overTLS bool) (*Provid
 	// ZITADEL's path of the introspection endpoint
 	introspectPath := op.NewEndpoint("oauth/v2/introspect")
 	// Opaque tokens in op's AES format (base64url, no dots), not op's
-	// default since v3.47, a compact JWE (A256GCMKW), which the module
+	// default (v3.52), a compact JWE (A256GCMKW), which the module
 	// refuses by its shape ("encrypted tokens are not taken") before any
-	// introspection. ZITADEL still reads this format (its legacy tokens).
+	// introspection. ZITADEL reads this format as its legacy tokens.
 	//lint:ignore SA1019 the AES format is the one opaque shape the module introspects
 	aes := op.NewAESCrypto(cfg.CryptoKey)
 	o, err := op.NewProvider(&cfg, s, op.StaticIssuer(p.Issuer), op.WithAllowInsecure(),
