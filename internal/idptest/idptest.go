@@ -191,14 +191,11 @@ func start(alg jose.SignatureAlgorithm, clients []Client, overTLS bool) (*Provid
 	// for loopback hosts only, as for any provider.
 	// ZITADEL's path of the introspection endpoint
 	introspectPath := op.NewEndpoint("oauth/v2/introspect")
-	// Opaque tokens in op's AES format (base64url, no dots), not op's
-	// default (v3.52), a compact JWE (A256GCMKW), which the module
-	// refuses by its shape ("encrypted tokens are not taken") before any
-	// introspection. ZITADEL reads this format as its legacy tokens.
-	//lint:ignore SA1019 the AES format is the one opaque shape the module introspects
-	aes := op.NewAESCrypto(cfg.CryptoKey)
+	// Opaque tokens in op's default format (v3.52): a compact JWE
+	// (A256GCMKW) only op can read, which the module sends to
+	// introspection like any opaque token.
 	o, err := op.NewProvider(&cfg, s, op.StaticIssuer(p.Issuer), op.WithAllowInsecure(),
-		op.WithCustomIntrospectionEndpoint(introspectPath), op.WithCrypto(aes))
+		op.WithCustomIntrospectionEndpoint(introspectPath))
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
