@@ -74,13 +74,16 @@ func TestIntrospectionMetricsAndAdminView(t *testing.T) {
 			ClientID  string  `json:"client_id"`
 			LastGood  *string `json:"last_good_call"`
 			LastError string  `json:"last_error"`
+			State     string  `json:"state"`
+			Source    string  `json:"endpoint_source"`
 		} `json:"introspection"`
 	}
 	if err := json.Unmarshal(body, &view); err != nil || len(view.Introspection) != 1 {
 		t.Fatalf("%v %s", err, body)
 	}
 	v := view.Introspection[0]
-	if v.Endpoint != e.URL+"/introspect" || v.ClientID != "edge" || v.LastGood == nil || !strings.Contains(v.LastError, "500") {
+	if v.Endpoint != e.URL+"/introspect" || v.ClientID != "edge" || v.LastGood == nil || !strings.Contains(v.LastError, "500") ||
+		v.State != "in_use" || v.Source != "config" {
 		t.Fatalf("admin view %+v", v)
 	}
 }
