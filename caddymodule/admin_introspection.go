@@ -49,8 +49,11 @@ func (l *lazyIntrospector) adminView() (key string, v introspectionView, live bo
 		v.EndpointSource = "discovery"
 		v.Discovery = l.src.Status().URL
 	}
-	if l.key != "" || l.src == nil {
+	if l.key != "" {
 		return l.key, v, true
+	}
+	if l.src == nil {
+		return "", v, false // a configured endpoint not taken: provision failed
 	}
 	v.Status = introspect.PendingStatus(l.cfg)
 	v.State = introspectionPending
