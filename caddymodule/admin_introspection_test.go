@@ -66,10 +66,13 @@ func TestAdminShowsDiscoveredIntrospectionEndpoint(t *testing.T) {
 	endpoint := e.URL + "/introspect"
 
 	var got []adminIntrospection
-	eventually(t, 5*time.Second, "the discovery document is read", func() bool {
-		got = adminIntrospections(t, tc.Client, discovery)
-		return len(got) == 1 && got[0].DiscoveredEndpoint != ""
-	})
+	deadline := time.Now().Add(15 * time.Second)
+	for got = adminIntrospections(t, tc.Client, discovery); len(got) != 1 || got[0].DiscoveredEndpoint == ""; got = adminIntrospections(t, tc.Client, discovery) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the discovery document not read within 15s: %+v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	p := got[0]
 	if p.State != "pending" || p.Endpoint == nil || *p.Endpoint != "" || p.EndpointSource != "discovery" ||
 		p.DiscoveredEndpoint != endpoint || p.PendingReason != "taken on the first opaque token" ||
@@ -106,7 +109,7 @@ func TestAdminShowsDiscoveryWithoutIntrospectionEndpoint(t *testing.T) {
 	tc, issuer := startDiscoveryIntrospection(t, k, `{"issuer":%[1]q,"jwks_uri":"%[2]s/keys"}`)
 	discovery := jwtauth.DiscoveryURL(issuer)
 	var got []adminIntrospection
-	eventually(t, 5*time.Second, "the discovery document is read", func() bool {
+	eventually(t, 15*time.Second, "the discovery document is read", func() bool {
 		got = adminIntrospections(t, tc.Client, discovery)
 		return len(got) == 1 && got[0].PendingReason != "the discovery document was not read yet"
 	})
