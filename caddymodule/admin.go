@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/workspace-edge/caddy-workspace-profile/internal/introspect"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
@@ -22,7 +21,9 @@ func init() {
 //	                              good fetch, the last error, the next refresh;
 //	                              and every introspection endpoint in use: its
 //	                              client, the last good call, the last error,
-//	                              whether it fails fast (never a secret).
+//	                              whether it fails fast (never a secret), and
+//	                              each route still waiting for the endpoint
+//	                              its discovery document names (pending).
 //
 //	GET  /workspace-profile/profiles  export, JSON lines (see admin_profiles.go)
 //	POST /workspace-profile/profiles  import, all or nothing, with a report
@@ -57,12 +58,8 @@ func serveKeys(w http.ResponseWriter, r *http.Request) error {
 	out := struct {
 		Version       string                 `json:"version"`
 		Sources       []jwtauth.SourceStatus `json:"sources"`
-		Introspection []introspect.Status    `json:"introspection"`
-	}{Version: Version, Sources: []jwtauth.SourceStatus{}, Introspection: []introspect.Status{}}
-	rangeIntrospectors(func(in *introspect.Introspector) { out.Introspection = append(out.Introspection, in.Status()) })
-	sort.Slice(out.Introspection, func(i, j int) bool {
-		return out.Introspection[i].Endpoint+out.Introspection[i].ClientID < out.Introspection[j].Endpoint+out.Introspection[j].ClientID
-	})
+		Introspection []introspectionView    `json:"introspection"`
+	}{Version: Version, Sources: []jwtauth.SourceStatus{}, Introspection: introspectionViews()}
 	rangeURLSources(func(s *jwtauth.URLSource) { out.Sources = append(out.Sources, s.Status()) })
 	// a file named by several handlers (or by both configs of a reload's
 	// overlap) is one source to an operator: list each path once, as last

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -103,11 +104,18 @@ func serveProfiles(w http.ResponseWriter, r *http.Request) error {
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Message: "GET or POST"}
 }
 
+// exportStallNanos is the export stall timeout: an export whose client
+// has taken no bytes for this long is aborted; each chunk written extends
+// the deadline. Default 30 s. (Atomic for the test that a stalled client
+// blocks no write however long it stalls, which lengthens it.)
+var exportStallNanos atomic.Int64
+
+func init() { exportStallNanos.Store(int64(30 * time.Second)) }
+
+func exportStallTimeout() time.Duration { return time.Duration(exportStallNanos.Load()) }
+
 // The admin endpoint's deadlines for profile transfers.
 const (
-	// exportStallTimeout aborts an export whose client has taken no
-	// bytes for this long: each chunk written extends the deadline.
-	exportStallTimeout = 30 * time.Second
 	// importReadTimeout replaces the 10 s Caddy's admin server gives a
 	// request to arrive: an import of maxImportBytes must arrive within
 	// it (about 450 KB/s).
@@ -127,7 +135,7 @@ type deadlineWriter struct {
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(exportStallTimeout)) // unsupported: no deadline
+	_ = d.rc.SetWriteDeadline(time.Now().Add(exportStallTimeout())) // unsupported: no deadline
 	n, err := d.w.Write(p)
 	d.sent += int64(n)
 	return n, err

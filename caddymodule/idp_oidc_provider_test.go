@@ -35,17 +35,38 @@ func startOIDCProvider(t *testing.T) *oidcprovidertest.Provider {
 	})
 }
 
-// oidcIntrospectionSite is a route that knows opaque tokens only, checked
-// by p's introspection endpoint as edge, in storage mode or upstream mode.
-func oidcIntrospectionSite(p *oidcprovidertest.Provider, edge oidcprovidertest.Client, backend string) string {
+// oidcRoute is a route, in storage mode or upstream mode, whose opaque
+// tokens oidc-provider's introspection endpoint checks as edge; with no
+// key source (the default) it knows opaque tokens only.
+type oidcRoute struct {
+	keys     string // key source lines; default `issuer <the provider's>`
+	endpoint string // default: the provider's, or discovery's when keys is discovery
+	edge     oidcprovidertest.Client
+	response string // json or jwt; default json
+	backend  string // upstream host:port; default storage memory
+}
+
+func (r oidcRoute) site(p *oidcprovidertest.Provider) string {
 	mode := "storage memory\n\t\tcreate_missing"
-	if backend != "" {
-		mode = "upstream " + backend
+	if r.backend != "" {
+		mode = "upstream " + r.backend
+	}
+	keys := r.keys
+	if keys == "" {
+		keys = "issuer " + p.Issuer()
+	}
+	endpoint := r.endpoint
+	if endpoint == "" && !strings.HasPrefix(keys, "discovery ") {
+		endpoint = p.IntrospectionEndpoint()
+	}
+	response := ""
+	if r.response != "" {
+		response = "response " + r.response
 	}
 	return fmt.Sprintf(itGlobal+itSite+` {
 	header >X-Auth-Method {http.auth.user.method}
 	workspace_profile {
-		issuer %s
+		%s
 		audience %s
 		subject_claim client_id
 		%s
@@ -54,10 +75,11 @@ func oidcIntrospectionSite(p *oidcprovidertest.Provider, edge oidcprovidertest.C
 			client_secret "%s"
 			auth_method %s
 			cache_ttl 1s
+			%s
 		}
 	}
 }
-`, p.Issuer(), oidcOpaqueAPI, mode, p.IntrospectionEndpoint(), edge.ID, edge.Secret, authMethodOf(edge))
+`, keys, oidcOpaqueAPI, mode, endpoint, r.edge.ID, r.edge.Secret, authMethodOf(r.edge), response)
 }
 
 func authMethodOf(c oidcprovidertest.Client) string {
@@ -78,7 +100,7 @@ func TestOIDCProviderOpaqueTokensStorageMode(t *testing.T) {
 	p := startOIDCProvider(t)
 	for _, edge := range []oidcprovidertest.Client{oidcEdgeBasic, oidcEdgePost} {
 		t.Run(authMethodOf(edge), func(t *testing.T) {
-			tc := startCaddyfile(t, oidcIntrospectionSite(p, edge, ""))
+			tc := startCaddyfile(t, oidcRoute{edge: edge}.site(p))
 			url := itBase + profilePath
 
 			tok := p.MustClientCredentialsToken(t, oidcApp.ID, oidcApp.Secret, oidcOpaqueAPI)
@@ -131,7 +153,7 @@ func TestOIDCProviderOpaqueTokensStorageMode(t *testing.T) {
 func TestOIDCProviderOpaqueTokensUpstreamMode(t *testing.T) {
 	p := startOIDCProvider(t)
 	addr, last := recordingBackend(t, `{"userId":"app-user-1","userName":"app","email":"app@example.com","firstName":"A","lastName":"P","userType":0}`)
-	tc := startCaddyfile(t, oidcIntrospectionSite(p, oidcEdgeBasic, addr))
+	tc := startCaddyfile(t, oidcRoute{edge: oidcEdgeBasic, backend: addr}.site(p))
 	tok := p.MustClientCredentialsToken(t, oidcApp.ID, oidcApp.Secret, oidcOpaqueAPI)
 	if r := do(t, tc.Client, "GET", itBase+profilePath, bearer(tok), ""); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)

@@ -28,8 +28,10 @@ type Introspection struct {
 	// The introspection endpoint: https, or plain http to a loopback host.
 	// Default: the introspection_endpoint of the discovery document of the
 	// one discovery issuer (a config error unless there is exactly one),
-	// read by the key source's own fetch of that document; until it has
-	// been read, opaque tokens are answered 503 IntrospectionUnavailable.
+	// read by the key source's own fetch of that document and taken once
+	// per config (at provision when already read, as on a reload; else on
+	// the first opaque token); until it has been read, opaque tokens are
+	// answered 503 IntrospectionUnavailable.
 	// Placeholders are replaced at provision.
 	Endpoint string `json:"endpoint,omitempty"`
 
@@ -155,9 +157,10 @@ func (h *Handler) introspectConfig(endpoint string, replace func(string) string)
 
 // provisionIntrospection builds the opaque-token verifier: the shared
 // introspector of its endpoint and client (introspectorPool), taken at
-// once when the endpoint is configured, else on first use from the
-// discovery source's document (discovered), so that provision never waits
-// on it; and the route's claim rules over it.
+// once when the endpoint is configured, else from the discovery source's
+// document (discovered): at once when the shared source has read it (a
+// reload), else on first use, so that provision never waits on it; and
+// the route's claim rules over it.
 func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
 	in := h.Introspection
 	if in == nil {
@@ -190,7 +193,15 @@ func (h *Handler) provisionIntrospection(discovered *jwtauth.URLSource) error {
 	l.cfg.Observer = introspectionObserver{}
 	l.cfg.Logger = h.logger.Named("introspection")
 	h.introspection = l
+	liveIntrospections.Store(l, struct{}{})
 	if in.Endpoint == "" {
+		// on a reload the shared discovery source has read its document
+		// already: the endpoint is taken now, from that read, instead of
+		// on the first opaque token (a refused one is logged, and the
+		// first token tries again)
+		if discovered != nil && discovered.IntrospectionEndpoint() != "" {
+			l.build()
+		}
 		return nil
 	}
 	l.src = nil
@@ -230,6 +241,11 @@ func introspectorKey(cfg introspect.Config, trust [sha256.Size]byte) string {
 		secret, cfg.ClientKey, cfg.ClientKeyID, key, cfg.Response, trust, cfg.CacheTTL, cfg.NegativeTTL, cfg.CacheSize,
 		cfg.Timeout, cfg.MaxInFlight, cfg.Issuers, leeway)
 }
+
+// liveIntrospections holds every route's lazyIntrospector from provision
+// to Close, so that the admin view shows the routes still waiting for the
+// endpoint discovery names, and where each endpoint in use came from.
+var liveIntrospections sync.Map // *lazyIntrospector → struct{}
 
 // lazyIntrospector is the route's opaque-token verifier: its claim rules
 // over the shared introspector, taken on first use when its endpoint
@@ -322,6 +338,7 @@ func (l *lazyIntrospector) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+	liveIntrospections.Delete(l)
 	if l.key == "" {
 		return nil
 	}

@@ -19,7 +19,7 @@ var (
 
 	metricIntrospectionCache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "workspace_profile", Name: "introspection_cache_total",
-		Help: "Introspection answer cache lookups by result (hit, miss).",
+		Help: "Introspection answer cache lookups by result (hit_positive: an active answer; hit_negative: a cached refusal; miss).",
 	}, []string{"result"})
 
 	metricIntrospectionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -72,12 +72,10 @@ func (introspectionObserver) Called(r introspect.Result, took time.Duration) {
 	}
 }
 
-func (introspectionObserver) CacheLookup(hit bool) {
-	if hit {
-		metricIntrospectionCache.WithLabelValues("hit").Inc()
-	} else {
-		metricIntrospectionCache.WithLabelValues("miss").Inc()
-	}
+// CacheLookup counts under one of three fixed labels (CacheResult's
+// names), never anything of the token.
+func (introspectionObserver) CacheLookup(r introspect.CacheResult) {
+	metricIntrospectionCache.WithLabelValues(r.String()).Inc()
 }
 
 // Interface guards

@@ -9,6 +9,7 @@
 //	tool boltbatch -path P ...     bbolt's own Batch from 32 writers: ops/s
 //	tool jwsfloor -jwks F ...      jws.VerifyCompactFast + claims decode: verifications/s
 //	tool soak -url U -tokens F -pid P ...  mixed GET/PUT load, the server's RSS and heap every 10 s
+//	tool idp -port P -n N -out F ...  write N opaque tokens to F, then answer their RFC 7662 introspection
 //
 // The measuring subcommands print their figure alone on stdout (details go
 // to stderr), so bench/run can read it like wrk's Requests/sec.
@@ -38,6 +39,8 @@ func main() {
 		err = jwsFloor(args)
 	case "soak":
 		err = soak(args)
+	case "idp":
+		err = idp(args)
 	default:
 		usage()
 	}
@@ -48,6 +51,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tool ports|mint|prime|boltbatch|jwsfloor|soak [flags]")
+	fmt.Fprintln(os.Stderr, "usage: tool ports|mint|prime|boltbatch|jwsfloor|soak|idp [flags]")
 	os.Exit(2)
 }

@@ -130,6 +130,9 @@ func TestRouting(t *testing.T) {
 // TestRoutingToConfiguredVerifiers: once introspection and an API-key
 // store are configured, opaque tokens and API keys reach them and only
 // them, and the principal says which method it came by.
+// jweToken has a compact JWE's shape: an opaque token to this module.
+const jweToken = "eyJhbGciOiJBMjU2R0NNS1ciLCJlbmMiOiJBMjU2R0NNIn0.a2V5.aXY.Y2lwaGVy.dGFn"
+
 func TestRoutingToConfiguredVerifiers(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -138,13 +141,14 @@ func TestRoutingToConfiguredVerifiers(t *testing.T) {
 	}{
 		{"JWT", []string{"Authorization", "Bearer " + goodJWT}, MethodJWT},
 		{"opaque token", []string{"Authorization", "Bearer opaque-1"}, MethodIntrospection},
+		{"compact JWE", []string{"Authorization", "Bearer " + jweToken}, MethodIntrospection},
 		{"wsk_ in Bearer", []string{"Authorization", "Bearer wsk_1"}, MethodAPIKey},
 		{"X-Api-Key", []string{"X-Api-Key", "wsk_1"}, MethodAPIKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			jwt := &fakeVerifier{claims: map[string]string{goodJWT: aliceClaim}}
-			intro := &fakeVerifier{claims: map[string]string{"opaque-1": aliceClaim}}
+			intro := &fakeVerifier{claims: map[string]string{"opaque-1": aliceClaim, jweToken: aliceClaim}}
 			keys := &fakeKeys{owners: map[string]KeyOwner{"wsk_1": {ID: "k1", Subject: "alice"}}}
 			a := New(Config{JWT: jwt, Introspection: intro, APIKeys: keys, ServiceAccount: defaultSA})
 			p, ref := a.Authenticate(newRequest("/", tt.hdr...))
@@ -190,7 +194,7 @@ func TestClassify(t *testing.T) {
 		"a+b.c.d":                 KindJWT, // the core's pre-check refuses it
 		"wsk_x":                   KindAPIKey,
 		"wsk_a.b.c":               KindAPIKey,
-		"a.b.c.d.e":               KindInvalid,
+		"a.b.c.d.e":               KindOpaque,
 		"opaque":                  KindOpaque,
 		"a.b":                     KindOpaque,
 		"mF_9.B5f-4~+/==":         KindOpaque,

@@ -17,14 +17,16 @@ const SchemeAPIKey = "api_key_header"
 type Kind uint8
 
 const (
-	// KindInvalid: no verifier's (a five-part JWE, characters outside
-	// RFC 6750's token characters, longer than 8 KiB): refused.
+	// KindInvalid: no verifier's (characters outside RFC 6750's token
+	// characters, longer than 8 KiB): refused.
 	KindInvalid Kind = iota
 	// KindJWT: three dot-separated parts, for the token core, whose strict
 	// pre-check (canonical base64url) runs before any parsing.
 	KindJWT
 	// KindOpaque: any other token of RFC 6750 token characters, for
-	// introspection.
+	// introspection. A compact JWE (five parts) is one: this module
+	// decrypts nothing, but its issuer can read it (zitadel's opaque
+	// tokens are JWEs it encrypted for itself).
 	KindOpaque
 	// KindAPIKey: from the API-key header whatever its value, or a token
 	// starting with the API-key prefix, for the API-key store.
@@ -110,11 +112,8 @@ func Classify(tok, keyPrefix string) Kind {
 	if keyPrefix != "" && strings.HasPrefix(tok, keyPrefix) {
 		return KindAPIKey
 	}
-	switch strings.Count(tok, ".") {
-	case 2:
+	if strings.Count(tok, ".") == 2 {
 		return KindJWT
-	case 4:
-		return KindInvalid // a compact JWE: encrypted tokens are not taken
 	}
 	if !isB64Token(tok) {
 		return KindInvalid

@@ -12,12 +12,24 @@
 // the JWKS and used for signing at the same moment), and can be stopped
 // and restarted on the same address with the same keys.
 //
+// An Opaque client gets opaque access tokens instead (op's bearer type, as
+// a ZITADEL application whose token type is Bearer), for itself by the
+// client-credentials grant or for a user (UserToken); the provider's
+// introspection endpoint (RFC 7662, op's) answers them to a client that
+// authenticates with its secret (HTTP Basic) or with a client assertion
+// signed by its key (private_key_jwt, RFC 7523, as ZITADEL's API
+// applications with a key). StartTLS serves all of it over https with a
+// certificate of a private CA.
+//
 // It is a test harness: only tests import it, so zitadel/oidc is never
 // linked into Caddy.
 package idptest
 
 import (
+	"crypto"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +71,22 @@ type Client struct {
 	Claims map[string]any
 	// Lifetime of its access tokens; default 5 minutes.
 	Lifetime time.Duration
+	// Opaque: its access tokens are opaque, op's encryption of the
+	// token's ID and subject, known only by introspection.
+	Opaque bool
+	// PublicKey, named KeyID, verifies the client assertions with which
+	// it authenticates (private_key_jwt); a client with a key needs no
+	// Secret, and one without a Secret is never let in by a secret.
+	PublicKey crypto.PublicKey
+	KeyID     string
+}
+
+// User is a person signed in at the provider: the subject of the tokens
+// issued to a client on their behalf, and claims of their own (a name,
+// an email) that introspection answers with.
+type User struct {
+	Subject string
+	Claims  map[string]any
 }
 
 func (c Client) subject() string {
@@ -80,16 +108,26 @@ type Provider struct {
 	// Issuer is http://127.0.0.1:<port>, the issuer of its tokens and the
 	// base of its discovery document.
 	Issuer string
-	// JWKSURI and TokenEndpoint are read from its discovery document.
-	JWKSURI, TokenEndpoint string
+	// JWKSURI, TokenEndpoint and IntrospectionEndpoint are read from its
+	// discovery document.
+	JWKSURI, TokenEndpoint, IntrospectionEndpoint string
 	// KeyFetches counts the requests its JWKS endpoint has answered,
-	// Discoveries those of its discovery document.
-	KeyFetches, Discoveries atomic.Int64
+	// Discoveries those of its discovery document, Introspections those
+	// of its introspection endpoint.
+	KeyFetches, Discoveries, Introspections atomic.Int64
+	// CACert is, for StartTLS, the PEM of the private CA that issued the
+	// provider's certificate; nil over http.
+	CACert []byte
 
 	storage *storage
+	op      *op.Provider
 	handler http.Handler
 	addr    string
 	client  *http.Client
+	tls     *tls.Config // nil over http
+
+	amu        sync.Mutex
+	assertions []string // the client assertions the introspection endpoint received
 
 	mu  sync.Mutex
 	srv *http.Server // nil while stopped
@@ -99,7 +137,7 @@ type Provider struct {
 // stopped when the test ends.
 func Start(t testing.TB, alg jose.SignatureAlgorithm, clients ...Client) *Provider {
 	t.Helper()
-	p, err := start(alg, clients)
+	p, err := start(alg, clients, false)
 	if err != nil {
 		t.Fatalf("idptest: %v", err)
 	}
@@ -107,33 +145,62 @@ func Start(t testing.TB, alg jose.SignatureAlgorithm, clients ...Client) *Provid
 	return p
 }
 
-func start(alg jose.SignatureAlgorithm, clients []Client) (*Provider, error) {
+// StartTLS is Start over https: the provider's certificate, for
+// 127.0.0.1, is issued by a private CA made for it (CACert), which no
+// system pool holds.
+func StartTLS(t testing.TB, alg jose.SignatureAlgorithm, clients ...Client) *Provider {
+	t.Helper()
+	p, err := start(alg, clients, true)
+	if err != nil {
+		t.Fatalf("idptest: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func start(alg jose.SignatureAlgorithm, clients []Client, overTLS bool) (*Provider, error) {
 	s, err := newStorage(alg, clients)
 	if err != nil {
 		return nil, err
+	}
+	p := &Provider{storage: s}
+	transport := &http.Transport{}
+	scheme := "http://"
+	if overTLS {
+		var roots *x509.CertPool
+		if p.tls, p.CACert, roots, err = privateCA(); err != nil {
+			return nil, err
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		scheme = "https://"
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{
-		Issuer:  "http://" + ln.Addr().String(),
-		storage: s,
-		addr:    ln.Addr().String(),
-		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}},
-	}
-	var cfg op.Config
+	p.Issuer, p.addr = scheme+ln.Addr().String(), ln.Addr().String()
+	p.client = &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	// op's private_key_jwt at the token endpoint too (at introspection it
+	// is always on), so that discovery names it
+	cfg := op.Config{AuthMethodPrivateKeyJWT: true}
 	if _, err := rand.Read(cfg.CryptoKey[:]); err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
 	// http on loopback needs WithAllowInsecure; the module accepts it
 	// for loopback hosts only, as for any provider.
-	o, err := op.NewProvider(&cfg, s, op.StaticIssuer(p.Issuer), op.WithAllowInsecure())
+	// ZITADEL's path of the introspection endpoint
+	introspectPath := op.NewEndpoint("oauth/v2/introspect")
+	// Opaque tokens in op's default format (v3.52): a compact JWE
+	// (A256GCMKW) only op can read, which the module sends to
+	// introspection like any opaque token.
+	o, err := op.NewProvider(&cfg, s, op.StaticIssuer(p.Issuer), op.WithAllowInsecure(),
+		op.WithCustomIntrospectionEndpoint(introspectPath))
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
+	p.op = o
 	keysPath := op.DefaultEndpoints.JwksURI.Relative()
 	p.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -141,6 +208,9 @@ func start(alg jose.SignatureAlgorithm, clients []Client) (*Provider, error) {
 			p.KeyFetches.Add(1)
 		case oidc.DiscoveryEndpoint:
 			p.Discoveries.Add(1)
+		case introspectPath.Relative():
+			p.Introspections.Add(1)
+			p.recordAssertion(r)
 		}
 		o.ServeHTTP(w, r)
 	})
@@ -154,6 +224,9 @@ func start(alg jose.SignatureAlgorithm, clients []Client) (*Provider, error) {
 }
 
 func (p *Provider) serve(ln net.Listener) {
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
 	srv := &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}
 	p.mu.Lock()
 	p.srv = srv
@@ -173,10 +246,11 @@ func (p *Provider) discover() error {
 	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
 		return fmt.Errorf("discovery document: %w", err)
 	}
-	if d.Issuer != p.Issuer || d.JwksURI == "" || d.TokenEndpoint == "" {
-		return fmt.Errorf("discovery document names issuer %q, jwks_uri %q, token_endpoint %q", d.Issuer, d.JwksURI, d.TokenEndpoint)
+	if d.Issuer != p.Issuer || d.JwksURI == "" || d.TokenEndpoint == "" || d.IntrospectionEndpoint == "" {
+		return fmt.Errorf("discovery document names issuer %q, jwks_uri %q, token_endpoint %q, introspection_endpoint %q",
+			d.Issuer, d.JwksURI, d.TokenEndpoint, d.IntrospectionEndpoint)
 	}
-	p.JWKSURI, p.TokenEndpoint = d.JwksURI, d.TokenEndpoint
+	p.JWKSURI, p.TokenEndpoint, p.IntrospectionEndpoint = d.JwksURI, d.TokenEndpoint, d.IntrospectionEndpoint
 	return nil
 }
 

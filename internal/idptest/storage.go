@@ -25,8 +25,10 @@ import (
 // storage is the provider's op.Storage: what zitadel's op asks of the
 // deployment (clients, keys, token records), kept in memory. It does no
 // protocol work: parsing requests, authenticating clients against what it
-// returns, building the claims, signing, discovery and the JWKS are op's.
-// Only the client-credentials grant is served; the others answer errors.
+// returns (secrets, and the public keys of private_key_jwt), building the
+// claims, signing and encrypting tokens, introspection, discovery and the
+// JWKS are op's. Only the client-credentials grant is served; the others
+// answer errors.
 type storage struct {
 	alg     jose.SignatureAlgorithm
 	clients map[string]Client
@@ -35,15 +37,20 @@ type storage struct {
 	keys    []*signingKey // published in the JWKS, oldest first
 	signing *signingKey   // the one new tokens are signed with
 	next    *signingKey   // made ahead, published by the next rotation
+	tokens  map[string]tokenRecord
+	lookups []KeyLookup
 }
 
 var errNotSupported = errors.New("idptest: only the client_credentials grant is served")
 
 func newStorage(alg jose.SignatureAlgorithm, clients []Client) (*storage, error) {
-	s := &storage{alg: alg, clients: make(map[string]Client, len(clients))}
+	s := &storage{alg: alg, clients: make(map[string]Client, len(clients)), tokens: map[string]tokenRecord{}}
 	for _, c := range clients {
-		if c.ID == "" || c.Secret == "" {
-			return nil, fmt.Errorf("idptest: client %q needs an ID and a secret", c.ID)
+		if c.ID == "" || (c.Secret == "" && c.PublicKey == nil) {
+			return nil, fmt.Errorf("idptest: client %q needs an ID and a secret or a public key", c.ID)
+		}
+		if c.PublicKey != nil && c.KeyID == "" {
+			return nil, fmt.Errorf("idptest: client %q has a public key without a key ID", c.ID)
 		}
 		s.clients[c.ID] = c
 	}
@@ -135,14 +142,21 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// tokenRequest is what ClientCredentialsTokenRequest hands back to op and
-// op hands to CreateAccessToken.
+// tokenRequest is what ClientCredentialsTokenRequest (or UserToken) hands
+// to op and op hands to CreateAccessToken. A user's request names the
+// user; a client-credentials one has none.
 type tokenRequest struct {
 	client Client
+	user   *User
 	scopes []string
 }
 
-func (r *tokenRequest) GetSubject() string    { return r.client.subject() }
+func (r *tokenRequest) GetSubject() string {
+	if r.user != nil {
+		return r.user.Subject
+	}
+	return r.client.subject()
+}
 func (r *tokenRequest) GetAudience() []string { return slices.Clone(r.client.Audience) }
 func (r *tokenRequest) GetScopes() []string   { return r.scopes }
 
@@ -172,7 +186,8 @@ func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 
 func (s *storage) ClientCredentials(_ context.Context, clientID, clientSecret string) (op.Client, error) {
 	c, ok := s.clients[clientID]
-	if !ok || subtle.ConstantTimeCompare([]byte(c.Secret), []byte(clientSecret)) != 1 {
+	// a client without a secret (private_key_jwt only) never passes one
+	if !ok || c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.Secret), []byte(clientSecret)) != 1 {
 		return nil, errors.New("idptest: unknown client or wrong secret")
 	}
 	return opClient{c}, nil
@@ -186,12 +201,24 @@ func (s *storage) ClientCredentialsTokenRequest(_ context.Context, clientID stri
 	return &tokenRequest{client: c, scopes: scopes}, nil
 }
 
+// CreateAccessToken records the token op is about to make (a JWT or, for
+// an opaque client, op's encryption of its ID and subject) and gives op
+// its ID and expiry; introspection reads the record back.
 func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
 	tr, ok := req.(*tokenRequest)
 	if !ok {
 		return "", time.Time{}, errNotSupported
 	}
-	return randomID(), time.Now().Add(tr.client.lifetime()), nil
+	id, now := randomID(), time.Now()
+	rec := tokenRecord{subject: tr.GetSubject(), client: tr.client, scopes: tr.scopes, issued: now,
+		expires: now.Add(tr.client.lifetime()), claims: tr.client.Claims}
+	if tr.user != nil {
+		rec.claims = tr.user.Claims
+	}
+	s.mu.Lock()
+	s.tokens[id] = rec
+	s.mu.Unlock()
+	return id, rec.expires, nil
 }
 
 // GetPrivateClaimsFromScopes gives the client's own claims (a
@@ -247,28 +274,33 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
 	return errNotSupported
 }
-func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
-	return errNotSupported
-}
-func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
-	return nil, errNotSupported
-}
 func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, errNotSupported
 }
 
 // opClient is a Client as op sees it: a confidential client that may only
-// use the client-credentials grant and gets JWT access tokens.
+// use the client-credentials grant and gets JWT access tokens, or opaque
+// ones (op's bearer type) when the Client is Opaque.
 type opClient struct{ Client }
 
-func (c opClient) GetID() string                        { return c.ID }
-func (c opClient) RedirectURIs() []string               { return nil }
-func (c opClient) PostLogoutRedirectURIs() []string     { return nil }
-func (c opClient) ApplicationType() op.ApplicationType  { return op.ApplicationTypeWeb }
-func (c opClient) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodBasic }
-func (c opClient) ResponseTypes() []oidc.ResponseType   { return nil }
-func (c opClient) LoginURL(string) string               { return "" }
-func (c opClient) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c opClient) GetID() string                       { return c.ID }
+func (c opClient) RedirectURIs() []string              { return nil }
+func (c opClient) PostLogoutRedirectURIs() []string    { return nil }
+func (c opClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c opClient) AuthMethod() oidc.AuthMethod {
+	if c.PublicKey != nil {
+		return oidc.AuthMethodPrivateKeyJWT
+	}
+	return oidc.AuthMethodBasic
+}
+func (c opClient) ResponseTypes() []oidc.ResponseType { return nil }
+func (c opClient) LoginURL(string) string             { return "" }
+func (c opClient) AccessTokenType() op.AccessTokenType {
+	if c.Opaque {
+		return op.AccessTokenTypeBearer
+	}
+	return op.AccessTokenTypeJWT
+}
 func (c opClient) IDTokenLifetime() time.Duration       { return c.lifetime() }
 func (c opClient) DevMode() bool                        { return false }
 func (c opClient) IsScopeAllowed(string) bool           { return false }

@@ -90,3 +90,16 @@ func (in *Introspector) Status() Status {
 	}
 	return s
 }
+
+// PendingStatus is the Status of an introspector not built yet, whose
+// endpoint is still to be read (from a discovery document): what cfg
+// says of the client and the answers' form, with no endpoint, no call and
+// nothing cached.
+func PendingStatus(cfg Config) Status {
+	cfg = cfg.withDefaults()
+	s := Status{ClientID: cfg.ClientID, AuthMethod: cfg.AuthMethod, Response: ResponseJSON}
+	if cfg.Response == ResponseJWT {
+		s.Response = ResponseJWT
+	}
+	return s
+}

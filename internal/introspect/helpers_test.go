@@ -123,8 +123,7 @@ func form(t testing.TB, r jwtauthtest.Request) url.Values {
 type countingObserver struct {
 	mu      sync.Mutex
 	results map[Result]int
-	hits    int
-	misses  int
+	lookups map[CacheResult]int
 }
 
 func (o *countingObserver) Called(r Result, _ time.Duration) {
@@ -136,14 +135,19 @@ func (o *countingObserver) Called(r Result, _ time.Duration) {
 	o.results[r]++
 }
 
-func (o *countingObserver) CacheLookup(hit bool) {
+func (o *countingObserver) CacheLookup(r CacheResult) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if hit {
-		o.hits++
-	} else {
-		o.misses++
+	if o.lookups == nil {
+		o.lookups = map[CacheResult]int{}
 	}
+	o.lookups[r]++
+}
+
+func (o *countingObserver) lookup(r CacheResult) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lookups[r]
 }
 
 func (o *countingObserver) count(r Result) int {

@@ -115,10 +115,14 @@ func (in *Introspector) verify(ctx context.Context, tok string, rules *jwtauth.C
 	key := sha256.Sum256([]byte(tok))
 	now := in.cfg.Now()
 	if e, ok := in.cache.Get(key); ok && now.Before(e.until) {
-		in.observeLookup(true)
+		if e.refusal != nil {
+			in.observeLookup(CacheHitNegative)
+		} else {
+			in.observeLookup(CacheHitPositive)
+		}
 		return decide(rules, e.claims, e.refusal, now)
 	}
-	in.observeLookup(false)
+	in.observeLookup(CacheMiss)
 	f := in.join(ctx, key, tok)
 	select {
 	case <-f.done:
@@ -262,9 +266,9 @@ func (in *Introspector) observe(r Result, took time.Duration) {
 	}
 }
 
-func (in *Introspector) observeLookup(hit bool) {
+func (in *Introspector) observeLookup(r CacheResult) {
 	if in.cfg.Observer != nil {
-		in.cfg.Observer.CacheLookup(hit)
+		in.cfg.Observer.CacheLookup(r)
 	}
 }
 

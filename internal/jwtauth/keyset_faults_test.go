@@ -511,7 +511,10 @@ func TestKeySetDocumentChecks(t *testing.T) {
 			t.Run("untrusted certificate", func(t *testing.T) {
 				srv := quietTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(doc) }))
 				defer srv.Close()
-				s := NewURLSource(srv.URL, URLOptions{Now: e.clock.Now, Mono: e.clock.Mono, FetchTimeout: testFetchTimeout})
+				// a handshake on a busy machine may take longer than the
+				// rows' short fetch timeout: the refusal, not its speed, is
+				// the point here
+				s := NewURLSource(srv.URL, URLOptions{Now: e.clock.Now, Mono: e.clock.Mono, FetchTimeout: 10 * time.Second})
 				defer s.Close()
 				if _, err := s.refresh(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
 					t.Fatalf("untrusted TLS: %v", err)

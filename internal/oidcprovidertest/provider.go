@@ -42,7 +42,9 @@
 //     asking with Accept: application/token-introspection+jwt gets a JWS
 //     (Content-Type application/token-introspection+jwt; charset=utf-8)
 //     with typ token-introspection+jwt, iss, iat, aud = the asking
-//     client, and the answer under token_introspection.
+//     client, and the answer under token_introspection. A client whose
+//     introspection_signed_response_alg is HS256 (allowed only through
+//     Config.EnabledJWA) gets answers keyed with its client secret.
 package oidcprovidertest
 
 import (
@@ -117,6 +119,11 @@ type Config struct {
 	// Features are oidc-provider feature settings merged over
 	// provider.mjs's, e.g. {"jwtIntrospection": {"enabled": false}}.
 	Features map[string]map[string]any
+	// EnabledJWA replaces lists of oidc-provider's enabledJWA, e.g.
+	// {"introspectionSigningAlgValues": {"RS256", "HS256"}} so that a
+	// client may have its answers signed with HS256 (keyed with its
+	// secret, which oidc-provider does not allow by default).
+	EnabledJWA map[string][]string
 }
 
 // Provider is a running oidc-provider.
@@ -285,6 +292,9 @@ func (cfg Config) providerJSON() map[string]any {
 	out := map[string]any{"clients": clients, "resources": resources, "extraTokenClaims": extra}
 	if len(cfg.Features) > 0 {
 		out["features"] = cfg.Features
+	}
+	if len(cfg.EnabledJWA) > 0 {
+		out["enabledJWA"] = cfg.EnabledJWA
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package oidcprovidertest_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -295,5 +297,45 @@ func TestFeatures(t *testing.T) {
 	// Without jwtIntrospection, asking for a JWT still gets JSON.
 	if m := introspect(t, p, tok, poster, oidcprovidertest.WithAccept("application/token-introspection+jwt")); m["active"] != true {
 		t.Fatalf("answer %v", m)
+	}
+}
+
+// TestHMACSignedAnswers: with HS256 enabled through Config.EnabledJWA, a
+// client registered with introspection_signed_response_alg HS256 gets
+// answers signed with its client secret as the HMAC key (what a route
+// must never accept: anyone holding the secret could forge them).
+func TestHMACSignedAnswers(t *testing.T) {
+	hmacClient := oidcprovidertest.Client{ID: "rs-hmac", Secret: "rs-hmac-secret-of-at-least-32-bytes!",
+		IntrospectionSignedResponseAlg: "HS256"}
+	p := oidcprovidertest.Start(t, oidcprovidertest.Config{
+		Clients:    []oidcprovidertest.Client{service, hmacClient},
+		Resources:  []oidcprovidertest.Resource{{Indicator: opaqueAPI}},
+		EnabledJWA: map[string][]string{"introspectionSigningAlgValues": {"RS256", "HS256"}},
+	})
+	tok := p.MustClientCredentialsToken(t, service.ID, service.Secret, opaqueAPI)
+	res, err := p.Introspect(tok, hmacClient.ID, hmacClient.Secret, oidcprovidertest.WithAccept("application/token-introspection+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusOK {
+		t.Fatalf("%d %s", res.Status, res.Body)
+	}
+	jws := string(res.Body)
+	if h := jwsPart(t, jws, 0); h["alg"] != "HS256" || h["typ"] != "token-introspection+jwt" {
+		t.Fatalf("header %v", h)
+	}
+	if c := jwsPart(t, jws, 1); c["aud"] != hmacClient.ID {
+		t.Fatalf("claims %v", c)
+	}
+	i := strings.LastIndex(jws, ".")
+	mac := hmac.New(sha256.New, []byte(hmacClient.Secret))
+	mac.Write([]byte(jws[:i]))
+	if want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); jws[i+1:] != want {
+		t.Fatalf("not an HMAC keyed with the client secret: %s", jws[i+1:])
+	}
+	// RS256 stays the other clients' alg.
+	res, err = p.Introspect(tok, service.ID, service.Secret, oidcprovidertest.WithAccept("application/token-introspection+jwt"))
+	if err != nil || res.Status != http.StatusOK || jwsPart(t, string(res.Body), 0)["alg"] != "RS256" {
+		t.Fatalf("%v %d %s", err, res.Status, res.Body)
 	}
 }

@@ -12,6 +12,9 @@
 //                   an opaque token's introspection answer
 //   features        feature name -> settings merged over the defaults below
 //   ttl             token kind -> seconds (e.g. {"ClientCredentials": 300})
+//   enabledJWA      list name -> algorithms, replacing that list of
+//                   oidc-provider's enabledJWA (e.g.
+//                   {"introspectionSigningAlgValues": ["RS256", "HS256"]})
 //
 // Once listening it prints one JSON line to stdout:
 //   {"issuer":"http://127.0.0.1:PORT","ready":true}
@@ -77,6 +80,7 @@ server.listen(0, '127.0.0.1', () => {
     },
   };
   if (cfg.ttl) configuration.ttl = cfg.ttl;
+  if (cfg.enabledJWA) configuration.enabledJWA = cfg.enabledJWA;
   const provider = new Provider(issuer, configuration);
   // Server errors (a 500) are logged, so a failing test shows why.
   provider.on('server_error', (ctx, err) => console.error('server_error:', err));
