@@ -18,7 +18,13 @@ import (
 func TestLayoutDependencies(t *testing.T) {
 	const module = "github.com/workspace-edge/caddy-workspace-profile/"
 	for pattern, forbidden := range map[string][]string{
-		"./profile/...":        {"github.com/caddyserver/"},
+		"./profile/...": {"github.com/caddyserver/"},
+		// the store's listening connection is pgx alone
+		"./internal/pglisten/...": {"github.com/caddyserver/", "github.com/prometheus/", "go.uber.org/zap",
+			module + "profile", module + "caddymodule"},
+		// API keys are a domain of their own: no Caddy, no metrics, no web
+		"./apikey/...": {"github.com/caddyserver/", "github.com/prometheus/",
+			module + "caddymodule", module + "internal/authn"},
 		"./internal/drain/...": {"github.com/caddyserver/"},
 		"./internal/jwtauth/...": {"github.com/caddyserver/", "github.com/prometheus/",
 			module + "profile", module + "caddymodule"},

@@ -46,6 +46,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/workspace-profile/keys", Handler: caddy.AdminHandlerFunc(serveKeys)},
 		{Pattern: "/workspace-profile/profiles", Handler: caddy.AdminHandlerFunc(serveProfiles)},
+		{Pattern: apiKeysPath, Handler: caddy.AdminHandlerFunc(serveAPIKeys)},
+		{Pattern: apiKeysPath + "/", Handler: caddy.AdminHandlerFunc(serveAPIKey)},
 	}
 }
 

@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    query_token   on|off
 //	    dpop          [off|allowed|required] [{ required; mode off|allowed|required; algorithms <alg>...; iat_window <d>; replay_cache_size <n>; origin <url> }]
 //	    introspection [<endpoint>] { client_id <id>; client_secret <secret>; auth_method <m>; client_key <pem>; client_key_id <kid>; response json|jwt; cache_ttl <d>; negative_ttl <d>; cache_size <n>; timeout <d>; max_in_flight <n>; trust_pool <pem> }
+//	    api_keys      [{ store <backend> [<args>...]; header <name>; prefix <text> }]
 //	    service_account <claim> <value>...
 //	    create_missing
 //	    max_body      <size>
@@ -177,6 +178,10 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		}
 	case "introspection":
 		if err := h.unmarshalIntrospection(d, args); err != nil {
+			return err
+		}
+	case "api_keys":
+		if err := h.unmarshalAPIKeys(d, args); err != nil {
 			return err
 		}
 	case "keep_client_identity_headers":

@@ -147,6 +147,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"memory with argument":              {"workspace_profile {\n" + base + "storage memory big\n}", "storage memory"},
 		"bolt two files":                    {"workspace_profile {\n" + base + "storage bolt a.db b.db\n}", "storage bolt"},
 		"storage without backend":           {"workspace_profile {\n" + base + "storage\n}", "storage: wrong number of arguments"},
+		"api_keys twice":                    {"workspace_profile {\n" + base + "api_keys\napi_keys\n}", "api_keys: configured twice"},
+		"api_keys argument":                 {"workspace_profile {\n" + base + "api_keys on\n}", "api_keys: takes no arguments"},
+		"api_keys unknown option":           {"workspace_profile {\n" + base + "api_keys {\ncolour blue\n}\n}", `api_keys: unrecognized option "colour"`},
+		"api_keys header two values":        {"workspace_profile {\n" + base + "api_keys {\nheader A B\n}\n}", "api_keys: header: wrong number of arguments"},
+		"api_keys store without backend":    {"workspace_profile {\n" + base + "api_keys {\nstore\n}\n}", "api_keys: store: wrong number of arguments"},
+		"api_keys store twice":              {"workspace_profile {\n" + base + "api_keys {\nstore memory\nstore memory\n}\n}", "api_keys: store: configured twice"},
+		"api_keys upstream without store":   {"workspace_profile {\n" + base + "upstream localhost:1\napi_keys\n}", "api_keys: store: required in upstream mode"},
+		"api_keys alone without a store":    {"workspace_profile {\nupstream localhost:1\napi_keys\n}", "api_keys: store"},
 	}
 	for name, tt := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -26,8 +26,8 @@ func (h *Handler) authenticate(r *http.Request) (authn.Principal, *authn.Refusal
 
 // authenticator is the route's authentication decision, built from the
 // provisioned token verifier (none without a key source), the
-// introspection client and the DPoP option. No API-key store exists yet:
-// API keys are refused.
+// introspection client, the API-key store's verifier (none without
+// api_keys: API keys are refused) and the DPoP option.
 func (h *Handler) authenticator() *authn.Authenticator {
 	cfg := authn.Config{
 		Subject:        h.SubjectClaim,
@@ -40,6 +40,12 @@ func (h *Handler) authenticator() *authn.Authenticator {
 	if h.introspection != nil {
 		cfg.Introspection = h.introspection
 	}
+	if h.keys != nil {
+		cfg.APIKeys = h.keys
+	}
+	if h.APIKeys != nil {
+		cfg.APIKeyHeader, cfg.APIKeyPrefix = h.APIKeys.header(), h.APIKeys.prefix()
+	}
 	if d := h.DPoP; d.on() {
 		cfg.DPoP = authn.DPoP{Mode: d.mode(), Proofs: d.verifier, RequestTarget: d.requestTarget}
 	}
@@ -50,9 +56,10 @@ const userPlaceholderPrefix = "http.auth.user."
 
 // setUserPlaceholders answers {http.auth.user.*} lazily from the
 // principal, so a request pays for the claims it logs and no more: id is
-// the subject, method how the caller authenticated, any other name a claim.
+// the subject, method how the caller authenticated, key_id the API key's
+// id ("" for other methods), any other name a claim.
 func setUserPlaceholders(repl *caddy.Replacer, p authn.Principal) {
-	c, sub, method := p.Claims, p.Subject, p.Method
+	c, sub, method, keyID := p.Claims, p.Subject, p.Method, p.KeyID
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 		if !ok {
@@ -63,6 +70,8 @@ func setUserPlaceholders(repl *caddy.Replacer, p authn.Principal) {
 			return sub, true
 		case "method":
 			return string(method), true
+		case "key_id":
+			return keyID, true
 		}
 		v, ok := c.Text(name)
 		if !ok {

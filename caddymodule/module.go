@@ -56,9 +56,11 @@ var DefaultAlgorithms = jwtauth.DefaultAlgorithms
 // After a valid token it sets these placeholders:
 //
 //	{http.auth.user.id}       the subject (so the access log shows user_id)
-//	{http.auth.user.method}   how the caller authenticated: jwt (introspection
-//	                          and api_key once those exist), so a log or a
-//	                          backend can tell credentials apart
+//	{http.auth.user.method}   how the caller authenticated: jwt, introspection
+//	                          or api_key, so a log or a backend can tell
+//	                          credentials apart
+//	{http.auth.user.key_id}   the API key's id (never the key); empty for
+//	                          other methods
 //	{http.auth.user.<claim>}  any top-level claim of the token, as a string
 type Handler struct {
 	// The route's path, a clean absolute path. Every spelling of it that a
@@ -149,6 +151,12 @@ type Handler struct {
 	// InvalidToken and sent nowhere. Default: off.
 	Introspection *Introspection `json:"introspection,omitempty"`
 
+	// API keys: the route takes them, verified against a key store of its
+	// own (apikeys.go, docs/api-keys.md); `{}` takes every default.
+	// Without it, an API key is refused with 401 InvalidToken and sent
+	// nowhere. Default: off.
+	APIKeys *APIKeys `json:"api_keys,omitempty"`
+
 	// The claim that names the profile (its key). Default: sub.
 	SubjectClaim string `json:"subject_claim,omitempty"`
 
@@ -217,6 +225,10 @@ type Handler struct {
 	liveStore   profile.Store         // and the store it registered there
 	// storeErrors rate-limits the log lines of store failures
 	storeErrors *errorLog
+	// keyStore is the API-key store this handler holds (liveKeyStores),
+	// keys its verifier over the store's keyring; nil without api_keys
+	keyStore *keyStore
+	keys     *keyVerifier
 }
 
 // ServiceAccount says which claim value marks a service account.

@@ -56,11 +56,18 @@ func (h *Handler) validateConfig() error {
 // the Caddyfile parser runs it too, once the block is read, to point at
 // the directive's line.
 func (h *Handler) checkRequired() error {
-	if err := h.verifierConfig(nil, h.Discovery).Check(); err != nil {
-		return err
+	// issuer and audience are the tokens' rules: api_keys alone needs
+	// neither
+	if h.hasKeySource() || h.Introspection != nil {
+		if err := h.verifierConfig(nil, h.Discovery).Check(); err != nil {
+			return err
+		}
 	}
-	if !h.hasKeySource() && h.Introspection == nil {
-		return fmt.Errorf("jwks_url/jwks_file/discovery/introspection: at least one key source or introspection is required")
+	if !h.hasKeySource() && h.Introspection == nil && h.APIKeys == nil {
+		return fmt.Errorf("jwks_url/jwks_file/discovery/introspection/api_keys: at least one key source, introspection or api_keys is required")
+	}
+	if h.APIKeys != nil && h.APIKeys.StoreRaw == nil && h.UpstreamRaw != nil {
+		return fmt.Errorf("api_keys: store: required in upstream mode, where the route has no storage of its own")
 	}
 	if err := h.checkIntrospection(); err != nil {
 		return err
@@ -95,6 +102,11 @@ func (h *Handler) checkValues() error {
 	}
 	if h.DPoP != nil {
 		if err := h.DPoP.check(); err != nil {
+			return err
+		}
+	}
+	if h.APIKeys != nil {
+		if err := h.APIKeys.check(); err != nil {
 			return err
 		}
 	}

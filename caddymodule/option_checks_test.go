@@ -72,6 +72,17 @@ func TestOptionsSameInCaddyfileAndJSON(t *testing.T) {
 		{name: "introspection without client_id", caddyfile: "introspection https://idp.example/introspect {\nclient_secret s\n}", json: `"introspection":{"endpoint":"https://idp.example/introspect","client_secret":"s"}`, mention: "client_id"},
 		{name: "introspection over plain http", caddyfile: "introspection http://idp.example/introspect {\nclient_id c\nclient_secret s\n}", json: `"introspection":{"endpoint":"http://idp.example/introspect","client_id":"c","client_secret":"s"}`, mention: "endpoint"},
 		{name: "introspection without endpoint or discovery", caddyfile: "introspection {\nclient_id c\nclient_secret s\n}", json: `"introspection":{"client_id":"c","client_secret":"s"}`, mention: "exactly one discovery issuer"},
+		{name: "api_keys bare", caddyfile: "api_keys", json: `"api_keys":{}`},
+		{name: "api_keys header and prefix", caddyfile: "api_keys {\nheader X-Service-Key\nprefix acme_\n}", json: `"api_keys":{"header":"X-Service-Key","prefix":"acme_"}`},
+		{name: "api_keys store memory", caddyfile: "api_keys {\nstore memory\n}", json: `"api_keys":{"store":{"backend":"memory"}}`},
+		{name: "api_keys header Authorization", caddyfile: "api_keys {\nheader authorization\n}", json: `"api_keys":{"header":"authorization"}`, mention: "api_keys: header"},
+		{name: "api_keys header DPoP", caddyfile: "api_keys {\nheader DPoP\n}", json: `"api_keys":{"header":"DPoP"}`, mention: "api_keys: header"},
+		{name: "api_keys header an identity header", caddyfile: "api_keys {\nheader X-Workspace-Key\n}", json: `"api_keys":{"header":"X-Workspace-Key"}`, mention: "api_keys: header"},
+		{name: "api_keys header not a name", caddyfile: "api_keys {\nheader \"X Key\"\n}", json: `"api_keys":{"header":"X Key"}`, mention: "api_keys: header"},
+		{name: "api_keys prefix starting with ey", caddyfile: "api_keys {\nprefix eyk_\n}", json: `"api_keys":{"prefix":"eyk_"}`, mention: "api_keys: prefix"},
+		{name: "api_keys prefix with a dot", caddyfile: "api_keys {\nprefix a.b\n}", json: `"api_keys":{"prefix":"a.b"}`, mention: "api_keys: prefix"},
+		{name: "api_keys prefix too long", caddyfile: "api_keys {\nprefix " + strings.Repeat("a", 33) + "\n}", json: `"api_keys":{"prefix":"` + strings.Repeat("a", 33) + `"}`, mention: "api_keys: prefix"},
+		{name: "api_keys store unknown", caddyfile: "api_keys {\nstore paper\n}", json: `"api_keys":{"store":{"backend":"paper"}}`, mention: "paper"},
 		{name: "bolt timeout 2s", caddyfile: "storage bolt {dir}/p.db timeout 2s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"2s"}`},
 		{name: "bolt timeout negative", caddyfile: "storage bolt {dir}/p.db timeout -1s", json: `"storage":{"backend":"bolt","path":"{dir}/p.db","timeout":"-1s"}`, mention: "timeout"},
 		{name: "postgres max_conns 20", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 20", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":20}`},
@@ -131,6 +142,40 @@ func TestIntrospectionConfigRules(t *testing.T) {
 	}
 }
 
+// TestAPIKeyConfigRules: api_keys alone makes a route (no key source,
+// issuer or audience needed); in upstream mode it needs a store; routes
+// sharing a store must agree on the prefix.
+func TestAPIKeyConfigRules(t *testing.T) {
+	const up = `"upstream":{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:1"}]}`
+	for name, tt := range map[string]struct{ raw, mention string }{
+		"api_keys only":                {raw: `{"storage":{"backend":"memory"},"api_keys":{}}`},
+		"upstream without a key store": {raw: `{` + up + `,"api_keys":{}}`, mention: "api_keys: store: required in upstream mode"},
+		"nothing to verify with":       {raw: `{"storage":{"backend":"memory"}}`, mention: "api_keys"},
+	} {
+		err := loadHandlerJSON(t, []byte(tt.raw))
+		switch {
+		case tt.mention == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case tt.mention != "" && (err == nil || !strings.Contains(err.Error(), tt.mention)):
+			t.Errorf("%s: error %v, want one naming %q", name, err, tt.mention)
+		}
+	}
+	name := "test_keys prefix-" + strings.ReplaceAll(t.Name(), "/", "-")
+	first := &Handler{StorageRaw: json.RawMessage(`{"backend":"memory"}`), APIKeys: &APIKeys{StoreRaw: json.RawMessage(`{"backend":"test_keys","name":"` + name + `"}`)}}
+	provisionHandler(t, first)
+	second := &Handler{StorageRaw: json.RawMessage(`{"backend":"memory"}`), APIKeys: &APIKeys{Prefix: "acme_", StoreRaw: json.RawMessage(`{"backend":"test_keys","name":"` + name + `"}`)}}
+	ctx, cancel := newTestContext()
+	defer cancel()
+	err := second.Provision(ctx)
+	_ = second.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), `prefix "acme_"`) {
+		t.Fatalf("a second prefix on one store: %v", err)
+	}
+	if ks, err := findKeyStore("test_keys:" + name); err != nil || ks.Prefix != "wsk_" {
+		t.Fatalf("the first route's store after the refused one: %v %v", ks, err)
+	}
+}
+
 // TestBodyLimitsCappedInJSON: a JSON config, which never meets the
 // Caddyfile parser, is held to the same 1GiB cap on max_body and
 // max_upstream_body, refused at provision with the option named.
@@ -176,4 +221,28 @@ func loadHandlerCaddyfile(t *testing.T, src string) error {
 func strconvQuote(s string) string {
 	b, _ := json.Marshal(filepath.ToSlash(s))
 	return string(b)
+}
+
+// TestAPIKeysCaddyfileJSON: the api_keys block adapts to the JSON the
+// docs show, its store written as the storage module's own JSON.
+func TestAPIKeysCaddyfileJSON(t *testing.T) {
+	var h Handler
+	src := "workspace_profile {\nstorage memory\napi_keys {\nstore bolt /srv/keys.db timeout 2s\nheader X-Service-Key\nprefix acme_\n}\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(h.APIKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"store":{"backend":"bolt","path":"/srv/keys.db","timeout":2000000000},"header":"X-Service-Key","prefix":"acme_"}`; string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	var bare Handler
+	if err := bare.UnmarshalCaddyfile(caddyfile.NewTestDispenser("workspace_profile {\nstorage memory\napi_keys\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(bare.APIKeys); string(got) != "{}" {
+		t.Fatalf("bare api_keys: %s", got)
+	}
 }

@@ -103,44 +103,56 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
-	h.authn = h.authenticator()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	backend, err := h.provisionBackend(ctx)
+	if err != nil {
+		return err
+	}
+	if err := h.provisionAPIKeys(ctx, backend); err != nil {
+		return err
+	}
+	h.authn = h.authenticator()
+	return nil
+}
 
+// provisionBackend loads the upstream (answering a nil storage backend)
+// or the storage backend.
+func (h *Handler) provisionBackend(ctx caddy.Context) (StorageBackend, error) {
 	if h.UpstreamRaw != nil {
 		raw, err := withDefaultTimeouts(h.UpstreamRaw)
 		if err != nil {
-			return fmt.Errorf("upstream: %w", err)
+			return nil, fmt.Errorf("upstream: %w", err)
 		}
 		h.UpstreamRaw = raw
 		mod, err := ctx.LoadModule(h, "UpstreamRaw")
 		if err != nil {
-			return fmt.Errorf("upstream: %w", err)
+			return nil, fmt.Errorf("upstream: %w", err)
 		}
 		rp, ok := mod.(*reverseproxy.Handler)
 		if !ok {
-			return fmt.Errorf("upstream: handler must be reverse_proxy, not %T", mod)
+			return nil, fmt.Errorf("upstream: handler must be reverse_proxy, not %T", mod)
 		}
 		h.upstream = rp
-		return nil
+		return nil, nil
 	}
 	if h.StorageRaw == nil {
 		h.StorageRaw = json.RawMessage(`{"backend":"bolt"}`)
 	}
 	mod, err := ctx.LoadModule(h, "StorageRaw")
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return nil, fmt.Errorf("storage: %w", err)
 	}
 	backend, ok := mod.(StorageBackend)
 	if !ok {
-		return fmt.Errorf("storage: module %T is not a storage backend", mod)
+		return nil, fmt.Errorf("storage: module %T is not a storage backend", mod)
 	}
 	h.service = profile.Service{Store: backend.ProfileStore(), CreateMissing: h.CreateMissing}
 	h.storeName = backend.StoreName()
 	h.liveStore = h.service.Store
 	liveStores.add(h.storeName, h.liveStore)
-	return nil
+	return backend, nil
 }
 
 // Cleanup releases the shared key sources and registrations this handler
@@ -149,6 +161,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // modules are cleaned up by Caddy, which loaded them.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	if err := h.releaseAPIKeys(); err != nil {
+		errs = append(errs, err)
+	}
 	if h.introspection != nil {
 		if err := h.introspection.Close(); err != nil {
 			errs = append(errs, err)

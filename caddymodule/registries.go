@@ -129,4 +129,4 @@ var (
 
 var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge,
 	metricIntrospectionCalls, metricIntrospectionCache, metricIntrospectionSeconds, metricIntrospectionInFlight,
-	metricIntrospectionFailingFast}
+	metricIntrospectionFailingFast, metricKeyVerifications, metricKeyCache, metricKeyStoreReads}

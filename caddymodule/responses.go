@@ -122,6 +122,11 @@ func writeAuthProblem(w http.ResponseWriter, r *http.Request, instance string, e
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
+	if e.Code == authn.CodeStorageUnavailable {
+		// the API-key store is down: the answer of the profile store
+		// being down, whichever store failed
+		return writeEnvelope(w, http.StatusServiceUnavailable, profile.Failed(profile.StorageUnavailableItem()))
+	}
 	return writeProblem(w, r, instance, profile.NewProblem(e.Status, e.Code, e.Detail, "", ""), e.Challenge)
 }
 

@@ -36,6 +36,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case routeRefused:
 		return writeProblem(w, r, h.path, profile.NewProblem(http.StatusBadRequest, codeInvalidPath, profile.DetailInvalidPath, "", ""), "")
 	}
+	if h.keys != nil {
+		// the answer depends on the key header as on Authorization
+		// (varyAuthorization adds that one where the answer is written)
+		w.Header()["Vary"] = append(w.Header()["Vary"], h.APIKeys.header())
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodPut:
 	case http.MethodOptions:
@@ -56,7 +61,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return writeAuthProblem(w, r, h.path, aerr)
 	}
 	if h.upstream != nil {
-		return h.serveUpstream(w, r, caller.Claims, caller.Credential.Token)
+		return h.serveUpstream(w, r, caller)
 	}
 
 	if r.Method == http.MethodGet {

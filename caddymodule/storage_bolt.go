@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/boltstore"
@@ -131,6 +132,10 @@ func (b *BoltStorage) Cleanup() error { return releaseShared(boltPool, &b.key) }
 // ProfileStore implements StorageBackend.
 func (b *BoltStorage) ProfileStore() profile.Store { return b.store }
 
+// APIKeyStore is the API keys kept in the same file (profile/boltstore),
+// on the same open store.
+func (b *BoltStorage) APIKeyStore() (apikey.Store, error) { return apiKeysOf(b.store.Store.Store) }
+
 // StoreName implements StorageBackend.
 func (b *BoltStorage) StoreName() string { return "bolt:" + b.key }
 
@@ -161,6 +166,7 @@ func (b *BoltStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ StorageBackend        = (*BoltStorage)(nil)
+	_ keyStoreBackend       = (*BoltStorage)(nil)
 	_ caddy.Provisioner     = (*BoltStorage)(nil)
 	_ caddy.CleanerUpper    = (*BoltStorage)(nil)
 	_ caddyfile.Unmarshaler = (*BoltStorage)(nil)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/memstore"
 )
@@ -17,6 +18,7 @@ func init() {
 // loaded it: a reload or restart empties it. For tests and experiments.
 type MemoryStorage struct {
 	store *memstore.Store
+	keys  *apikey.Memory
 	id    uint64
 }
 
@@ -31,12 +33,17 @@ func (MemoryStorage) CaddyModule() caddy.ModuleInfo {
 // Provision creates the empty store.
 func (m *MemoryStorage) Provision(caddy.Context) error {
 	m.store = memstore.New()
+	m.keys = apikey.NewMemory()
 	m.id = memoryStores.Add(1)
 	return nil
 }
 
 // ProfileStore implements StorageBackend.
 func (m *MemoryStorage) ProfileStore() profile.Store { return m.store }
+
+// APIKeyStore is the store's API keys, as empty and as short-lived as
+// its profiles.
+func (m *MemoryStorage) APIKeyStore() (apikey.Store, error) { return m.keys, nil }
 
 // StoreName implements StorageBackend: "memory:<n>", n counting the
 // memory stores provisioned by this process (a reload makes a new one).
@@ -45,5 +52,6 @@ func (m *MemoryStorage) StoreName() string { return "memory:" + strconv.FormatUi
 // Interface guards
 var (
 	_ StorageBackend    = (*MemoryStorage)(nil)
+	_ keyStoreBackend   = (*MemoryStorage)(nil)
 	_ caddy.Provisioner = (*MemoryStorage)(nil)
 )

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/drain"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
@@ -155,6 +156,10 @@ func (p *PostgresStorage) Cleanup() error { return releaseShared(pgPool, &p.key)
 // ProfileStore implements StorageBackend.
 func (p *PostgresStorage) ProfileStore() profile.Store { return p.store }
 
+// APIKeyStore is the API keys kept in the same database and schema
+// (profile/pgstore), on the same pool.
+func (p *PostgresStorage) APIKeyStore() (apikey.Store, error) { return apiKeysOf(p.store.Store) }
+
 // StoreName implements StorageBackend: the schema and a short hash of the
 // DSN, never the DSN.
 func (p *PostgresStorage) StoreName() string {
@@ -215,6 +220,7 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ StorageBackend        = (*PostgresStorage)(nil)
+	_ keyStoreBackend       = (*PostgresStorage)(nil)
 	_ caddy.Provisioner     = (*PostgresStorage)(nil)
 	_ caddy.CleanerUpper    = (*PostgresStorage)(nil)
 	_ caddyfile.Unmarshaler = (*PostgresStorage)(nil)

@@ -27,7 +27,7 @@ import (
 // through reverse_proxy and answers with the normalized response. A PUT is
 // validated here first, so the backend only ever sees valid, canonical
 // bodies; nothing refused at the edge reaches it.
-func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtauth.Claims, tok string) error {
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, caller authn.Principal) error {
 	var body []byte
 	var warnings []profile.Item
 	if r.Method == http.MethodPut {
@@ -38,7 +38,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 		warnings = warns
 		body = req.CanonicalJSON()
 	}
-	out := h.upstreamRequest(r, c, tok, body)
+	out := h.upstreamRequest(r, caller, body)
 
 	buf := newBufferedResponse(h.MaxUpstreamBody)
 	defer buf.release()
@@ -85,11 +85,13 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, c jwtaut
 
 // upstreamRequest is the request the backend sees: the route's own path
 // (never the client's spelling of it), the token in Authorization and never
-// in the query, the caller's identity in X-Workspace-* headers that a
-// client cannot forge, Accept-Encoding identity (so that the body can be
-// read), and the validated body of a PUT without the client's trailers or
+// in the query (an API key nowhere: neither Authorization nor the key
+// header), the caller's identity in X-Workspace-* headers that a client
+// cannot forge, Accept-Encoding identity (so that the body can be read),
+// and the validated body of a PUT without the client's trailers or
 // Content-Encoding.
-func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string, body []byte) *http.Request {
+func (h *Handler) upstreamRequest(r *http.Request, caller authn.Principal, body []byte) *http.Request {
+	c := caller.Claims
 	out := r.Clone(r.Context())
 	out.URL.Path, out.URL.RawPath = h.path, ""
 	out.URL.RawQuery = jwtauth.WithoutTokenParams(r.URL.RawQuery)
@@ -108,7 +110,14 @@ func (h *Handler) upstreamRequest(r *http.Request, c jwtauth.Claims, tok string,
 	// a DPoP proof is for this edge (RFC 9449): the backend gets the
 	// verified token as a plain bearer token and never the proof
 	delete(out.Header, "Dpop")
-	out.Header.Set("Authorization", "Bearer "+tok)
+	// an API key is this edge's secret: the backend learns its owner
+	// from the identity headers, never the key
+	delete(out.Header, h.authn.KeyHeader())
+	if caller.Method == authn.MethodAPIKey {
+		delete(out.Header, "Authorization")
+	} else {
+		out.Header.Set("Authorization", "Bearer "+caller.Credential.Token)
+	}
 	if sub, ok := c.Str(h.authn.SubjectClaim()); ok {
 		out.Header.Set("X-Workspace-User-Id", sub)
 	}

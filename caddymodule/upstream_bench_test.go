@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"go.uber.org/zap"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/authn"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
 )
@@ -135,7 +136,7 @@ func BenchmarkUpstream(b *testing.B) {
 	}
 	inHandler := func() {
 		rec, r := prepared()
-		if err := h.serveUpstream(rec, r, c, tok); err != nil || rec.Code != 200 {
+		if err := h.serveUpstream(rec, r, authn.Principal{Claims: c, Method: authn.MethodJWT, Credential: authn.Credential{Token: tok}}); err != nil || rec.Code != 200 {
 			b.Fatalf("%v %d %s", err, rec.Code, rec.Body)
 		}
 	}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,6 +63,19 @@ func TestWalkthroughMatchesREADME(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d (%s): %v", i+1, st.line, err)
 		}
+		if st.capture != "" {
+			// NAME=$(curl ... | jq -r .member): the member of a JSON answer
+			var answer map[string]any
+			if err := json.Unmarshal(body, &answer); err != nil || resp.StatusCode/100 != 2 {
+				t.Fatalf("step %d (%s): %d %s", i+1, st.line, resp.StatusCode, body)
+			}
+			v, ok := answer[st.member].(string)
+			if !ok {
+				t.Fatalf("step %d (%s): the answer has no string %q: %s", i+1, st.line, st.member, body)
+			}
+			vars[st.capture] = v
+			continue
+		}
 		if msg := st.compare(resp, string(body)); msg != "" {
 			t.Errorf("step %d of the README's walk-through, %s\n%s\nthe README says:\n%s", i+1, st.line, msg, strings.Join(st.expect, "\n"))
 		}
@@ -103,7 +117,14 @@ type wtStep struct {
 	line   string   // the command as written (joined), for messages
 	args   []string // its words, variables and $(cat ...) expanded later
 	expect []string // the comment lines after it, "# " stripped
+	// capture and member: NAME=$(curl ... | jq -r .member) sets NAME to a
+	// member of the answer (an API key made by the admin endpoint), and
+	// shows no answer
+	capture, member string
 }
+
+// wtCapture is a variable set from a curl command's JSON answer.
+var wtCapture = regexp.MustCompile(`^([A-Z][A-Z0-9_]*)=\$\((curl .*) \| jq -r \.([A-Za-z_]+)\)$`)
 
 // parseWalkthrough returns the curl commands of the README's walk-through
 // and its variables (U, T...) with their values, U's on this run's port.
@@ -146,6 +167,14 @@ func parseWalkthrough(t *testing.T, readme string) ([]wtStep, map[string]string)
 				c := strings.TrimPrefix(strings.TrimPrefix(trimmed, "#"), " ")
 				steps[len(steps)-1].expect = append(steps[len(steps)-1].expect, c)
 			}
+		case wtCapture.MatchString(trimmed):
+			m := wtCapture.FindStringSubmatch(trimmed)
+			words, err := shellWords(m[2])
+			if err != nil {
+				t.Fatalf("walk-through: cannot read %q: %v", trimmed, err)
+			}
+			steps = append(steps, wtStep{line: trimmed, args: words[1:], capture: m[1], member: m[3]})
+			inAnswer = false
 		case assign.MatchString(trimmed):
 			m := assign.FindStringSubmatch(trimmed)
 			words, err := shellWords(m[2])
@@ -171,7 +200,7 @@ func parseWalkthrough(t *testing.T, readme string) ([]wtStep, map[string]string)
 	}
 	vars["U"] = strings.Replace(u, "localhost:8080", itHost, 1)
 	for _, st := range steps {
-		if len(st.expect) == 0 {
+		if len(st.expect) == 0 && st.capture == "" {
 			t.Fatalf("walk-through: %q shows no answer", st.line)
 		}
 	}
@@ -302,7 +331,8 @@ func (st *wtStep) request(t *testing.T, vars map[string]string) (*http.Request, 
 			if url != "" {
 				return nil, fmt.Errorf("two URLs: %s and %s", url, a)
 			}
-			url = expand(t, a, vars)
+			// Caddy's admin endpoint, on this run's admin port
+			url = strings.Replace(expand(t, a, vars), "localhost:2019", strings.TrimPrefix(itAdmin, "http://"), 1)
 		}
 		if err != nil {
 			return nil, err

@@ -28,9 +28,13 @@ func NewExportWriter(w io.Writer) *ExportWriter {
 }
 
 // Write writes the line of p.
-func (e *ExportWriter) Write(p Profile) error {
+func (e *ExportWriter) Write(p Profile) error { return e.WriteValue(p.Data()) }
+
+// WriteValue writes v as one JSON line (encoding/json's encoding), for
+// exports of other records in the same form (package apikey's).
+func (e *ExportWriter) WriteValue(v any) error {
 	e.buf.Reset()
-	if err := json.NewEncoder(&e.buf).Encode(p.Data()); err != nil { // one line and its "\n"
+	if err := json.NewEncoder(&e.buf).Encode(v); err != nil { // one line and its "\n"
 		return err
 	}
 	e.sum.Write(e.buf.Bytes())
@@ -39,7 +43,7 @@ func (e *ExportWriter) Write(p Profile) error {
 	return err
 }
 
-// Count is the number of profiles written.
+// Count is the number of lines written.
 func (e *ExportWriter) Count() int64 { return e.count }
 
 // Close writes the trailer line.

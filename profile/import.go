@@ -1,9 +1,6 @@
 package profile
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -68,16 +65,8 @@ type ImportFile struct {
 	Profiles []Profile
 	// Lines holds the file's line number of each of Profiles.
 	Lines []int
-	// Refused reports the refused lines in line order, at most
-	// MaxImportLineReports of them; never nil.
-	Refused []LineReport
-	// Truncated says checking stopped at the MaxImportLineReports-th
-	// refused line; Unchecked counts the non-blank lines after it.
-	Truncated bool
-	Unchecked int
-	// Trailer is the file's export trailer, checked; nil when the file has
-	// none or anything was refused.
-	Trailer *ExportTrailer
+	// ImportScan says which lines were refused, and the trailer.
+	ImportScan
 }
 
 // ReadImport is ReadImportWith without requiring the trailer: the form of
@@ -86,126 +75,30 @@ func ReadImport(r io.Reader, maxBytes int64) (*ImportFile, error) {
 	return ReadImportWith(r, ImportOptions{MaxBytes: maxBytes})
 }
 
-// ImportOptions say how ReadImportWith reads a file.
-type ImportOptions struct {
-	// MaxBytes caps the file; more is ErrImportTooLarge.
-	MaxBytes int64
-	// RequireTrailer refuses a file that does not end with an export's
-	// trailer line (see ExportWriter), as a truncated file does not.
-	RequireTrailer bool
-}
-
 // ReadImportWith reads an import, JSON lines as an export writes them,
-// from r and checks each line with ParseImportLine and against the lines
-// before it (a user ID or user name seen twice). Lines are numbered from
-// 1, blank ones included; blank lines are skipped. Its memory does not
-// grow with the refused lines: a line over MaxImportLineBytes is refused
-// as TooLong without being held whole, and after MaxImportLineReports
-// refused lines it stops checking and only counts the lines left. It
-// returns ErrImportTooLarge when r holds more than opt.MaxBytes, and r's
-// own errors.
-//
-// The export's trailer line (see ExportWriter), when the file has one, is
-// checked whether or not opt.RequireTrailer is set: it must be the last
-// line that is not blank, and its count and sha256 must be those of the
-// lines before it, byte for byte; otherwise it is refused with
-// CodeExportTrailer on its line. With opt.RequireTrailer, a file without
-// one is refused with CodeExportTrailer on the line after its last.
+// from r with ScanImport and checks each line with ParseImportLine and
+// against the lines before it (a user ID or user name seen twice).
 func ReadImportWith(r io.Reader, opt ImportOptions) (*ImportFile, error) {
-	lr := &io.LimitedReader{R: r, N: opt.MaxBytes + 1}
-	// The buffer holds a whole line of MaxImportLineBytes and its "\r\n".
-	br := bufio.NewReaderSize(lr, MaxImportLineBytes+2)
-	f := &ImportFile{Refused: []LineReport{}}
+	f := &ImportFile{}
 	var set importSet
-	refuse := func(n int, errs []Item) {
-		f.Refused = append(f.Refused, LineReport{Line: n, Errors: errs})
+	scan, err := ScanImport(r, opt, func(n int, line []byte) []Item {
+		p, errs := ParseImportLine(line)
+		if len(errs) == 0 {
+			errs = set.add(p, n)
+		}
+		if len(errs) == 0 {
+			f.Profiles, f.Lines = append(f.Profiles, p), append(f.Lines, n)
+		}
+		return errs
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.ImportScan = *scan
+	if len(f.Refused) > 0 {
 		f.Profiles, f.Lines = nil, nil
-		f.Truncated = len(f.Refused) >= MaxImportLineReports
 	}
-	sum := sha256.New() // of every byte before the trailer line
-	var count int64     // lines before the trailer line, not blank
-	var trailer *ExportTrailer
-	for n := 1; ; n++ {
-		// line is valid until the next read; a line that does not fit the
-		// buffer is hashed and skipped in pieces, counting its length.
-		line, err := br.ReadSlice('\n')
-		last, length, tooLong := line, len(line), false
-		if errors.Is(err, bufio.ErrBufferFull) {
-			tooLong = true
-			sum.Write(line)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				last, err = br.ReadSlice('\n')
-				length += len(last)
-				sum.Write(last)
-			}
-		}
-		if lr.N <= 0 {
-			return nil, ErrImportTooLarge
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		if bytes.HasSuffix(last, []byte("\n")) { // the line ending is not the line's
-			length--
-			if bytes.HasSuffix(last, []byte("\r\n")) {
-				length--
-			}
-		}
-		tooLong = tooLong || length > MaxImportLineBytes
-		var trimmed []byte
-		if !tooLong {
-			trimmed = bytes.TrimSpace(line)
-		}
-		isTrailer := !tooLong && bytes.HasPrefix(trimmed, trailerPrefix)
-		if !tooLong && !isTrailer && trailer == nil {
-			sum.Write(line)
-		}
-		blank := !tooLong && len(trimmed) == 0
-		if !blank && !isTrailer {
-			count++
-		}
-		switch {
-		case blank:
-		case f.Truncated:
-			f.Unchecked++
-		case trailer != nil:
-			refuse(n, []Item{NewError(CodeExportTrailer, "A line follows the export's trailer line.", "", TypeValidation, nil)})
-		case isTrailer:
-			t, errs := checkTrailer(trimmed, count, sum.Sum(nil))
-			if len(errs) > 0 {
-				refuse(n, errs)
-			}
-			trailer = &t // a trailer, even refused: what follows is refused
-		case tooLong:
-			refuse(n, []Item{NewError(CodeTooLong, fmt.Sprintf("The line is longer than %d bytes.", MaxImportLineBytes), "", TypeValidation,
-				lengthMeta("MaxLength", MaxImportLineBytes, length))})
-		default:
-			p, errs := ParseImportLine(trimmed)
-			if len(errs) == 0 {
-				errs = set.add(p, n)
-			}
-			switch {
-			case len(errs) > 0:
-				refuse(n, errs)
-			case len(f.Refused) == 0:
-				f.Profiles, f.Lines = append(f.Profiles, p), append(f.Lines, n)
-			}
-		}
-		if err != nil { // io.EOF
-			if opt.RequireTrailer && trailer == nil && !f.Truncated {
-				if len(line) > 0 { // the line after the last
-					n++
-				}
-				refuse(n, []Item{NewError(CodeExportTrailer, "The file does not end with an export's trailer line: it may be cut short. "+
-					"Import a hand-written file with verification off.", "", TypeValidation, nil)})
-			}
-			f.Trailer = trailer
-			if len(f.Refused) > 0 {
-				f.Trailer = nil
-			}
-			return f, nil
-		}
-	}
+	return f, nil
 }
 
 // ErrImportTooLarge is returned for an import over its cap.

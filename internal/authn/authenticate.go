@@ -4,13 +4,15 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
-// Verifier checks a credential of one kind and answers with its claims.
-// *jwtauth.Verifier is the JWT one; introspection and the API-key store
-// will be others. It refuses with the core's codes (jwtauth.Error).
+// Verifier checks a token of one kind and answers with its claims.
+// *jwtauth.Verifier is the JWT one, introspection another; API keys have
+// their own (KeyVerifier). It refuses with the core's codes
+// (jwtauth.Error).
 type Verifier interface {
 	Verify(ctx context.Context, credential string) (jwtauth.Claims, *jwtauth.Error)
 }
@@ -37,7 +39,8 @@ const (
 // profile key), its kind, its claims (for placeholders, identity headers
 // and create_missing), the DPoP key it is bound to (cnf.jkt, "" when
 // unbound), the method it came by, and the credential itself (upstream
-// mode forwards it).
+// mode forwards a token, never an API key), and for an API key its
+// record's id (KeyID, "" for other methods).
 type Principal struct {
 	Subject    string
 	Kind       PrincipalKind
@@ -45,6 +48,7 @@ type Principal struct {
 	Binding    string
 	Method     Method
 	Credential Credential
+	KeyID      string
 }
 
 // Config is what an Authenticator decides with.
@@ -56,7 +60,14 @@ type Config struct {
 	// configured, such credentials are refused as an invalid token without
 	// being sent anywhere.
 	Introspection Verifier
-	APIKeys       Verifier
+	APIKeys       KeyVerifier
+	// APIKeyHeader is the header an API key comes in, whatever its value;
+	// APIKeyPrefix starts a Bearer or access_token value that is an API
+	// key. Empty: apikey.DefaultHeader, apikey.DefaultPrefix. They are
+	// recognised with APIKeys nil too, so that a key is never sent to
+	// another verifier.
+	APIKeyHeader string
+	APIKeyPrefix string
 	// Subject is the claim that names the caller; empty is
 	// jwtauth.DefaultSubject.
 	Subject string
@@ -71,6 +82,8 @@ type Config struct {
 type Authenticator struct {
 	verifiers      [KindAPIKey + 1]Verifier
 	methods        [KindAPIKey + 1]Method
+	keys           KeyVerifier
+	recognition    KeyRecognition
 	subject        string
 	allowQuery     bool
 	serviceAccount ServiceAccount
@@ -85,6 +98,14 @@ func New(cfg Config) *Authenticator {
 		allowQuery:     cfg.AllowQuery,
 		serviceAccount: cfg.ServiceAccount,
 		dpop:           cfg.DPoP,
+		keys:           cfg.APIKeys,
+		recognition:    KeyRecognition{Header: http.CanonicalHeaderKey(cfg.APIKeyHeader), Prefix: cfg.APIKeyPrefix},
+	}
+	if a.recognition.Header == "" {
+		a.recognition.Header = apikey.DefaultHeader
+	}
+	if a.recognition.Prefix == "" {
+		a.recognition.Prefix = apikey.DefaultPrefix
 	}
 	if a.subject == "" {
 		a.subject = jwtauth.DefaultSubject
@@ -97,7 +118,7 @@ func New(cfg Config) *Authenticator {
 	}
 	a.verifiers[KindJWT], a.methods[KindJWT] = cfg.JWT, MethodJWT
 	a.verifiers[KindOpaque], a.methods[KindOpaque] = cfg.Introspection, MethodIntrospection
-	a.verifiers[KindAPIKey], a.methods[KindAPIKey] = cfg.APIKeys, MethodAPIKey
+	a.methods[KindAPIKey] = MethodAPIKey
 	return a
 }
 
@@ -107,6 +128,9 @@ func (a *Authenticator) Challenges() *Challenges { return &a.challenges }
 
 // SubjectClaim is the name of the claim that names the caller.
 func (a *Authenticator) SubjectClaim() string { return a.subject }
+
+// KeyHeader is the header API keys come in, in canonical form.
+func (a *Authenticator) KeyHeader() string { return a.recognition.Header }
 
 // Details of refusals of credentials no verifier takes. An API key gets
 // the answer any bad key will get once keys are verified, so that the
@@ -133,7 +157,7 @@ const (
 // is zero.
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 	ch := &a.challenges
-	cred, aerr := Extract(r, a.allowQuery, ch.dpopOn)
+	cred, aerr := Extract(r, a.allowQuery, ch.dpopOn, a.recognition)
 	if aerr != nil {
 		return Principal{}, ch.missing(aerr)
 	}
@@ -142,13 +166,13 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, *Refusal) {
 		// refused before any verification: no bearer credential can pass
 		return Principal{}, ch.asDPoP(jwtauth.InvalidToken(DetailDPoPRequired))
 	}
+	if cred.Kind == KindAPIKey {
+		return a.authenticateKey(r, cred)
+	}
 	v := a.verifiers[cred.Kind]
 	if v == nil {
 		detail := DetailNotJWS
-		switch cred.Kind {
-		case KindAPIKey:
-			detail = DetailInvalidAPIKey
-		case KindJWT:
+		if cred.Kind == KindJWT {
 			detail = DetailNoKeySet
 		}
 		return Principal{}, a.tokenRefusal(viaDPoP, jwtauth.InvalidToken(detail))

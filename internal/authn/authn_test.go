@@ -43,7 +43,7 @@ var (
 	defaultSA      = ServiceAccount{Claim: UserTypeClaim, Values: []string{"2"}}
 	invalidAPIKey  = want{401, "InvalidToken", DetailInvalidAPIKey, BearerChallenge("invalid_token", DetailInvalidAPIKey)}
 	notJWS         = want{401, "InvalidToken", DetailNotJWS, BearerChallenge("invalid_token", DetailNotJWS)}
-	twoCredentials = want{400, "InvalidRequest", detailTwoCredentials, BearerChallenge("invalid_request", "")}
+	twoCredentials = want{400, "InvalidRequest", TwoCredentialsDetail("X-Api-Key"), BearerChallenge("invalid_request", "")}
 )
 
 // want is a refusal as the client sees it; the zero want is acceptance.
@@ -149,7 +149,7 @@ func TestRoutingToConfiguredVerifiers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			jwt := &fakeVerifier{claims: map[string]string{goodJWT: aliceClaim}}
 			intro := &fakeVerifier{claims: map[string]string{"opaque-1": aliceClaim, jweToken: aliceClaim}}
-			keys := &fakeVerifier{claims: map[string]string{"wsk_1": aliceClaim}}
+			keys := &fakeKeys{owners: map[string]KeyOwner{"wsk_1": {ID: "k1", Subject: "alice"}}}
 			a := New(Config{JWT: jwt, Introspection: intro, APIKeys: keys, ServiceAccount: defaultSA})
 			p, ref := a.Authenticate(newRequest("/", tt.hdr...))
 			check(t, ref, want{})
@@ -206,7 +206,7 @@ func TestClassify(t *testing.T) {
 		strings.Repeat("a", 8192): KindOpaque,
 		strings.Repeat("a", 8193): KindInvalid,
 	} {
-		if got := Classify(tok); got != k {
+		if got := Classify(tok, "wsk_"); got != k {
 			t.Errorf("Classify(%.20q) = %s, want %s", tok, got, k)
 		}
 	}

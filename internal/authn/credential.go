@@ -7,16 +7,10 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth"
 )
 
-// APIKeyHeader is the header an API key comes in; a Bearer or
-// access_token value starting with APIKeyPrefix is an API key too.
-const (
-	APIKeyHeader = "X-Api-Key"
-	APIKeyPrefix = "wsk_"
-)
-
-// SchemeAPIKey is Credential.Scheme of a credential from APIKeyHeader,
-// beside jwtauth's SchemeBearer, SchemeQuery and SchemeDPoP.
-const SchemeAPIKey = "X-Api-Key"
+// SchemeAPIKey is Credential.Scheme of a credential from the API-key
+// header (Config.APIKeyHeader), beside jwtauth's SchemeBearer,
+// SchemeQuery and SchemeDPoP.
+const SchemeAPIKey = "api_key_header"
 
 // Kind is what a credential is, by its shape alone: which verifier may
 // look at it.
@@ -34,8 +28,8 @@ const (
 	// decrypts nothing, but its issuer can read it (zitadel's opaque
 	// tokens are JWEs it encrypted for itself).
 	KindOpaque
-	// KindAPIKey: from X-Api-Key whatever its value, or a token starting
-	// with APIKeyPrefix, for the API-key store.
+	// KindAPIKey: from the API-key header whatever its value, or a token
+	// starting with the API-key prefix, for the API-key store.
 	KindAPIKey
 )
 
@@ -63,47 +57,59 @@ type Credential struct {
 // viaDPoP reports whether the credential came with the DPoP scheme.
 func (c Credential) viaDPoP() bool { return c.Scheme == jwtauth.SchemeDPoP }
 
-// detailTwoCredentials refuses X-Api-Key beside another credential.
-const detailTwoCredentials = "The request carries more than one credential: send X-Api-Key or Authorization, once."
+// TwoCredentialsDetail is the detail of the refusal of the API-key
+// header beside another credential, naming the header.
+func TwoCredentialsDetail(header string) string {
+	return "The request carries more than one credential: send " + header + " or Authorization, once."
+}
+
+// KeyRecognition says what an API key looks like on a request: the header
+// it comes in (canonical form), and the prefix of a Bearer or
+// access_token value that is one.
+type KeyRecognition struct {
+	Header string
+	Prefix string
+}
 
 // Extract finds the one credential of r and its kind. The token rules are
 // jwtauth.ExtractCredential's (one Authorization header, the query
 // parameter only when allowQuery and only under its literal name, the
-// DPoP scheme only with acceptDPoP); X-Api-Key beside any Authorization
-// header or a query token, or twice, is invalid_request as a token in two
-// places is: the route never guesses which credential the client meant.
-func Extract(r *http.Request, allowQuery, acceptDPoP bool) (Credential, *jwtauth.Error) {
-	keys, hasKey := r.Header[APIKeyHeader]
+// DPoP scheme only with acceptDPoP); the key header beside any
+// Authorization header or a query token, or twice, is invalid_request as a
+// token in two places is: the route never guesses which credential the
+// client meant.
+func Extract(r *http.Request, allowQuery, acceptDPoP bool, keys KeyRecognition) (Credential, *jwtauth.Error) {
+	vals, hasKey := r.Header[keys.Header]
 	if hasKey {
-		if len(keys) > 1 || len(r.Header["Authorization"]) > 0 {
-			return Credential{}, jwtauth.InvalidRequest(detailTwoCredentials)
+		if len(vals) > 1 || len(r.Header["Authorization"]) > 0 {
+			return Credential{}, jwtauth.InvalidRequest(TwoCredentialsDetail(keys.Header))
 		}
 	}
 	c, err := jwtauth.ExtractCredential(r, allowQuery, acceptDPoP)
 	if hasKey {
 		switch {
 		case err == nil:
-			return Credential{}, jwtauth.InvalidRequest(detailTwoCredentials)
+			return Credential{}, jwtauth.InvalidRequest(TwoCredentialsDetail(keys.Header))
 		case err.Code != jwtauth.CodeMissingToken:
 			return Credential{}, err // a misspelt token parameter, as without a key
 		}
-		return Credential{Token: keys[0], Scheme: SchemeAPIKey, Kind: KindAPIKey}, nil
+		return Credential{Token: vals[0], Scheme: SchemeAPIKey, Kind: KindAPIKey}, nil
 	}
 	if err != nil {
 		return Credential{}, err
 	}
-	return Credential{Token: c.Token, Scheme: c.Scheme, Kind: Classify(c.Token)}, nil
+	return Credential{Token: c.Token, Scheme: c.Scheme, Kind: Classify(c.Token, keys.Prefix)}, nil
 }
 
-// Classify routes a token by its shape. It looks only at what tells the
-// shapes apart, so that the path of a JWT costs a prefix test and a count
-// of dots: the JWT's own strict pre-check is the token core's (a cache
-// hit is byte for byte a token that passed it).
-func Classify(tok string) Kind {
+// Classify routes a token by its shape, an API key by keyPrefix. It looks
+// only at what tells the shapes apart, so that the path of a JWT costs a
+// prefix test and a count of dots: the JWT's own strict pre-check is the
+// token core's (a cache hit is byte for byte a token that passed it).
+func Classify(tok, keyPrefix string) Kind {
 	if len(tok) == 0 || len(tok) > jwtauth.MaxTokenLen {
 		return KindInvalid
 	}
-	if strings.HasPrefix(tok, APIKeyPrefix) {
+	if keyPrefix != "" && strings.HasPrefix(tok, keyPrefix) {
 		return KindAPIKey
 	}
 	if strings.Count(tok, ".") == 2 {

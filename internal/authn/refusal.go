@@ -35,7 +35,7 @@ func Status(code string) int {
 		return http.StatusBadRequest
 	case CodeServiceAccountForbidden:
 		return http.StatusForbidden
-	case jwtauth.CodeKeysUnavailable, jwtauth.CodeIntrospectionUnavailable:
+	case jwtauth.CodeKeysUnavailable, jwtauth.CodeIntrospectionUnavailable, CodeStorageUnavailable:
 		// nothing was learnt of the credential: try again, never a 401
 		return http.StatusServiceUnavailable
 	}

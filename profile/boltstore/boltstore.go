@@ -78,7 +78,9 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketProfiles, bucketUserNames} {
+		// the API-key buckets came later without changing the others: a
+		// file of schema 1 gains them here, and SchemaVersion stays 1
+		for _, b := range [][]byte{bucketProfiles, bucketUserNames, bucketKeys, bucketKeyIDs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

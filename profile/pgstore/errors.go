@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -38,7 +39,9 @@ type storeError struct {
 	wrapped []error
 }
 
-func (e *storeError) Error() string   { return profile.ErrUnavailable.Error() + ": " + e.cause }
+// Error names the first wrapped error: profile.ErrUnavailable, or
+// apikey.ErrUnavailable for the key store (see keyFail).
+func (e *storeError) Error() string   { return e.wrapped[0].Error() + ": " + e.cause }
 func (e *storeError) Unwrap() []error { return e.wrapped }
 
 func unavailable(err error) error {
@@ -108,6 +111,21 @@ func describe(err error) string {
 var scrubRE = regexp.MustCompile("`?(user|database|host|port)=[^ `]*`?|\\[?[0-9a-fA-F:.]*\\]?:[0-9]{1,5}\\b|\\([0-9a-fA-F:.]+\\)")
 
 func scrub(s string) string { return scrubRE.ReplaceAllString(s, "…") }
+
+// keyFail is fail for the API-key store: the same error, but one that
+// errors.Is apikey.ErrUnavailable instead of profile.ErrUnavailable.
+func (s *Store) keyFail(ctx context.Context, err error) error {
+	return asKeyError(s.fail(ctx, err))
+}
+
+func asKeyError(err error) error {
+	var se *storeError
+	if !errors.As(err, &se) {
+		return err
+	}
+	wrapped := append([]error{apikey.ErrUnavailable}, se.wrapped[1:]...)
+	return &storeError{cause: se.cause, wrapped: wrapped}
+}
 
 // retryable: serialization failure, deadlock.
 func retryable(err error) bool {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
@@ -62,6 +63,11 @@ type Lazy struct {
 func OpenLazy(dsn string, opts Options, lo LazyOptions) (*Lazy, error) {
 	if _, err := pgxpool.ParseConfig(dsn); err != nil {
 		return nil, ErrBadDSN
+	}
+	if opts.ListenDSN != "" {
+		if _, err := pgx.ParseConfig(opts.ListenDSN); err != nil {
+			return nil, ErrBadDSN
+		}
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = defaultTimeout

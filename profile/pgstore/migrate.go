@@ -34,7 +34,35 @@ var migrations = []string{
 	2: `CREATE UNIQUE INDEX profiles_user_name_fold ON {s}.profiles (lower(user_name COLLATE "C")) WHERE user_name <> '';
 	DROP INDEX {s}.profiles_user_name_key;
 	ALTER INDEX {s}.profiles_user_name_fold RENAME TO profiles_user_name_key`,
+	// Version 3: API keys (see keys.go). Online: a new table and its
+	// indexes, nothing a running node of an older build reads or locks.
+	3: apiKeysMigration,
 }
+
+// apiKeysMigration is migration 3, also printed in docs/storage.md for a
+// DBA who runs it by hand (a test holds the two the same).
+//
+// changed_at and changed_xid are set by each write that changes what a
+// key lets in (create, revoke, import), not by TouchLastUsed: the poll of
+// the other nodes reads changed_xid (see keys_watch.go for why not
+// changed_at), and a use of a key must not make every node drop it from
+// its cache each minute.
+const apiKeysMigration = `CREATE TABLE IF NOT EXISTS {s}.api_keys (
+	id          text PRIMARY KEY,
+	hash        bytea NOT NULL UNIQUE CHECK (octet_length(hash) = 32),
+	subject     text NOT NULL,
+	kind        text NOT NULL CHECK (kind IN ('user', 'service')),
+	name        text NOT NULL DEFAULT '',
+	created     timestamptz NOT NULL,
+	expires     timestamptz,
+	revoked     timestamptz,
+	last_used   timestamptz,
+	changed_at  timestamptz NOT NULL DEFAULT now(),
+	changed_xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX IF NOT EXISTS api_keys_subject ON {s}.api_keys (subject, created);
+CREATE INDEX IF NOT EXISTS api_keys_changed_at ON {s}.api_keys (changed_at);
+CREATE INDEX IF NOT EXISTS api_keys_changed_xid ON {s}.api_keys (changed_xid)`
 
 // nameKey is the user-name index's expression: ASCII lower-casing, the
 // same as profile.NormalizeUserName (user names are ASCII).
@@ -58,6 +86,25 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
 			return err
+		}
+		// A schema already up to date is left alone, without a DDL
+		// statement: a role that may not create (see docs/storage.md) can
+		// then use tables its DBA migrated.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.schema+".schema_migrations").Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			var current int
+			if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.schema+".schema_migrations").Scan(&current); err != nil {
+				return err
+			}
+			if current > LatestVersion() {
+				return fmt.Errorf("%w: schema %s is at version %d, this build at %d", errNewer, schema, current, LatestVersion())
+			}
+			if current == LatestVersion() {
+				return nil
+			}
 		}
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.schema); err != nil {
 			return err

@@ -35,12 +35,22 @@ type Options struct {
 	StatementTimeout time.Duration
 	// ExportTimeout bounds one export from start to end. Default: 1h.
 	ExportTimeout time.Duration
+	// Poll is how often a node watching the API keys reads the keys
+	// changed since its last read, in case a notification was lost (see
+	// keys_watch.go). Default: 2s.
+	Poll time.Duration
+	// ListenDSN, when set, is where the store's one listening connection
+	// goes instead of the DSN: LISTEN needs a session of its own, which
+	// PgBouncer in transaction mode cannot give (use a session-mode pool
+	// or the server itself).
+	ListenDSN string
 }
 
 const (
 	defaultSchema        = "workspace_profile"
 	defaultTimeout       = 5 * time.Second
 	defaultExportTimeout = time.Hour
+	defaultPoll          = 2 * time.Second
 	maxAttempts          = 5
 	// maxTransfers is how many exports and imports may run at once, each
 	// on a connection of its own outside the pool.
@@ -54,9 +64,14 @@ type Store struct {
 	pool          *pgxpool.Pool
 	connConfig    *pgx.ConnConfig // for the exports' and imports' own connections
 	schema        string          // quoted identifier
+	schemaName    string          // as given, for channel names
 	timeout       time.Duration
 	exportTimeout time.Duration
 	transfers     chan struct{} // a slot per running export or import
+
+	listenConfig *pgx.ConnConfig // for the listening connection
+	poll         time.Duration
+	watch        watchState // the listener and the key watchers (keys_watch.go)
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -92,6 +107,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.ExportTimeout <= 0 {
 		opts.ExportTimeout = defaultExportTimeout
 	}
+	if opts.Poll <= 0 {
+		opts.Poll = defaultPoll
+	}
+	listenConfig := cfg.ConnConfig
+	if opts.ListenDSN != "" {
+		lc, err := pgx.ParseConfig(opts.ListenDSN)
+		if err != nil {
+			return nil, ErrBadDSN
+		}
+		if lc.ConnectTimeout == 0 || lc.ConnectTimeout > opts.Timeout {
+			lc.ConnectTimeout = opts.Timeout
+		}
+		lc.RuntimeParams["statement_timeout"] = cfg.ConnConfig.RuntimeParams["statement_timeout"]
+		listenConfig = lc
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %s", describe(err))
@@ -100,8 +130,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if schema == "" {
 		schema = defaultSchema
 	}
-	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), timeout: opts.Timeout,
-		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers)}
+	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), schemaName: schema, timeout: opts.Timeout,
+		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll}
 	mctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
 	defer cancel()
 	if err := s.migrate(mctx, schema); err != nil {
@@ -115,10 +145,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the pool. Exports and imports in progress run on
-// connections of their own and end on their own terms (ExportTimeout,
-// their caller's context).
+// Close stops the listening connection and the poll, if started, and
+// closes the pool. Exports and imports in progress run on connections of
+// their own and end on their own terms (ExportTimeout, their caller's
+// context).
 func (s *Store) Close() error {
+	s.stopWatching()
 	s.pool.Close()
 	return nil
 }

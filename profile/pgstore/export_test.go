@@ -1,0 +1,14 @@
+package pgstore
+
+// Hooks for the external tests of this package.
+
+// APIKeysMigration is migration 3, for the test that docs/storage.md
+// prints it as it runs.
+const APIKeysMigration = apiKeysMigration
+
+// ChannelName is channelName.
+var ChannelName = channelName
+
+// LoseNotifications makes s send no notifications, as if every one were
+// lost on the way: only the poll can then tell the other nodes.
+func LoseNotifications(s *Store) { s.watch.skipNotify.Store(true) }

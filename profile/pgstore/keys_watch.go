@@ -1,0 +1,309 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pglisten"
+)
+
+// How a node hears that another changed a key: the store's one listening
+// connection (NOTIFY after each write) and a poll of the table, in case a
+// notification is lost.
+
+// ListenerApplicationName is the application_name of the listening
+// connection, by which pg_stat_activity shows it.
+const ListenerApplicationName = "workspace_profile_listener"
+
+// concernAPIKeys is the channel's concern for the API keys.
+const concernAPIKeys = "api_keys"
+
+// watchState is the store's listener and its key watchers.
+type watchState struct {
+	mu       sync.Mutex
+	closed   bool
+	started  bool // the key watch: the subscription and the poll
+	live     bool // the key watch's subscription has listened
+	listener *pglisten.Listener
+	watchers map[int]keyWatcher
+	nextID   int
+	unsub    func()
+	stopPoll context.CancelFunc
+	pollDone chan struct{}
+
+	skipNotify atomic.Bool // a test's lost notifications
+	poll       PollHealth
+}
+
+// PollHealth is the state of the poll of changed keys, for metrics and
+// admin views.
+type PollHealth struct {
+	// Started: a watch started the poll.
+	Started bool
+	// LastOK is the end of the last poll that succeeded.
+	LastOK time.Time
+	// Failures counts the polls that failed; LastError is the last
+	// failure (naming no host, user or database).
+	Failures  uint64
+	LastError string
+}
+
+// KeyPollHealth is the state of the poll of changed keys.
+func (s *Store) KeyPollHealth() PollHealth {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	h := s.watch.poll
+	h.Started = s.watch.started
+	return h
+}
+
+type keyWatcher struct {
+	onChange func(id string)
+	onReset  func()
+}
+
+// channelName is the channel of concern for schema: the schema is part of
+// it, so that two schemas in one database never hear each other; a name
+// longer than PostgreSQL's 63 bytes keeps a hash of the schema instead of
+// its tail.
+func channelName(schema, concern string) string {
+	name := schema + "." + concern
+	if len(name) <= 63 {
+		return name
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(schema))
+	keep := 63 - len(concern) - 1 - 9
+	for keep > 0 && !utf8.RuneStart(schema[keep]) {
+		keep--
+	}
+	return fmt.Sprintf("%s~%08x.%s", schema[:keep], h.Sum32(), concern)
+}
+
+// listener is the store's listening connection, made on first use.
+func (s *Store) listener() *pglisten.Listener {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	if s.watch.listener == nil {
+		s.watch.listener = pglisten.New(pglisten.Config{ConnConfig: s.listenConfig, ApplicationName: ListenerApplicationName,
+			Timeout: s.timeout, Describe: describe})
+	}
+	return s.watch.listener
+}
+
+// Listen subscribes to the notifications of one concern of this store
+// (a channel of the store's listening connection, named after the schema
+// and the concern): onNotify with each payload, onReset when notifications
+// may have been missed (the connection was down) and once it is listening.
+// Both run on the listener's goroutine and must return quickly.
+func (s *Store) Listen(concern string, onNotify func(payload string), onReset func()) (stop func()) {
+	s.watch.mu.Lock()
+	closed := s.watch.closed
+	s.watch.mu.Unlock()
+	if closed {
+		return func() {}
+	}
+	return s.listener().Subscribe(channelName(s.schemaName, concern), onNotify, onReset)
+}
+
+// ListenerHealth is the state of the store's listening connection.
+func (s *Store) ListenerHealth() pglisten.Health {
+	s.watch.mu.Lock()
+	l := s.watch.listener
+	s.watch.mu.Unlock()
+	if l == nil {
+		return pglisten.Health{}
+	}
+	return l.Health()
+}
+
+// notify sends payloads on the concern's channel. It is called after
+// the write committed, never inside the writing transaction: PostgreSQL
+// takes a database-wide lock from a notifying transaction's commit until
+// its end, so that notifying inside every write would serialise all of
+// them; and a notification sent this way can never announce a write that
+// rolled back, or arrive before the write is visible. It runs on a
+// context of its own: a caller that hung up after the commit must not
+// cost the other nodes the news. A failure is left to the poll.
+func (s *Store) notify(ctx context.Context, concern string, payloads []string) {
+	if len(payloads) == 0 || s.watch.skipNotify.Load() {
+		return
+	}
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", channelName(s.schemaName, concern), payloads)
+}
+
+// WatchAPIKeys calls onChange with the id of each key created, revoked or
+// imported, on this node or another, and onReset when changes may have
+// been missed (the listening connection was down; also when the watch
+// starts listening): the keyring then drops what it caches. Changes reach it by
+// notification, normally within milliseconds; should notifications be
+// lost without the connection failing, the poll (Options.Poll) brings
+// them within the poll interval. An id may be reported more than once.
+// Callbacks must return quickly. stop ends the watch; the store's
+// subscription and its poll, once started, run until Close.
+func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop func()) {
+	w := &s.watch
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return func() {}
+	}
+	id := w.nextID
+	w.nextID++
+	if w.watchers == nil {
+		w.watchers = map[int]keyWatcher{}
+	}
+	w.watchers[id] = keyWatcher{onChange: onChange, onReset: onReset}
+	start, live := !w.started, w.live
+	if start {
+		w.started = true
+		var pctx context.Context
+		pctx, w.stopPoll = context.WithCancel(context.Background())
+		w.pollDone = make(chan struct{})
+		go s.pollKeys(pctx, w.pollDone)
+	}
+	w.mu.Unlock()
+	if live && onReset != nil {
+		onReset() // the others had theirs when the connection started listening
+	}
+	if start {
+		unsub := s.Listen(concernAPIKeys, s.keyChanged, s.keysReset)
+		w.mu.Lock()
+		closed := w.closed
+		if !closed {
+			w.unsub = unsub
+		}
+		w.mu.Unlock()
+		if closed {
+			unsub()
+		}
+	}
+	return func() {
+		w.mu.Lock()
+		delete(w.watchers, id)
+		w.mu.Unlock()
+	}
+}
+
+func (s *Store) watchers() []keyWatcher {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	out := make([]keyWatcher, 0, len(s.watch.watchers))
+	for _, w := range s.watch.watchers {
+		out = append(out, w)
+	}
+	return out
+}
+
+func (s *Store) keyChanged(id string) {
+	for _, w := range s.watchers() {
+		if w.onChange != nil {
+			w.onChange(id)
+		}
+	}
+}
+
+func (s *Store) keysReset() {
+	s.watch.mu.Lock()
+	s.watch.live = true
+	s.watch.mu.Unlock()
+	for _, w := range s.watchers() {
+		if w.onReset != nil {
+			w.onReset()
+		}
+	}
+}
+
+// pollKeys reads the keys changed since its last read, every poll
+// interval, and reports them as notifications would.
+//
+// Which changes are "since its last read" is decided by transaction ids,
+// not by changed_at. A write's changed_at is its transaction's start
+// (or any time taken before its commit), and a transaction can commit
+// long after that (a commit waiting for a synchronous standby, a slow
+// import), so a poll comparing times could pass over a change that
+// commits after the poll but carries an earlier time, whatever margin it
+// allows. Instead each write stores its transaction id (changed_xid,
+// pg_current_xact_id()), and each poll takes, in the same statement
+// (one snapshot), the snapshot's xmin: every transaction still running
+// at that snapshot has an id ≥ xmin, and every later one an id ≥ the
+// snapshot's xmax ≥ xmin. So any change not visible to a poll has
+// changed_xid ≥ that poll's xmin, and the next poll, reading
+// changed_xid ≥ xmin, sees it once committed. The price is only that
+// changes committed but still ≥ xmin (another transaction was running)
+// are reported again: harmless, since a report only drops a cache entry.
+// The cursor is kept across failures, so a poll after an outage reports
+// everything changed during it.
+func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	cursor := "" // an xid8, as text; empty before the first read
+	t := time.NewTicker(s.poll)
+	defer t.Stop()
+	for {
+		next, ids, err := s.keyChanges(ctx, cursor)
+		s.watch.mu.Lock()
+		if err != nil && ctx.Err() == nil {
+			s.watch.poll.Failures++
+			s.watch.poll.LastError = describe(err)
+		} else if err == nil {
+			s.watch.poll.LastOK = time.Now()
+		}
+		s.watch.mu.Unlock()
+		if err == nil {
+			cursor = next
+			for _, id := range ids {
+				s.keyChanged(id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// keyChanges returns the ids of keys whose changed_xid ≥ cursor (none when
+// cursor is empty) and the xmin of the snapshot that read them.
+func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, ids []string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if cursor == "" {
+		err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&next)
+		return next, nil, err
+	}
+	if _, err := strconv.ParseUint(cursor, 10, 64); err != nil {
+		return "", nil, err
+	}
+	err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "+
+		"coalesce((SELECT array_agg(id) FROM "+s.schema+".api_keys WHERE changed_xid >= $1::text::xid8), '{}')", cursor).Scan(&next, &ids)
+	return next, ids, err
+}
+
+// stopWatching ends the poll and the listening connection, and waits for
+// their goroutines.
+func (s *Store) stopWatching() {
+	w := &s.watch
+	w.mu.Lock()
+	w.closed = true
+	l, unsub, stopPoll, done := w.listener, w.unsub, w.stopPoll, w.pollDone
+	w.mu.Unlock()
+	if unsub != nil {
+		unsub()
+	}
+	if stopPoll != nil {
+		stopPoll()
+		<-done
+	}
+	if l != nil {
+		l.Close()
+	}
+}

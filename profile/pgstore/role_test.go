@@ -1,0 +1,192 @@
+package pgstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/workspace-edge/caddy-workspace-profile/apikey"
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
+	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
+)
+
+// docSQL returns the sql code blocks of docs/storage.md that contain
+// marker (one expected).
+func docSQL(t *testing.T, marker string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/storage.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
+		if strings.Contains(m[1], marker) {
+			found = append(found, m[1])
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("docs/storage.md has %d sql blocks with %q, want 1", len(found), marker)
+	}
+	return found[0]
+}
+
+func squeeze(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestStorageDocShowsTheKeyMigration: the block a DBA runs by hand is
+// migration 3 as the store runs it, in a transaction, with its version.
+func TestStorageDocShowsTheKeyMigration(t *testing.T) {
+	block := docSQL(t, "api_keys (")
+	want := "BEGIN;\n" + strings.ReplaceAll(pgstore.APIKeysMigration, "{s}", "<schema>") +
+		";\nINSERT INTO <schema>.schema_migrations (version) VALUES (3);\nCOMMIT;"
+	if squeeze(block) != squeeze(want) {
+		t.Fatalf("docs/storage.md shows\n%s\nthe migration is\n%s", block, want)
+	}
+}
+
+// TestRoleWithoutCreateUsesMigratedTables: a role that may create nothing
+// serves profiles and API keys from a schema its owner migrated, by hand
+// as docs/storage.md says, with the grants the page gives; the role
+// could not have migrated it itself.
+func TestRoleWithoutCreateUsesMigratedTables(t *testing.T) {
+	d, ctx := dsn(t), context.Background()
+	schema := freshSchema(t)
+	owner := open(t, schema)
+	_ = owner.Close()
+	admin, err := pgx.Connect(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	q := pgx.Identifier{schema}.Sanitize()
+	// back to version 2, then the owner runs the page's migration block
+	if _, err := admin.Exec(ctx, "DROP TABLE "+q+".api_keys; DELETE FROM "+q+".schema_migrations WHERE version = 3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, strings.ReplaceAll(docSQL(t, "api_keys ("), "<schema>", q)); err != nil {
+		t.Fatalf("the page's migration block: %v", err)
+	}
+
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	role, password := "wp_role_"+hex.EncodeToString(b), hex.EncodeToString(b)+"x"
+	qrole := pgx.Identifier{role}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+qrole+" LOGIN PASSWORD '"+password+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), d)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP OWNED BY "+qrole)
+		_, _ = c.Exec(context.Background(), "DROP ROLE "+qrole)
+	})
+	var dbName string
+	if err := admin.QueryRow(ctx, "SELECT current_database()").Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "REVOKE CREATE ON DATABASE "+pgx.Identifier{dbName}.Sanitize()+" FROM "+qrole+"; "+
+		"REVOKE CREATE ON SCHEMA public FROM "+qrole); err != nil {
+		t.Fatal(err)
+	}
+	grants := strings.NewReplacer("<schema>", q, "<role>", qrole).Replace(docSQL(t, "GRANT USAGE"))
+	if _, err := admin.Exec(ctx, grants); err != nil {
+		t.Fatalf("the page's grants: %v", err)
+	}
+	u, err := url.Parse(d)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("this test needs a URL DSN: %v", err)
+	}
+	u.User = url.UserPassword(role, password)
+	roleDSN := u.String()
+
+	var mayCreate bool
+	if err := admin.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE') OR has_schema_privilege($1, $2, 'CREATE')",
+		role, schema).Scan(&mayCreate); err != nil || mayCreate {
+		t.Fatalf("the role may create: %v %v", mayCreate, err)
+	}
+	if _, err := pgstore.Open(ctx, roleDSN, pgstore.Options{Schema: freshSchema(t), Timeout: 3 * time.Second}); err == nil {
+		t.Fatal("the role migrated a schema of its own: the test proves nothing")
+	}
+
+	s, err := pgstore.Open(ctx, roleDSN, pgstore.Options{Schema: schema, Timeout: 3 * time.Second, Poll: time.Minute})
+	if err != nil {
+		t.Fatalf("the role cannot open the migrated schema: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Update(ctx, "alice", func(cur profile.Profile, _ bool) (profile.Profile, bool, error) {
+		cur.Email = "alice@example.com"
+		return cur, true, nil
+	}); err != nil {
+		t.Fatalf("profile update as the role: %v", err)
+	}
+	w := startWatch(t, s)
+	ks := s.APIKeys()
+	r := newRecord(t, "alice", time.Now())
+	if err := ks.Create(ctx, r); err != nil {
+		t.Fatalf("key creation as the role: %v", err)
+	}
+	w.seen(t, r.ID, time.Second)
+	if err := ks.TouchLastUsed(ctx, map[string]time.Time{r.ID: time.Now().Truncate(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Revoke(ctx, r.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Import(ctx, []apikey.Record{newRecord(t, "bob", time.Now())}); err != nil {
+		t.Fatalf("key import as the role: %v", err)
+	}
+	if err := ks.Export(ctx, func(apikey.Record) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Lookup(ctx, apikey.HashKey("nope")); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+// TestKeyMigrationLeavesProfilesAlone: migration 3 neither reads nor
+// locks the profiles, so a node of an older build serving them meanwhile
+// is not held up: it completes while another session holds the profiles
+// table in ACCESS EXCLUSIVE mode.
+func TestKeyMigrationLeavesProfilesAlone(t *testing.T) {
+	d, ctx := dsn(t), context.Background()
+	schema := freshSchema(t)
+	_ = open(t, schema).Close()
+	admin, err := pgx.Connect(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	q := pgx.Identifier{schema}.Sanitize()
+	if _, err := admin.Exec(ctx, "DROP TABLE "+q+".api_keys; DELETE FROM "+q+".schema_migrations WHERE version = 3"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+q+".profiles IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s, err := pgstore.Open(ctx, d, pgstore.Options{Schema: schema, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("migration 3 with the profiles locked: %v", err)
+	}
+	defer s.Close()
+	t.Logf("migrated in %v", time.Since(start))
+	if err := s.APIKeys().Create(ctx, newRecord(t, "alice", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
