@@ -200,6 +200,24 @@ func TestAPIKeyUpstream(t *testing.T) {
 					}
 				}
 			})
+			// a key where the route reads no credential (another query
+			// parameter, a cookie) is not the caller's credential, but a
+			// legacy backend could take it for its own: it never arrives
+			t.Run("G09_keys_elsewhere_not_forwarded", func(t *testing.T) {
+				before := len(backend.requests())
+				q := "?api_key=" + service + "&keep=1&apikey=" + strings.ToUpper(ks.Prefix) + "x&enc=%77sk_" + service[len(ks.Prefix):]
+				hdr := map[string]string{"X-Api-Key": user, "Cookie": "a=1; k=" + service + `; q="` + service + `"`}
+				if r := do(t, tc.Client, "GET", url+q, hdr, ""); r.status != 200 || r.envelope(t).Data.UserID != "key-owner" {
+					t.Fatalf("GET: %d %s", r.status, r.body)
+				}
+				seen := backend.requests()[before:]
+				if len(seen) != 1 {
+					t.Fatalf("the backend received %d requests", len(seen))
+				}
+				if s := seen[0]; !strings.HasSuffix(s.uri, "?keep=1") || s.header.Get("Cookie") != "a=1" {
+					t.Fatalf("the backend got %s with Cookie %q, want only keep=1 and a=1", s.uri, s.header.Values("Cookie"))
+				}
+			})
 		})
 	}
 }

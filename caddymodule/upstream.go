@@ -86,7 +86,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, caller a
 // upstreamRequest is the request the backend sees: the route's own path
 // (never the client's spelling of it), the token in Authorization and never
 // in the query (an API key nowhere: neither Authorization nor the key
-// header), the caller's identity in X-Workspace-* headers that a client
+// header, nor any query or cookie value shaped like one), the caller's identity in X-Workspace-* headers that a client
 // cannot forge, Accept-Encoding identity (so that the body can be read),
 // and the validated body of a PUT without the client's trailers or
 // Content-Encoding.
@@ -94,7 +94,7 @@ func (h *Handler) upstreamRequest(r *http.Request, caller authn.Principal, body 
 	c := caller.Claims
 	out := r.Clone(r.Context())
 	out.URL.Path, out.URL.RawPath = h.path, ""
-	out.URL.RawQuery = jwtauth.WithoutTokenParams(r.URL.RawQuery)
+	out.URL.RawQuery = withoutKeyValues(jwtauth.WithoutTokenParams(r.URL.RawQuery), out.Header, h.keyPrefix())
 	out.RequestURI = ""
 	out.Trailer = nil
 	dropConnectionHeaders(out.Header)

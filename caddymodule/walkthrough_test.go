@@ -92,7 +92,7 @@ func walkthroughCaddyfile(t *testing.T) string {
 	}
 	cfg := string(raw)
 	// the global options block: the first block at column 0 that opens with "{"
-	global := regexp.MustCompile(`(?m)^\{\n(?:\t.*\n)*\}\n`)
+	global := regexp.MustCompile(`(?m)^\{\n(?:(?:\t.*)?\n)*\}\n`)
 	if !global.MatchString(cfg) {
 		t.Fatal("Caddyfile.example has no global options block where this test expects it")
 	}
