@@ -245,10 +245,15 @@ func (s *Store) keysReset() {
 func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	cursor := "" // an xid8, as text; empty before the first read
+	// the changes already told, by id: a long transaction anywhere in the
+	// cluster holds xmin back, and the same rows come back poll after
+	// poll; telling them again would make every keyring drop its answers
+	// every poll
+	told := map[string]uint64{}
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
 	for {
-		next, ids, err := s.keyChanges(ctx, cursor)
+		next, changes, err := s.keyChanges(ctx, cursor)
 		s.watch.mu.Lock()
 		if err != nil && ctx.Err() == nil {
 			s.watch.poll.Failures++
@@ -259,8 +264,17 @@ func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
 		s.watch.mu.Unlock()
 		if err == nil {
 			cursor = next
-			for _, id := range ids {
-				s.keyChanged(id)
+			floor, _ := strconv.ParseUint(next, 10, 64)
+			for id, xid := range told {
+				if xid < floor { // never read again
+					delete(told, id)
+				}
+			}
+			for _, c := range changes {
+				if told[c.id] != c.xid {
+					told[c.id] = c.xid
+					s.keyChanged(c.id)
+				}
 			}
 		}
 		select {
@@ -271,9 +285,15 @@ func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// keyChanges returns the ids of keys whose changed_xid ≥ cursor (none when
+// keyChange is a key's row changed by the transaction xid.
+type keyChange struct {
+	id  string
+	xid uint64
+}
+
+// keyChanges returns the keys whose changed_xid ≥ cursor (none when
 // cursor is empty) and the xmin of the snapshot that read them.
-func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, ids []string, err error) {
+func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, changes []keyChange, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if cursor == "" {
@@ -283,9 +303,21 @@ func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, ids
 	if _, err := strconv.ParseUint(cursor, 10, 64); err != nil {
 		return "", nil, err
 	}
+	var ids, xids []string
+	// one scan of the rows, both arrays in the same order
 	err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "+
-		"coalesce((SELECT array_agg(id) FROM "+s.schema+".api_keys WHERE changed_xid >= $1::text::xid8), '{}')", cursor).Scan(&next, &ids)
-	return next, ids, err
+		"coalesce(array_agg(k.id ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}'), "+
+		"coalesce(array_agg(k.changed_xid::text ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}') "+
+		"FROM (SELECT 1) one LEFT JOIN "+s.schema+".api_keys k ON k.changed_xid >= $1::text::xid8",
+		cursor).Scan(&next, &ids, &xids)
+	if err != nil || len(ids) != len(xids) {
+		return next, nil, err
+	}
+	for i, id := range ids {
+		x, _ := strconv.ParseUint(xids[i], 10, 64)
+		changes = append(changes, keyChange{id, x})
+	}
+	return next, changes, nil
 }
 
 // stopWatching ends the poll and the listening connection, and waits for

@@ -326,3 +326,38 @@ func TestKeyUseIsNotAChange(t *testing.T) {
 		t.Fatal("a key's use was reported as a change")
 	}
 }
+
+// TestPollTellsAChangeOnce: a transaction left open anywhere holds the
+// poll's cursor back, so the same changed rows come back poll after poll;
+// each change is told once, not once a poll (every keyring would drop its
+// answers every poll, the unknown keys of a spray among them).
+func TestPollTellsAChangeOnce(t *testing.T) {
+	schema := freshSchema(t)
+	const poll = 100 * time.Millisecond
+	open, err := pgx.Connect(context.Background(), dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close(context.Background())
+	tx, err := open.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(context.Background(), "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	a := node(t, schema, poll)
+	var mu sync.Mutex
+	told := map[string]int{}
+	stop := a.WatchAPIKeys(func(id string) { mu.Lock(); told[id]++; mu.Unlock() }, func() {})
+	defer stop()
+	r := createKey(t, a)
+	time.Sleep(10 * poll)
+	mu.Lock()
+	defer mu.Unlock()
+	// once by notification, once by the first poll that reads the row
+	if n := told[r.ID]; n < 1 || n > 2 {
+		t.Fatalf("the creation was told %d times over 10 polls, want 1 or 2", n)
+	}
+}
