@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/workspace-edge/caddy-workspace-profile/apikey"
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
 func init() {
@@ -104,6 +106,19 @@ func (c keysCommand) check() error {
 		return fmt.Errorf("%s takes no argument; flags are written --name value", c.action)
 	case c.flags["config"] == "":
 		return errors.New("--config is required: the config that names the key store")
+	}
+	if sub, ok := c.flags["subject"]; ok && c.action == "list" {
+		// as the admin endpoint: a subject no profile could have is a
+		// mistake, not an owner with no keys (nor every owner)
+		if items := profile.UserIDProblems(sub); len(items) > 0 {
+			return errors.New("--subject: " + strings.ReplaceAll(items[0].Message, "UserId", "subject"))
+		}
+	}
+	if c.action == "revoke" {
+		// the key itself given for its id: it is now in a shell history
+		if id, made := apikey.ParseMade(apikey.DefaultPrefix, c.args[0]); made {
+			return errors.New("that is a key, not a key id: revoke it by its id, " + id + ", and treat the key as exposed")
+		}
 	}
 	return nil
 }
