@@ -69,6 +69,12 @@ func TestAPIKeysTwoNodes(t *testing.T) {
 	} else {
 		t.Logf("killed %d listening connections", n)
 	}
+	// B reads it again while its listener is down (its loss dropped B's
+	// cache), so that B holds it when the revocation's notification is sent
+	// to no one
+	if st, body := withKey(t, b.url, k3.Key); st != 200 {
+		t.Fatalf("B with its listener killed: %d %s", st, body)
+	}
 	revokeKeyOn(t, a, k3.ID)
 	if st, body := withKey(t, a.url, k3.Key); st != 401 {
 		t.Fatalf("A right after the revocation: %d %s", st, body)
