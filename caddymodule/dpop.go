@@ -37,17 +37,18 @@ type DPoP struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 
 	// How old a proof's iat may be, before the leeway is added (iat may
-	// also be 5s ahead, plus the leeway). Proofs are remembered for the
-	// whole window, so that each is accepted once. Default: 60s.
+	// also be 5s ahead, plus the leeway). Each route's window is its own:
+	// the process's replay cache keeps proofs for the longest window of
+	// the live configs, so that each is accepted once. Default: 60s.
 	IATWindow caddy.Duration `json:"iat_window,omitempty"`
 
-	// How many used proofs are remembered to refuse replays. When it is
-	// full of proofs still in their window, the oldest proof of the client
-	// key holding the most is forgotten and that key's proofs no newer than
-	// it are refused from then on, so a replay is never accepted and a
-	// flood shrinks only the flooder's window. Default: 100000 (about
-	// 10 MB when few keys hold them, up to about 50 MB when each entry is
-	// another key's).
+	// How many used proofs are remembered to refuse replays. The process
+	// has one replay cache, shared by every route and config generation,
+	// as large as the largest size of the live configs (see
+	// dpop.ReplayCache for what it does when full: a replay is never
+	// accepted, and a flood never makes a key with history forget its
+	// proofs). Default: 100000 (about 10 MB when few keys hold them, up to
+	// about 50 MB when each entry is another key's).
 	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
 
 	// The scheme and host (and port) clients address, e.g.

@@ -214,7 +214,8 @@ func (v *Verifier) Check(req Request) (Proof, *Error) {
 }
 
 // Commit spends a checked proof: a proof seen within its window is
-// refused, as is one too old for the replay cache to vouch for (see
+// refused, as is one too old for the replay cache to vouch for, and one of
+// a key with no proof in the cache when the cache is full (see
 // ReplayCache).
 func (v *Verifier) Commit(p Proof) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
