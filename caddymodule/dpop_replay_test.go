@@ -104,6 +104,7 @@ func TestDPoPRouteWindowsAreTheirOwn(t *testing.T) {
 // replay_cache_size (up, then down) keeps every used proof refused, and
 // fresh proofs pass.
 func TestDPoPReplayCacheSizeReloadKeepsProofsUsed(t *testing.T) {
+	freshReplayCache(t) // other tests' entries would count against the small size
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
 	client := dpoptest.NewProver(t, jwa.ES256())
 	c := jwtauthtest.Claims("reload-user")
