@@ -1,11 +1,10 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -38,22 +37,26 @@ type DPoP struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 
 	// How old a proof's iat may be, before the leeway is added (iat may
-	// also be 5s ahead, plus the leeway). Proofs are remembered for the
-	// whole window, so that each is accepted once. Default: 60s.
+	// also be 5s ahead, plus the leeway). Each route's window is its own:
+	// the process's replay cache keeps proofs for the longest window of
+	// the live configs, so that each is accepted once. Default: 60s.
 	IATWindow caddy.Duration `json:"iat_window,omitempty"`
 
-	// How many used proofs are remembered to refuse replays. When it is
-	// full of proofs still in their window, the oldest proof of the client
-	// key holding the most is forgotten and that key's proofs no newer than
-	// it are refused from then on, so a replay is never accepted and a
-	// flood shrinks only the flooder's window. Default: 100000 (about
-	// 10 MB when few keys hold them, up to about 50 MB when each entry is
-	// another key's).
+	// How many used proofs are remembered to refuse replays. The process
+	// has one replay cache, shared by every route and config generation,
+	// as large as the largest size of the live configs (see
+	// dpop.ReplayCache for what it does when full: a replay is never
+	// accepted, and a flood never makes a key with history forget its
+	// proofs). Default: 100000 (about 10 MB when few keys hold them, up to
+	// about 50 MB when each entry is another key's).
 	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
 
 	// The scheme and host (and port) clients address, e.g.
 	// https://api.example.com, when TLS ends before Caddy or a proxy
-	// changes the Host. Default: the request's own (https when Caddy
+	// changes the Host; with a path prefix, e.g.
+	// https://api.example.com/gw, when a gateway in front strips it (htu
+	// is then the origin followed by the path Caddy sees). No userinfo,
+	// query or fragment. Default: the request's own (https when Caddy
 	// terminated TLS, and its Host header).
 	Origin string `json:"origin,omitempty"`
 
@@ -63,28 +66,46 @@ type DPoP struct {
 	challenge string         // `DPoP realm="workspace", algs="..."`
 }
 
-// sharedReplayCache is the replay cache of the given size that handlers
-// of this process share (replayCaches says why), made when none is alive.
-func sharedReplayCache(size int) *dpop.ReplayCache {
-	key := strconv.Itoa(size)
-	replayCaches.Lock()
-	defer replayCaches.Unlock()
-	if c := replayCaches.m[key].Value(); c != nil {
-		return c
+// replayLease is what one handler asks of the replay cache.
+type replayLease struct {
+	size   int
+	window time.Duration
+}
+
+// leaseReplayCache registers l until ctx is done (its config unloaded:
+// Caddy cancels it, and a module's OnCancel is lost on its copy of the
+// context) and returns the process's replay cache, sized and windowed for
+// every live lease.
+func leaseReplayCache(ctx context.Context, l *replayLease) *dpop.ReplayCache {
+	replayCache.Lock()
+	defer replayCache.Unlock()
+	replayCache.leases[l] = struct{}{}
+	resizeReplayCache()
+	context.AfterFunc(ctx, func() {
+		replayCache.Lock()
+		defer replayCache.Unlock()
+		delete(replayCache.leases, l)
+		resizeReplayCache()
+	})
+	return replayCache.c
+}
+
+// resizeReplayCache applies the live leases to the cache; with none, it
+// keeps the last ones' size and window. replayCache is locked.
+func resizeReplayCache() {
+	size, window := 0, time.Duration(0)
+	for l := range replayCache.leases {
+		size, window = max(size, l.size), max(window, l.window)
 	}
-	for k, p := range replayCaches.m {
-		if p.Value() == nil {
-			delete(replayCaches.m, k)
-		}
+	if size > 0 {
+		replayCache.c.Resize(size)
+		replayCache.c.SetWindow(window)
 	}
-	c := dpop.NewReplayCache(size)
-	replayCaches.m[key] = weak.Make(c)
-	return c
 }
 
 // provisionDPoP builds the dpop option's verifier; Provision has set its
 // defaults and checked it.
-func (h *Handler) provisionDPoP(_ caddy.Context) error {
+func (h *Handler) provisionDPoP(ctx caddy.Context) error {
 	d := h.DPoP
 	if d.Origin != "" {
 		d.origin, _ = normalizeOrigin(d.Origin)
@@ -104,7 +125,7 @@ func (h *Handler) provisionDPoP(_ caddy.Context) error {
 	if size == 0 {
 		size = dpop.DefaultReplayCacheSize
 	}
-	replay := sharedReplayCache(size)
+	replay := leaseReplayCache(ctx, &replayLease{size: size, window: window + leeway})
 	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
 	if err != nil {
 		return fmt.Errorf("dpop: %w", err)
@@ -116,11 +137,15 @@ func (h *Handler) provisionDPoP(_ caddy.Context) error {
 }
 
 // normalizeOrigin checks a configured origin: http or https, a host, an
-// optional port, nothing else.
+// optional port and an optional path prefix (what a gateway in front
+// strips), nothing else (no userinfo, query or fragment). It is normalized
+// as htu is (NormalizeHTU: dot segments resolved, ...) and without a
+// trailing slash, so that origin + the request's path is the URI clients
+// address: https://api.example.com/gw/ is https://api.example.com/gw.
 func normalizeOrigin(o string) (string, error) {
 	n, ok := dpop.NormalizeHTU(o)
-	if !ok || strings.ContainsAny(o, "?#") || !strings.HasSuffix(n, "/") || strings.Count(n, "/") != 3 {
-		return "", fmt.Errorf("%q is not an origin such as https://api.example.com", o)
+	if !ok || strings.ContainsAny(o, "?#") {
+		return "", fmt.Errorf("%q is not an origin such as https://api.example.com or https://api.example.com/prefix", o)
 	}
-	return strings.TrimSuffix(n, "/"), nil
+	return strings.TrimRight(n, "/"), nil
 }

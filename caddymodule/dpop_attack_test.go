@@ -45,8 +45,10 @@ func wantRawProblem(t *testing.T, r rawResponse, status int, code, detail string
 // process. A full cache forgets the flooding key's own oldest proofs, so
 // only the flooder's window shrinks.
 func TestDPoPReplayFloodFallsOnFlooder(t *testing.T) {
-	const size = 23 // a size of this test's own: caches are shared by size
+	const size = 23
+	freshReplayCache(t)
 	f := newDPoPFixture(t, fmt.Sprintf("dpop {\n\t\t\treplay_cache_size %d\n\t\t}", size), "")
+	waitReplayCacheSize(t, size)
 	url := itBase + profilePath
 	if r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, boundProof(t, f, "GET", f.htu, time.Now())); r.status != 200 {
 		t.Fatalf("victim before the flood: %d %s", r.status, r.body)

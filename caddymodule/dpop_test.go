@@ -386,7 +386,7 @@ func TestDPoPCaddyfile(t *testing.T) {
 	}
 	for _, line := range []string{
 		"dpop sometimes", "dpop on off", "dpop {\nalgorithms HS256\n}", "dpop {\nalgorithms none\n}", "dpop {\niat_window -1s\n}",
-		"dpop {\nreplay_cache_size 0\n}", "dpop {\norigin https://a.example/path\n}", "dpop {\norigin ftp://a\n}",
+		"dpop {\nreplay_cache_size 0\n}", "dpop {\norigin https://a.example/path?x=1\n}", "dpop {\norigin ftp://a\n}",
 		"dpop {\nnonce on\n}", "dpop off\ndpop required", "dpop {\nrequired x\n}",
 		`dpop ""`, "dpop {\nmode \"\"\n}",
 	} {
@@ -411,7 +411,7 @@ func TestDPoPJSON(t *testing.T) {
 	if def.DPoP == nil || def.DPoP.Mode != DPoPAllowed || !def.DPoP.on() {
 		t.Fatalf("default dpop %+v", def.DPoP)
 	}
-	for _, raw := range []string{`{"mode":"on"}`, `{"origin":"https://a/b"}`, `{"algorithms":["HS256"]}`, `{"iat_window":"-1s"}`} {
+	for _, raw := range []string{`{"mode":"on"}`, `{"origin":"https://a/b#f"}`, `{"algorithms":["HS256"]}`, `{"iat_window":"-1s"}`} {
 		h := &Handler{JWKSFiles: []string{writeFile(t, "jwks.json", jwks)}, Issuers: []string{testIssuer}, Audiences: []string{testAudience},
 			StorageRaw: json.RawMessage(`{"backend":"memory"}`)}
 		_ = json.Unmarshal([]byte(raw), &h.DPoP)
@@ -439,22 +439,35 @@ func parseWorkspaceProfile(t *testing.T, body string) Handler {
 	return h
 }
 
-// TestDPoPReplayCacheShared: handlers with the same replay size (a
-// reload's new config beside the old, even with another iat_window) share
-// one cache, so a proof used through one is refused through the other;
-// another size is another cache.
+// TestDPoPReplayCacheShared: every handler of the process (a reload's
+// new config beside the old, with another iat_window or another
+// replay_cache_size) shares one cache, so a proof used through one is
+// refused through the others; the cache takes the largest size of the
+// live handlers and keeps entries for their longest window, and follows
+// them when a handler's config is unloaded.
 func TestDPoPReplayCacheShared(t *testing.T) {
 	k := jwtauthtest.NewKey(t, jwa.ES256(), "k")
 	jwks := jwtauthtest.JWKS(t, k)
 	withSize := func(n int) func(*Handler) {
 		return func(h *Handler) { h.DPoP, h.CreateMissing = &DPoP{ReplayCacheSize: n}, true }
 	}
-	a, _ := newFileHandler(t, jwks, withSize(777))
+	a, _ := newFileHandler(t, jwks, withSize(777_001))
 	b, _ := newFileHandler(t, jwks, func(h *Handler) {
-		withSize(777)(h)
-		h.DPoP.IATWindow = caddy.Duration(2 * time.Minute) // a reload that changes the window
+		withSize(777_000)(h)
+		h.DPoP.IATWindow = caddy.Duration(20 * time.Minute) // a reload that changes the window
 	})
-	c, _ := newFileHandler(t, jwks, withSize(778))
+	cHandler := &Handler{JWKSFiles: []string{writeFile(t, "jwks.json", jwks)}, Issuers: []string{testIssuer}, Audiences: []string{testAudience},
+		StorageRaw: json.RawMessage(`{"backend":"memory"}`), DPoP: &DPoP{ReplayCacheSize: 777_002}, CreateMissing: true}
+	ctx, cancel := newTestContext()
+	if err := cHandler.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := replayCache.c.Max(); got != 777_002 {
+		t.Fatalf("size with three live handlers: %d, want the largest, 777002", got)
+	}
+	if got := replayCache.c.Window(); got != 20*time.Minute+DefaultLeeway {
+		t.Fatalf("window with three live handlers: %v, want the longest, 20m30s", got)
+	}
 	client := dpoptest.NewProver(t, jwa.ES256())
 	claims := jwtauthtest.Claims("u-1")
 	claims["cnf"] = map[string]any{"jkt": client.Thumbprint}
@@ -464,10 +477,17 @@ func TestDPoPReplayCacheShared(t *testing.T) {
 	if rec := serve(t, a, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 200 {
 		t.Fatalf("first use: %d %s", rec.Code, rec.Body)
 	}
-	if rec := serve(t, b, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), "already used") {
-		t.Fatalf("replay through a handler of the same size, another window: %d %s", rec.Code, rec.Body)
+	for name, h := range map[string]*Handler{"another window": b, "another size": cHandler} {
+		if rec := serve(t, h, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), "already used") {
+			t.Fatalf("replay through a handler with %s: %d %s", name, rec.Code, rec.Body)
+		}
 	}
-	if rec := serve(t, c, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 200 {
-		t.Fatalf("a handler with another cache: %d %s", rec.Code, rec.Body)
+	// the largest handler's config is unloaded: the size follows the
+	// live ones, and the used proof is still refused
+	_ = cHandler.Cleanup()
+	cancel()
+	waitReplayCacheSize(t, 777_001)
+	if rec := serve(t, b, "GET", "http://example.com"+profilePath, hdr, ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), "already used") {
+		t.Fatalf("replay after the largest handler left: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"sync"
 	"sync/atomic"
-	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,19 +67,22 @@ var liveStores = &storeRegistry{stores: map[string][]profile.Store{}}
 
 // DPoP.
 
-// replayCaches shares replay caches between handlers and config
-// generations with the same size, so that a proof used just before a
-// reload is still refused after it (the new config provisions while the
-// old one still holds the cache), even when the reload changes iat_window
-// or leeway: each proof is checked against its own handler's window, and a
-// shorter window dropping an entry early raises the floor to its iat, which
-// refuses more, never a replay. It holds them weakly: a cache
-// lives as long as a handler uses it, without a Cleanup to count users,
-// and the map keeps only entries whose cache is alive.
-var replayCaches = struct {
+// replayCache is the process's one replay cache, shared by every handler
+// of every config generation, so that a proof used before a reload stays
+// refused after it whatever the reload changes (the new config provisions
+// while the old one still serves). Its size and how long it keeps entries
+// follow the handlers alive now (leases, taken at provision and returned
+// when their config is unloaded): the largest replay_cache_size among them
+// (a smaller size forgets nothing, the entries above it leave as their
+// window ends) and their longest window (iat_window plus leeway), so that
+// each route's window is its own. Entries dropped when the longest window
+// shrinks raise the cache's floor to their iat: a later config with a
+// longer window refuses them as too old to be checked, never accepts them.
+var replayCache = struct {
 	sync.Mutex
-	m map[string]weak.Pointer[dpop.ReplayCache]
-}{m: map[string]weak.Pointer[dpop.ReplayCache]{}}
+	c      *dpop.ReplayCache
+	leases map[*replayLease]struct{}
+}{c: dpop.NewReplayCache(dpop.DefaultReplayCacheSize), leases: map[*replayLease]struct{}{}}
 
 // Metrics.
 

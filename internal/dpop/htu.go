@@ -61,15 +61,26 @@ func NormalizeHTU(s string) (string, bool) {
 			host += ":" + p
 		}
 	}
-	path, ok := normalizePercent(rawPath)
+	path, ok := NormalizePath(rawPath)
 	if !ok {
 		return "", false
 	}
-	path = removeDotSegments(path)
-	if path == "" {
-		path = "/"
-	}
 	return scheme + "://" + host + path, true
+}
+
+// NormalizePath is an absolute path (no query) normalized as NormalizeHTU
+// normalizes a URI's: percent-encoding in upper case with unreserved
+// characters decoded, dot segments removed (never above the root), "" read
+// as "/". ok is false for a malformed percent escape.
+func NormalizePath(p string) (string, bool) {
+	p, ok := normalizePercent(p)
+	if !ok {
+		return "", false
+	}
+	if p = removeDotSegments(p); p == "" {
+		p = "/"
+	}
+	return p, true
 }
 
 // normalizePercent writes every percent escape in upper case and decodes

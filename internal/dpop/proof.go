@@ -49,8 +49,8 @@ type Config struct {
 	// Leeway is added to both ends of the window (clock skew).
 	Leeway time.Duration
 	// Replay remembers used proofs; nil is a cache of its own of
-	// DefaultReplayCacheSize. Verifiers that share one should use the
-	// same window.
+	// DefaultReplayCacheSize. Verifiers with different windows may share
+	// one: New makes it keep entries for this verifier's window at least.
 	Replay *ReplayCache
 	// Now is the verifier's clock; nil is time.Now.
 	Now func() time.Time
@@ -107,6 +107,7 @@ func New(cfg Config) (*Verifier, error) {
 	if v.replay == nil {
 		v.replay = NewReplayCache(DefaultReplayCacheSize)
 	}
+	v.replay.keepAtLeast(v.past)
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -213,15 +214,18 @@ func (v *Verifier) Check(req Request) (Proof, *Error) {
 }
 
 // Commit spends a checked proof: a proof seen within its window is
-// refused, as is one too old for the replay cache to vouch for (see
+// refused, as is one too old for the replay cache to vouch for, and one of
+// a key with no proof in the cache when the cache is full (see
 // ReplayCache).
 func (v *Verifier) Commit(p Proof) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
-	switch v.replay.use(p.Thumbprint, p.replayKey, p.iat, now-v.past.Seconds()) {
+	switch v.replay.use(p.Thumbprint, p.replayKey, p.iat, now) {
 	case useReplayed:
 		return refuse("The DPoP proof was already used; make a new one for each request.")
 	case useTooOld:
 		return refuse("The DPoP proof is too old to be checked for replay; make a new one.")
+	case useFull:
+		return refuse("The DPoP replay cache is full of other clients' recent proofs; try again later.")
 	}
 	return nil
 }
