@@ -122,6 +122,12 @@ func ParseMade(prefix, key string) (id string, ok bool) {
 			return "", false
 		}
 	}
+	// the decoder skips \r and \n: every character is checked first
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return "", false
+		}
+	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(secret); err != nil {
 		return "", false
 	}
