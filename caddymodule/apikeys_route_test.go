@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -218,6 +220,42 @@ func TestAPIKeyUpstream(t *testing.T) {
 					t.Fatalf("the backend got %s with Cookie %q, want only keep=1 and a=1", s.uri, s.header.Values("Cookie"))
 				}
 			})
+		})
+	}
+}
+
+// TestAPIKeyImportedByHash: a key the legacy API made, in a shape of its
+// own, is imported through the admin endpoint by its SHA-256 alone, and its
+// holder then reads the owner's profile with it unchanged in the key
+// header; the import carries no key, and a service account's legacy key
+// gets the 403 like any.
+func TestAPIKeyImportedByHash(t *testing.T) {
+	for _, b := range keyStoreBackends {
+		t.Run(b.name, func(t *testing.T) {
+			tc, _ := startKeyedSite(t, "storage "+b.args(t)+"\n\t\tcreate_missing\n\t\tapi_keys")
+			legacy, robot := "LEGACY-7f3a9c2e-4b1d-4e8a-9f60-2d5c8b1e7a44", "LEGACY-robot-0b9e"
+			lines := fmt.Sprintf(`{"id":"legacy-1","hash":"%s","subject":"legacy-owner","kind":"user","name":"from the old API","created":"2024-01-02T03:04:05Z","expires":null,"revoked":null,"last_used":null}
+{"id":"legacy-2","hash":"%s","subject":"robot","kind":"service","name":"","created":"2024-01-02T03:04:05Z","expires":null,"revoked":null,"last_used":null}
+`, apikey.HashKey(legacy), apikey.HashKey(robot))
+			req, _ := http.NewRequest("POST", itAdmin+"/workspace-profile/api-keys/import?verify=off", strings.NewReader(lines))
+			resp, err := adminClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(answer) != `{"imported":2,"success":true}`+"\n" {
+				t.Fatalf("import: %d %s", resp.StatusCode, answer)
+			}
+			r := do(t, tc.Client, "GET", itBase+profilePath, map[string]string{"X-Api-Key": legacy}, "")
+			if r.status != 200 || r.envelope(t).Data.UserID != "legacy-owner" {
+				t.Fatalf("the legacy key: %d %s", r.status, r.body)
+			}
+			wantServiceAccountForbidden(t, do(t, tc.Client, "GET", itBase+profilePath, map[string]string{"X-Api-Key": robot}, ""))
+			r = do(t, tc.Client, "GET", itBase+profilePath, map[string]string{"X-Api-Key": legacy + "x"}, "")
+			if r.status != 401 {
+				t.Fatalf("a key one character longer: %d %s", r.status, r.body)
+			}
 		})
 	}
 }
