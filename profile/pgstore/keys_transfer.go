@@ -18,46 +18,13 @@ import (
 // than the statement timeout.
 func (k keyStore) Export(ctx context.Context, fn func(apikey.Record) error) error {
 	s := k.s
-	if err := ctx.Err(); err != nil {
-		return s.keyFail(ctx, err)
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.exportTimeout)
-	defer cancel()
-	conn, release, err := s.transferConn(opCtx)
-	if err != nil {
-		return s.keyFail(ctx, err)
-	}
-	defer release()
-	var fnErr error
-	err = s.inTx(opCtx, txBeginner{conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(opCtx, "SET LOCAL statement_timeout = 0"); err != nil {
-			return err
-		}
-		rows, err := tx.Query(opCtx, "SELECT "+keyColumns+" FROM "+s.schema+".api_keys ORDER BY created, id")
+	return s.readSnapshot(ctx, "SELECT "+keyColumns+" FROM "+s.schema+".api_keys ORDER BY created, id", s.keyFail, func(rows pgx.Rows) error {
+		r, err := scanKey(rows)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanKey(rows)
-			if err != nil {
-				return err
-			}
-			if err := fn(r); err != nil {
-				fnErr = err
-				return err
-			}
-		}
-		return rows.Err()
+		return callerErr(fn(r))
 	})
-	switch {
-	case err == nil:
-		return nil
-	case fnErr != nil:
-		return fnErr
-	default:
-		return s.keyFail(ctx, err)
-	}
 }
 
 // Import implements apikey.Store in one transaction: the records are
