@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddytest"
+
 	"github.com/workspace-edge/caddy-workspace-profile/internal/oidcprovidertest"
 )
 
@@ -126,23 +128,7 @@ func TestOIDCProviderOpaqueTokensStorageMode(t *testing.T) {
 				t.Fatalf("service account: %d %s", r.status, r.body)
 			}
 
-			if err := p.Revoke(tok, oidcApp.ID, oidcApp.Secret); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				r = do(t, tc.Client, "GET", url, bearer(tok), "")
-				if r.status == 401 {
-					break
-				}
-				if r.status != 200 || time.Now().After(deadline) {
-					t.Fatalf("revoked token: %d %s (want 401 within cache_ttl 1s)", r.status, r.body)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if code := r.problemCode(t); code != "InvalidToken" {
-				t.Fatalf("revoked token: code %s", code)
-			}
+			r = revokeAndAwait401(t, p, tc, url, tok)
 		})
 	}
 }
@@ -164,5 +150,29 @@ func TestOIDCProviderOpaqueTokensUpstreamMode(t *testing.T) {
 	}
 	if u := got.Get("X-Workspace-User-Id"); u != oidcApp.ID {
 		t.Fatalf("the backend got X-Workspace-User-Id %q, want %q", u, oidcApp.ID)
+	}
+}
+
+// revokeAndAwait401 revokes tok at the provider and waits for the route to
+// refuse it: 200 until the cached answer (cache_ttl 1s) runs out, then
+// 401 InvalidToken, within 5 s. It returns the refusal.
+func revokeAndAwait401(t *testing.T, p *oidcprovidertest.Provider, tc *caddytest.Tester, url, tok string) itResponse {
+	t.Helper()
+	if err := p.Revoke(tok, oidcApp.ID, oidcApp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := do(t, tc.Client, "GET", url, bearer(tok), "")
+		if r.status == 401 {
+			if code := r.problemCode(t); code != "InvalidToken" {
+				t.Fatalf("revoked token: code %s", code)
+			}
+			return r
+		}
+		if r.status != 200 || time.Now().After(deadline) {
+			t.Fatalf("revoked token: %d %s (want 401 within cache_ttl 1s)", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
