@@ -52,6 +52,10 @@ type PollHealth struct {
 	// failure (naming no host, user or database).
 	Failures  uint64
 	LastError string
+	// Polls counts the polls that succeeded; Caught the changes they
+	// reported that no notification had (for the profile cache: the
+	// stale entries they dropped).
+	Polls, Caught uint64
 }
 
 // KeyPollHealth is the state of the poll of changed keys.

@@ -37,7 +37,41 @@ var migrations = []string{
 	// Version 3: API keys (see keys.go). Online: a new table and its
 	// indexes, nothing a running node of an older build reads or locks.
 	3: apiKeysMigration,
+	// Version 4: change tracking of profiles, for the poll of the nodes'
+	// caches (see profiles_watch.go). Online: a nullable column without a
+	// default is added without rewriting the table, and the trigger stamps
+	// every row written from then on, by this build or an older one (whose
+	// writes the poll must see too during a rolling upgrade). Rows never
+	// written since keep NULL: no poll needs them. The index build holds
+	// writes back while it runs; on a large table a DBA creates it first
+	// with CREATE INDEX CONCURRENTLY under the same name (docs/storage.md).
+	4: profileTrackingMigration,
+	// Version 5: the DPoP proofs used on any node (see dpop_proofs.go), so
+	// that a proof is accepted once across the nodes. Online: a new table.
+	5: dpopProofsMigration,
 }
+
+// profileTrackingMigration is migration 4, also printed in
+// docs/storage.md (a test holds the two the same).
+const profileTrackingMigration = `ALTER TABLE {s}.profiles ADD COLUMN IF NOT EXISTS changed_xid xid8;
+CREATE OR REPLACE FUNCTION {s}.profiles_track_change() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN NEW.changed_xid := pg_current_xact_id(); RETURN NEW; END$$;
+DROP TRIGGER IF EXISTS profiles_track_change ON {s}.profiles;
+CREATE TRIGGER profiles_track_change BEFORE INSERT OR UPDATE ON {s}.profiles
+	FOR EACH ROW EXECUTE FUNCTION {s}.profiles_track_change();
+CREATE INDEX IF NOT EXISTS profiles_changed_xid ON {s}.profiles (changed_xid)`
+
+// dpopProofsMigration is migration 5, also printed in docs/storage.md.
+// A proof is kept by the SHA-256 of its key's thumbprint, its htu and its
+// jti (the key the per-node replay cache uses), never by the client's jti
+// itself, so a row has a fixed size whatever the client sent.
+const dpopProofsMigration = `CREATE TABLE IF NOT EXISTS {s}.dpop_proofs (
+	jkt        text NOT NULL,
+	proof_hash bytea NOT NULL CHECK (octet_length(proof_hash) = 32),
+	expires    timestamptz NOT NULL,
+	PRIMARY KEY (jkt, proof_hash)
+);
+CREATE INDEX IF NOT EXISTS dpop_proofs_expires ON {s}.dpop_proofs (expires)`
 
 // apiKeysMigration is migration 3, also printed in docs/storage.md for a
 // DBA who runs it by hand (a test holds the two the same).

@@ -35,10 +35,15 @@ type Options struct {
 	StatementTimeout time.Duration
 	// ExportTimeout bounds one export from start to end. Default: 1h.
 	ExportTimeout time.Duration
-	// Poll is how often a node watching the API keys reads the keys
-	// changed since its last read, in case a notification was lost (see
-	// keys_watch.go). Default: 2s.
+	// Poll is how often a node reads the profiles (see profiles_watch.go)
+	// and, when it watches them, the API keys (keys_watch.go) changed
+	// since its last read, in case a notification was lost. Default: 2s.
 	Poll time.Duration
+	// Cache is how many profiles the node keeps in its cache, kept
+	// coherent across nodes by notifications and the poll (see
+	// cache.go). 0: DefaultCache; negative: no cache, every read goes
+	// to the database.
+	Cache int
 	// ListenDSN, when set, is where the store's one listening connection
 	// goes instead of the DSN: LISTEN needs a session of its own, which
 	// PgBouncer in transaction mode cannot give (use a session-mode pool
@@ -51,7 +56,10 @@ const (
 	defaultTimeout       = 5 * time.Second
 	defaultExportTimeout = time.Hour
 	defaultPoll          = 2 * time.Second
-	maxAttempts          = 5
+	// DefaultCache is the size of a node's profile cache when Options
+	// does not set one.
+	DefaultCache = 10000
+	maxAttempts  = 5
 	// maxTransfers is how many exports and imports may run at once, each
 	// on a connection of its own outside the pool.
 	maxTransfers = 2
