@@ -172,7 +172,7 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 	if schema == "" {
 		schema = "workspace_profile"
 	}
-	ds, err := openShared(pgPool, key, func() (profile.Store, error) {
+	ds, err := openShared(pgPool, key, p.StoreName(), func() (profile.Store, error) {
 		// The store connects and migrates in the background (see
 		// pgstore.Lazy): a database that is down does not fail the config,
 		// and so takes down no other site of this Caddy; the route answers
