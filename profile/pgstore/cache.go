@@ -121,9 +121,6 @@ func (c *profileCache) finish(f *cacheFill, p profile.Profile, found bool) {
 	c.lru.Add(f.user, p)
 }
 
-// abandon ends a fill that brought nothing.
-func (c *profileCache) abandon(f *cacheFill) { c.finish(f, profile.Profile{}, false) }
-
 // invalidate applies the announcement that user's profile reached
 // version: an older entry is dropped, and fills in flight must bring at
 // least that version to be stored. It reports whether an entry was

@@ -220,12 +220,16 @@ func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error)
 	return next, nil
 }
 
-// vouched tells whether the cache may serve reads: the last poll is
-// recent (two intervals: one poll late or failed is tolerated) or the
-// listening connection is up. Otherwise changes may be missing from it,
-// and every read goes to the database.
+// vouchSlack is how late a poll may end before the cache stops vouching
+// for its entries while the listening connection is down.
+const vouchSlack = time.Second
+
+// vouched tells whether the cache may serve reads: the listening
+// connection is up, or the last poll ended at most the poll interval and
+// vouchSlack ago, so that any change not heard of is at most that old.
+// Otherwise every read goes to the database.
 func (s *Store) vouched() bool {
-	if last := s.profiles.lastPollOK.Load(); last != 0 && time.Since(time.Unix(0, last)) <= 2*s.poll {
+	if last := s.profiles.lastPollOK.Load(); last != 0 && time.Since(time.Unix(0, last)) <= s.poll+vouchSlack {
 		return true
 	}
 	return s.ListenerHealth().Connected
