@@ -35,10 +35,6 @@ type CacheStats struct {
 	Poll PollHealth
 }
 
-// CacheStats is the state of the profile cache (not yet built: every
-// read goes to the database).
-func (s *Store) CacheStats() CacheStats { return CacheStats{} }
-
 // CacheStats is the state of the profile cache of the store once open
 // (zero before).
 func (l *Lazy) CacheStats() CacheStats {

@@ -23,11 +23,34 @@ func scanProfile(row pgx.Row, userID string) (profile.Profile, error) {
 	return p, err
 }
 
-// Get implements profile.Store.
+// Get implements profile.Store: from the node's cache when it holds the
+// profile and can vouch for it (cache.go), else from the database, the
+// answer then filling the cache.
 func (s *Store) Get(ctx context.Context, userID string) (profile.Profile, error) {
 	if err := ctx.Err(); err != nil {
 		return profile.Profile{}, s.fail(ctx, err)
 	}
+	s.startProfileWatch()
+	var fill *cacheFill
+	switch {
+	case s.cache == nil:
+	case s.vouched():
+		if p, ok := s.cache.get(userID); ok {
+			return p, nil
+		}
+		fill = s.cache.begin(userID)
+	default:
+		s.cache.misses.Add(1)
+	}
+	p, err := s.read(ctx, userID)
+	if fill != nil {
+		s.cache.finish(fill, p, err == nil)
+	}
+	return p, err
+}
+
+// read reads userID's row from the database.
+func (s *Store) read(ctx context.Context, userID string) (profile.Profile, error) {
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	p, err := scanProfile(s.pool.QueryRow(opCtx, "SELECT "+columns+" FROM "+s.schema+".profiles WHERE user_id = $1", userID), userID)

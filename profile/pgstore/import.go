@@ -65,6 +65,12 @@ func (s *Store) Import(ctx context.Context, profiles []profile.Profile) error {
 	var de errDomain
 	switch {
 	case err == nil:
+		// every node drops its cache rather than hear of each profile
+		s.startProfileWatch()
+		if s.cache != nil {
+			s.cache.reset()
+		}
+		s.announceReset()
 		return nil
 	case errors.As(err, &de):
 		return de.err

@@ -113,7 +113,7 @@ func (k keyStore) Create(ctx context.Context, r apikey.Record) error {
 	case err != nil:
 		return k.s.keyFail(ctx, err)
 	}
-	k.s.notify(ctx, concernAPIKeys, []string{r.ID})
+	_ = k.s.notify(ctx, concernAPIKeys, []string{r.ID})
 	return nil
 }
 
@@ -158,7 +158,7 @@ func (k keyStore) Revoke(ctx context.Context, id string, at time.Time) (apikey.R
 	case err != nil:
 		return apikey.Record{}, k.s.keyFail(ctx, err)
 	}
-	k.s.notify(ctx, concernAPIKeys, []string{id})
+	_ = k.s.notify(ctx, concernAPIKeys, []string{id})
 	return r, nil
 }
 

@@ -73,7 +73,7 @@ func (k keyStore) Import(ctx context.Context, rs []apikey.Record) error {
 	var de errDomain
 	switch {
 	case err == nil:
-		s.notify(ctx, concernAPIKeys, added)
+		_ = s.notify(ctx, concernAPIKeys, added)
 		return nil
 	case errors.As(err, &de):
 		return de.err

@@ -135,13 +135,14 @@ func (s *Store) ListenerHealth() pglisten.Health {
 // rolled back, or arrive before the write is visible. It runs on a
 // context of its own: a caller that hung up after the commit must not
 // cost the other nodes the news. A failure is left to the poll.
-func (s *Store) notify(ctx context.Context, concern string, payloads []string) {
+func (s *Store) notify(ctx context.Context, concern string, payloads []string) error {
 	if len(payloads) == 0 || s.watch.skipNotify.Load() {
-		return
+		return nil
 	}
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
-	_, _ = s.pool.Exec(nctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", channelName(s.schemaName, concern), payloads)
+	_, err := s.pool.Exec(nctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", channelName(s.schemaName, concern), payloads)
+	return err
 }
 
 // WatchAPIKeys calls onChange with the id of each key created, revoked or
@@ -172,7 +173,7 @@ func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop fun
 		var pctx context.Context
 		pctx, w.stopPoll = context.WithCancel(context.Background())
 		w.pollDone = make(chan struct{})
-		go s.pollKeys(pctx, w.pollDone)
+		go pollChanges(pctx, s.poll, w.pollDone, s.pollKeys(map[string]uint64{}))
 	}
 	w.mu.Unlock()
 	if live && onReset != nil {
@@ -226,8 +227,8 @@ func (s *Store) keysReset() {
 	}
 }
 
-// pollKeys reads the keys changed since its last read, every poll
-// interval, and reports them as notifications would.
+// pollKeys is one poll of the keys changed since cursor, reported as
+// notifications would be.
 //
 // Which changes are "since its last read" is decided by transaction ids,
 // not by changed_at. A write's changed_at is its transaction's start
@@ -243,43 +244,50 @@ func (s *Store) keysReset() {
 // changed_xid ≥ that poll's xmin, and the next poll, reading
 // changed_xid ≥ xmin, sees it once committed. The price is only that
 // changes committed but still ≥ xmin (another transaction was running)
-// are reported again: harmless, since a report only drops a cache entry.
-// The cursor is kept across failures, so a poll after an outage reports
-// everything changed during it.
-func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	cursor := "" // an xid8, as text; empty before the first read
-	// the changes already told, by id: a long transaction anywhere in the
-	// cluster holds xmin back, and the same rows come back poll after
-	// poll; telling them again would make every keyring drop its answers
-	// every poll
-	told := map[string]uint64{}
-	t := time.NewTicker(s.poll)
-	defer t.Stop()
-	for {
-		next, changes, err := s.keyChanges(ctx, cursor)
+// are read again; told keeps them from being reported again. The cursor
+// is kept across failures, so a poll after an outage reports everything
+// changed during it.
+func (s *Store) pollKeys(told map[string]uint64) func(ctx context.Context, cursor string) (string, error) {
+	return func(ctx context.Context, cursor string) (string, error) {
+		next, changes, err := s.changedRows(ctx, "api_keys", "id", "changed_xid", cursor, 0)
 		s.watch.mu.Lock()
 		if err != nil && ctx.Err() == nil {
 			s.watch.poll.Failures++
 			s.watch.poll.LastError = describe(err)
 		} else if err == nil {
+			s.watch.poll.Polls++
 			s.watch.poll.LastOK = time.Now()
 		}
 		s.watch.mu.Unlock()
-		if err == nil {
+		if err != nil {
+			return "", err
+		}
+		floor, _ := strconv.ParseUint(next, 10, 64)
+		for id, xid := range told {
+			if xid < floor { // never read again
+				delete(told, id)
+			}
+		}
+		for _, c := range changes {
+			if told[c.id] != c.n {
+				told[c.id] = c.n
+				s.keyChanged(c.id)
+			}
+		}
+		return next, nil
+	}
+}
+
+// pollChanges calls step every interval until ctx ends, each time with
+// the cursor of its last success ("" before the first), and closes done.
+func pollChanges(ctx context.Context, every time.Duration, done chan struct{}, step func(ctx context.Context, cursor string) (string, error)) {
+	defer close(done)
+	cursor := ""
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if next, err := step(ctx, cursor); err == nil {
 			cursor = next
-			floor, _ := strconv.ParseUint(next, 10, 64)
-			for id, xid := range told {
-				if xid < floor { // never read again
-					delete(told, id)
-				}
-			}
-			for _, c := range changes {
-				if told[c.id] != c.xid {
-					told[c.id] = c.xid
-					s.keyChanged(c.id)
-				}
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -289,15 +297,17 @@ func (s *Store) pollKeys(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// keyChange is a key's row changed by the transaction xid.
-type keyChange struct {
-	id  string
-	xid uint64
+// changedRow is a row changed since a poll's cursor: its id and a number
+// (its changed_xid, or its version).
+type changedRow struct {
+	id string
+	n  uint64
 }
 
-// keyChanges returns the keys whose changed_xid ≥ cursor (none when
-// cursor is empty) and the xmin of the snapshot that read them.
-func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, changes []keyChange, err error) {
+// changedRows returns the id and number columns of table's rows whose
+// changed_xid ≥ cursor (none when cursor is empty), at most limit + 1 of
+// them when limit > 0, and the xmin of the snapshot that read them.
+func (s *Store) changedRows(ctx context.Context, table, idCol, numCol, cursor string, limit int) (next string, rows []changedRow, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if cursor == "" {
@@ -307,21 +317,27 @@ func (s *Store) keyChanges(ctx context.Context, cursor string) (next string, cha
 	if _, err := strconv.ParseUint(cursor, 10, 64); err != nil {
 		return "", nil, err
 	}
-	var ids, xids []string
-	// one scan of the rows, both arrays in the same order
+	lim := ""
+	if limit > 0 {
+		lim = " LIMIT " + strconv.Itoa(limit+1)
+	}
+	var ids, nums []string
+	// one snapshot for the rows and the xmin; both arrays in one order
 	err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "+
-		"coalesce(array_agg(k.id ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}'), "+
-		"coalesce(array_agg(k.changed_xid::text ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}') "+
-		"FROM (SELECT 1) one LEFT JOIN "+s.schema+".api_keys k ON k.changed_xid >= $1::text::xid8",
-		cursor).Scan(&next, &ids, &xids)
-	if err != nil || len(ids) != len(xids) {
+		"coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'), "+
+		"coalesce(array_agg(t.n ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') "+
+		"FROM (SELECT 1) one LEFT JOIN (SELECT "+idCol+" AS id, "+numCol+"::text AS n FROM "+s.schema+"."+table+
+		" WHERE changed_xid >= $1::text::xid8"+lim+") t ON true",
+		cursor).Scan(&next, &ids, &nums)
+	if err != nil || len(ids) != len(nums) {
 		return next, nil, err
 	}
+	rows = make([]changedRow, 0, len(ids))
 	for i, id := range ids {
-		x, _ := strconv.ParseUint(xids[i], 10, 64)
-		changes = append(changes, keyChange{id, x})
+		n, _ := strconv.ParseUint(nums[i], 10, 64)
+		rows = append(rows, changedRow{id, n})
 	}
-	return next, changes, nil
+	return next, rows, nil
 }
 
 // stopWatching ends the poll and the listening connection, and waits for

@@ -80,6 +80,9 @@ type Store struct {
 	listenConfig *pgx.ConnConfig // for the listening connection
 	poll         time.Duration
 	watch        watchState // the listener and the key watchers (keys_watch.go)
+
+	cache    *profileCache // nil when Options.Cache is negative (cache.go)
+	profiles profileWatch  // what keeps it coherent (profiles_watch.go)
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -139,7 +142,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		schema = defaultSchema
 	}
 	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), schemaName: schema, timeout: opts.Timeout,
-		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll}
+		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll,
+		cache: newProfileCache(opts.Cache)}
 	mctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
 	defer cancel()
 	if err := s.migrate(mctx, schema); err != nil {
@@ -153,11 +157,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the listening connection and the poll, if started, and
-// closes the pool. Exports and imports in progress run on connections of
+// Close sends the profile announcements still queued, stops the
+// listening connection and the polls, if started, and closes the pool. Exports and imports in progress run on connections of
 // their own and end on their own terms (ExportTimeout, their caller's
 // context).
 func (s *Store) Close() error {
+	s.stopProfileWatch()
 	s.stopWatching()
 	s.pool.Close()
 	return nil
