@@ -86,8 +86,8 @@ func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 	const poll = 300 * time.Millisecond
 	nodes := startNodes(t, s, 3, pgNodesStorage(t, dsn, fmt.Sprintf("poll %v listen_dsn %s", poll, proxy.dsn(t, dsn))))
 	tok := s.token(t, "poll-bound")
-	waitListening(t, nodes, 1)
 	writeEverywhere(t, nodes, tok, "v0", 5*time.Second)
+	waitListening(t, nodes, 1)
 	caught := func() float64 {
 		sum := 0.0
 		for _, n := range nodes {
