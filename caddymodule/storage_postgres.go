@@ -26,13 +26,13 @@ func init() {
 // PostgresStorage keeps profiles in PostgreSQL, for several Caddy nodes
 // that share one database. The connection pool is opened once per DSN,
 // schema and options in the process and shared across config reloads that
-// keep them; a reload that changes max_conns, timeout, statement_timeout
-// or export_timeout opens a new pool, and the old one closes with the old
-// config (so do cache, poll and listen_dsn). The schema is created and migrated in the background, not at
-// provision (safe when nodes start at once): a node whose database is down
-// starts, answers 503 StorageUnavailable on the route, and retries with
-// backoff (1s doubling to 15s, sooner on a request, at most once a
-// second) until the database is back.
+// keep them; a reload that changes max_conns, timeout, statement_timeout,
+// export_timeout, cache, poll or listen_dsn opens a new pool, and the old
+// one closes with the old config. The schema is created and migrated in
+// the background, not at provision (safe when nodes start at once): a
+// node whose database is down starts, answers 503 StorageUnavailable on
+// the route, and retries with backoff (1s doubling to 15s, sooner on a
+// request, at most once a second) until the database is back.
 type PostgresStorage struct {
 	// The connection string, a URL or key=value DSN as pgx reads it.
 	// Placeholders such as {env.PROFILE_PG_DSN} are replaced. Required.
@@ -144,10 +144,12 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("postgres storage: dsn: required")
 	}
 	listenDSN := caddy.NewReplacer().ReplaceKnown(p.ListenDSN, "")
-	if _, err := pgx.ParseConfig(listenDSN); listenDSN != "" && err != nil {
-		// named, unlike the DSN's own error, since two DSNs may be wrong;
-		// never repeated, since it may hold a password
-		return fmt.Errorf("postgres storage: listen_dsn: %w", pgstore.ErrBadDSN)
+	if listenDSN != "" {
+		if _, err := pgx.ParseConfig(listenDSN); err != nil {
+			// named, unlike the DSN's own error, since two DSNs may be
+			// wrong; never repeated, since it may hold a password
+			return fmt.Errorf("postgres storage: listen_dsn: %w", pgstore.ErrBadDSN)
+		}
 	}
 	// the pool's key names the DSNs by hash, so they cannot leak through
 	// it; the options are part of it, so that a reload changing them opens

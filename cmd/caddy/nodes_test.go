@@ -82,6 +82,10 @@ http://127.0.0.1:%d {
 	}
 }
 `, adminPort, httpPort, httpPort, s.jwks, storage)
+	// after the node stops (cleanups run last first), its keep-alive
+	// connections leave the shared client: a later node may get the same
+	// port, and a request on a connection of the old process fails
+	t.Cleanup(client.CloseIdleConnections)
 	p := start(t, caddyBin, config, t.TempDir(), adminPort)
 	return node{url: fmt.Sprintf("http://127.0.0.1:%d/api/workspace/account/profile", httpPort),
 		admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), proc: p}

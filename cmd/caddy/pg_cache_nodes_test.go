@@ -210,6 +210,7 @@ func TestPgCacheNodeRestartedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nodes[2].proc.cmd.Wait()
+	client.CloseIdleConnections()      // the killed node's, whose port may come back
 	time.Sleep(500 * time.Millisecond) // load while it is down
 	nodes[2] = startNode(t, s, storage)
 	for i := range users { // it serves while the load goes on
