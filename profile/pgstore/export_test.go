@@ -6,6 +6,9 @@ package pgstore
 // prints it as it runs.
 const APIKeysMigration = apiKeysMigration
 
+// ProfileTrackingMigration is migration 4, for the same test.
+const ProfileTrackingMigration = profileTrackingMigration
+
 // ChannelName is channelName.
 var ChannelName = channelName
 

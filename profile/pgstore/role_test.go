@@ -52,6 +52,17 @@ func TestStorageDocShowsTheKeyMigration(t *testing.T) {
 	}
 }
 
+// TestStorageDocShowsTheTrackingMigration: the block a DBA runs by hand
+// is migration 4 as the store runs it.
+func TestStorageDocShowsTheTrackingMigration(t *testing.T) {
+	block := docSQL(t, "profiles_track_change()")
+	want := "BEGIN;\n" + strings.ReplaceAll(pgstore.ProfileTrackingMigration, "{s}", "<schema>") +
+		";\nINSERT INTO <schema>.schema_migrations (version) VALUES (4);\nCOMMIT;"
+	if squeeze(block) != squeeze(want) {
+		t.Fatalf("docs/storage.md shows\n%s\nthe migration is\n%s", block, want)
+	}
+}
+
 // TestRoleWithoutCreateUsesMigratedTables: a role that may create nothing
 // serves profiles and API keys from a schema its owner migrated, by hand
 // as docs/storage.md says, with the grants the page gives; the role
