@@ -6,6 +6,9 @@ package pgstore
 // prints it as it runs.
 const APIKeysMigration = apiKeysMigration
 
+// DPoPProofsMigration is migration 5, for the same test.
+const DPoPProofsMigration = dpopProofsMigration
+
 // ChannelName is channelName.
 var ChannelName = channelName
 

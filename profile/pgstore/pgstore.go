@@ -80,6 +80,7 @@ type Store struct {
 	listenConfig *pgx.ConnConfig // for the listening connection
 	poll         time.Duration
 	watch        watchState // the listener and the key watchers (keys_watch.go)
+	prune        pruneState // the pruning of expired DPoP proofs (dpop_proofs.go)
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -153,12 +154,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the listening connection and the poll, if started, and
-// closes the pool. Exports and imports in progress run on connections of
+// Close stops the listening connection, the poll and the pruning of DPoP
+// proofs, if started, and closes the pool. Exports and imports in progress run on connections of
 // their own and end on their own terms (ExportTimeout, their caller's
 // context).
 func (s *Store) Close() error {
 	s.stopWatching()
+	s.stopPruning()
 	s.pool.Close()
 	return nil
 }
