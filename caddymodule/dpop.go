@@ -103,9 +103,11 @@ func resizeReplayCache() {
 	}
 }
 
-// provisionDPoP builds the dpop option's verifier; Provision has set its
-// defaults and checked it.
-func (h *Handler) provisionDPoP(ctx caddy.Context) error {
+// provisionDPoP builds the dpop option's verifier, spending proofs in the
+// process's replay cache and then in shared, the record of used proofs
+// the nodes share (nil: none); Provision has set its defaults and checked
+// it.
+func (h *Handler) provisionDPoP(ctx caddy.Context, shared dpop.SharedReplay) error {
 	d := h.DPoP
 	if d.Origin != "" {
 		d.origin, _ = normalizeOrigin(d.Origin)
@@ -126,7 +128,7 @@ func (h *Handler) provisionDPoP(ctx caddy.Context) error {
 		size = dpop.DefaultReplayCacheSize
 	}
 	replay := leaseReplayCache(ctx, &replayLease{size: size, window: window + leeway})
-	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
+	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay, Shared: shared})
 	if err != nil {
 		return fmt.Errorf("dpop: %w", err)
 	}
