@@ -22,8 +22,11 @@ const (
 // key by their cnf.jkt claim, sent as `Authorization: DPoP <token>` with a
 // `DPoP` proof header signed by that key. A bound token is never accepted
 // without its proof, whatever the mode; in upstream mode the backend gets
-// the token as `Authorization: Bearer` and never the proof. Nonces
-// (use_dpop_nonce) are not implemented.
+// the token as `Authorization: Bearer` and never the proof. When the
+// route has a PostgreSQL store (its storage, else its api_keys store),
+// each proof is also spent there, so that a proof used on one node is
+// refused on the others; a proof that cannot be checked there is 503
+// StorageUnavailable. Nonces (use_dpop_nonce) are not implemented.
 type DPoP struct {
 	// off: the DPoP scheme is not accepted (another scheme, as before
 	// DPoP) and bound tokens are refused, since their proof cannot be
