@@ -21,7 +21,8 @@ import (
 
 const detailAlreadyUsed = "The DPoP proof was already used; make a new one for each request."
 
-// dpopProofRows counts the rows of schema's dpop_proofs.
+// dpopProofRows counts the rows of schema's dpop_proofs, 0 when the
+// table is not there (yet).
 func dpopProofRows(t *testing.T, dsn, schema string) int {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dsn)
@@ -29,8 +30,13 @@ func dpopProofRows(t *testing.T, dsn, schema string) int {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	table := pgx.Identifier{schema}.Sanitize() + ".dpop_proofs"
+	var exists bool
+	if err := conn.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
+		return 0
+	}
 	var n int
-	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{schema}.Sanitize()+".dpop_proofs").Scan(&n); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -212,5 +218,22 @@ func TestDPoPSharedRecordFollowsReload(t *testing.T) {
 	}
 	if a, b := dpopProofRows(t, dsn, first), dpopProofRows(t, dsn, second); a != 1 || b != 3 {
 		t.Fatalf("rows: %d in the old schema, %d in the new; want 1 and 3", a, b)
+	}
+}
+
+// TestDPoPSharedPrefersTheProfileStore: a route with its profiles in one
+// PostgreSQL schema and its API keys in another spends proofs in the
+// profiles' schema.
+func TestDPoPSharedPrefersTheProfileStore(t *testing.T) {
+	dsn, profiles := pgSchema(t, "wp_dpop_profiles")
+	keys := profiles + "_keys"
+	t.Cleanup(func() { dropSchema(dsn, keys) })
+	f := newDPoPFixtureOn(t, fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 2s", profiles),
+		fmt.Sprintf("api_keys {\n\t\t\tstore postgres {env.PROFILE_TEST_PG_DSN} schema %s timeout 2s\n\t\t}", keys), "")
+	if r := doDPoP(t, f.tc, "GET", itBase+profilePath, "DPoP "+f.bound, f.proof(t, "GET", nil)); r.status != 200 {
+		t.Fatalf("a fresh proof: %d %s", r.status, r.body)
+	}
+	if p, k := dpopProofRows(t, dsn, profiles), dpopProofRows(t, dsn, keys); p != 1 || k != 0 {
+		t.Fatalf("rows: %d in the profiles' schema, %d in the keys'; want 1 and 0", p, k)
 	}
 }
