@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 )
@@ -125,13 +125,8 @@ func TestDPoPProofPruneRemovesExpiredOnly(t *testing.T) {
 // store closed, and on a lazy store not open yet, a use is an error that
 // errors.Is profile.ErrUnavailable, never fresh, and names no server.
 func TestDPoPProofFailsWithoutDatabase(t *testing.T) {
-	cfg, err := pgx.ParseConfig(dsn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := startProxy(t, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
-	_, port, _ := net.SplitHostPort(px.addr)
-	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, px.addr, cfg.Database)
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	_, port, _ := net.SplitHostPort(px.Addr)
 	schema := freshSchema(t)
 	ctx, exp := context.Background(), time.Now().Add(time.Minute)
 	cut, err := pgstore.Open(ctx, proxied, pgstore.Options{Schema: schema, Timeout: 2 * time.Second})
@@ -142,7 +137,7 @@ func TestDPoPProofFailsWithoutDatabase(t *testing.T) {
 	if fresh, err := cut.UseDPoPProof(ctx, "jkt", proofHash(1), exp); err != nil || !fresh {
 		t.Fatalf("before the cut: fresh %v, %v", fresh, err)
 	}
-	px.cut()
+	px.Cut()
 	closed := open(t, schema)
 	_ = closed.Close()
 	lazy, err := pgstore.OpenLazy(proxied, pgstore.Options{Schema: schema, Timeout: time.Second}, pgstore.LazyOptions{Delay: time.Hour})
