@@ -15,7 +15,7 @@ import (
 // more.
 
 // DPoPPruneInterval is how often a node deletes expired proofs, once it
-// has used one; DPoPPruneBatch is the most rows one statement deletes, so
+// has used one, unless Options.DPoPPrune says otherwise; DPoPPruneBatch is the most rows one statement deletes, so
 // that a backlog never holds many row locks or runs long.
 const (
 	DPoPPruneInterval = 30 * time.Second
@@ -94,7 +94,7 @@ func (s *Store) startPruning() {
 
 func (s *Store) pruneLoop(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	tick := time.NewTicker(DPoPPruneInterval)
+	tick := time.NewTicker(s.pruneEvery)
 	defer tick.Stop()
 	for {
 		select {

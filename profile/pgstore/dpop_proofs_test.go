@@ -161,3 +161,53 @@ func TestDPoPProofFailsWithoutDatabase(t *testing.T) {
 		t.Logf("%s: %v", name, err)
 	}
 }
+
+// TestDPoPProofsPrunedInTheBackgroundUntilClose: a node that has spent a
+// proof deletes expired rows on its own, every DPoPPrune, and no more
+// once closed.
+func TestDPoPProofsPrunedInTheBackgroundUntilClose(t *testing.T) {
+	schema := freshSchema(t)
+	s, err := pgstore.Open(context.Background(), dsn(t), pgstore.Options{Schema: schema, Timeout: 3 * time.Second, DPoPPrune: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	q := pgx.Identifier{schema}.Sanitize() + ".dpop_proofs"
+	expire := func(n int) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, "INSERT INTO "+q+" SELECT 'k', sha256(('expired-'||g||'-'||$2::bigint)::bytea), now() - interval '1 second' FROM generate_series(1, $1::int) g", n, time.Now().UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expired := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+q+" WHERE expires < now()").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	expire(50)
+	if fresh, err := s.UseDPoPProof(ctx, "k", proofHash(1), time.Now().Add(time.Hour)); err != nil || !fresh {
+		t.Fatalf("first use: fresh %v, %v", fresh, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for expired() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d expired rows left 10 s after the first use", expired())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = s.Close()
+	expire(5)
+	time.Sleep(200 * time.Millisecond) // ten intervals: a pruning still running would have run
+	if n := expired(); n != 5 {
+		t.Fatalf("%d expired rows after Close, want the 5 left alone", n)
+	}
+}

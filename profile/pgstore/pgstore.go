@@ -44,6 +44,9 @@ type Options struct {
 	// cache.go). 0: DefaultCache; negative: no cache, every read goes
 	// to the database.
 	Cache int
+	// DPoPPrune is how often a node deletes expired DPoP proofs, once it
+	// has spent one (see dpop_proofs.go). Default: DPoPPruneInterval.
+	DPoPPrune time.Duration
 	// ListenDSN, when set, is where the store's one listening connection
 	// goes instead of the DSN: LISTEN needs a session of its own, which
 	// PgBouncer in transaction mode cannot give (use a session-mode pool
@@ -81,6 +84,7 @@ type Store struct {
 	poll         time.Duration
 	watch        watchState // the listener and the key watchers (keys_watch.go)
 	prune        pruneState // the pruning of expired DPoP proofs (dpop_proofs.go)
+	pruneEvery   time.Duration
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -119,6 +123,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = defaultPoll
 	}
+	if opts.DPoPPrune <= 0 {
+		opts.DPoPPrune = DPoPPruneInterval
+	}
 	listenConfig := cfg.ConnConfig
 	if opts.ListenDSN != "" {
 		lc, err := pgx.ParseConfig(opts.ListenDSN)
@@ -140,7 +147,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		schema = defaultSchema
 	}
 	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), schemaName: schema, timeout: opts.Timeout,
-		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll}
+		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll, pruneEvery: opts.DPoPPrune}
 	mctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
 	defer cancel()
 	if err := s.migrate(mctx, schema); err != nil {
