@@ -88,34 +88,35 @@ func apiKeysOf(s profile.Store) (apikey.Store, error) {
 
 // provisionAPIKeys opens the key store (own is the route's storage, nil
 // in upstream mode), takes the shared keyring of that store and records
-// what Cleanup gives back.
-func (h *Handler) provisionAPIKeys(ctx caddy.Context, own StorageBackend) error {
+// what Cleanup gives back. It answers the key store's backend (nil
+// without api_keys).
+func (h *Handler) provisionAPIKeys(ctx caddy.Context, own StorageBackend) (StorageBackend, error) {
 	k := h.APIKeys
 	if k == nil {
-		return nil
+		return nil, nil
 	}
 	backend := own
 	if k.StoreRaw != nil {
 		mod, err := ctx.LoadModule(k, "StoreRaw")
 		if err != nil {
-			return fmt.Errorf("api_keys: store: %w", err)
+			return nil, fmt.Errorf("api_keys: store: %w", err)
 		}
 		b, ok := mod.(StorageBackend)
 		if !ok {
-			return fmt.Errorf("api_keys: store: module %T is not a storage backend", mod)
+			return nil, fmt.Errorf("api_keys: store: module %T is not a storage backend", mod)
 		}
 		backend = b
 	}
 	if backend == nil {
-		return errors.New("api_keys: store: required in upstream mode")
+		return nil, errors.New("api_keys: store: required in upstream mode")
 	}
 	kb, ok := backend.(keyStoreBackend)
 	if !ok {
-		return fmt.Errorf("api_keys: store: %s keeps no API keys", backend.StoreName())
+		return nil, fmt.Errorf("api_keys: store: %s keeps no API keys", backend.StoreName())
 	}
 	store, err := kb.APIKeyStore()
 	if err != nil {
-		return fmt.Errorf("api_keys: store: %w", err)
+		return nil, fmt.Errorf("api_keys: store: %w", err)
 	}
 	fresh := &keyStore{Name: backend.StoreName(), Store: store, Prefix: k.prefix(), key: storeKey(backend),
 		Keyring: apikey.NewKeyring(store, apikey.Options{Observer: keyringObserver{}})}
@@ -130,10 +131,10 @@ func (h *Handler) provisionAPIKeys(ctx caddy.Context, own StorageBackend) error 
 	}
 	h.keyStore = ks
 	if ks.Prefix != fresh.Prefix {
-		return fmt.Errorf("api_keys: prefix %q: the other routes on store %s use %q, and a store's keys have one prefix", fresh.Prefix, ks.Name, ks.Prefix)
+		return nil, fmt.Errorf("api_keys: prefix %q: the other routes on store %s use %q, and a store's keys have one prefix", fresh.Prefix, ks.Name, ks.Prefix)
 	}
 	h.keys = &keyVerifier{ring: ks.Keyring, logger: h.logger, errs: h.storeErrors}
-	return nil
+	return backend, nil
 }
 
 // releaseAPIKeys gives back the use of the key store Provision took; the

@@ -22,8 +22,11 @@ const (
 // key by their cnf.jkt claim, sent as `Authorization: DPoP <token>` with a
 // `DPoP` proof header signed by that key. A bound token is never accepted
 // without its proof, whatever the mode; in upstream mode the backend gets
-// the token as `Authorization: Bearer` and never the proof. Nonces
-// (use_dpop_nonce) are not implemented.
+// the token as `Authorization: Bearer` and never the proof. When the
+// route has a PostgreSQL store (its storage, else its api_keys store),
+// each proof is also spent there, so that a proof used on one node is
+// refused on the others; a proof that cannot be checked there is 503
+// StorageUnavailable. Nonces (use_dpop_nonce) are not implemented.
 type DPoP struct {
 	// off: the DPoP scheme is not accepted (another scheme, as before
 	// DPoP) and bound tokens are refused, since their proof cannot be
@@ -103,9 +106,11 @@ func resizeReplayCache() {
 	}
 }
 
-// provisionDPoP builds the dpop option's verifier; Provision has set its
-// defaults and checked it.
-func (h *Handler) provisionDPoP(ctx caddy.Context) error {
+// provisionDPoP builds the dpop option's verifier, spending proofs in the
+// process's replay cache and then in shared, the record of used proofs
+// the nodes share (nil: none); Provision has set its defaults and checked
+// it.
+func (h *Handler) provisionDPoP(ctx caddy.Context, shared dpop.SharedReplay) error {
 	d := h.DPoP
 	if d.Origin != "" {
 		d.origin, _ = normalizeOrigin(d.Origin)
@@ -126,7 +131,7 @@ func (h *Handler) provisionDPoP(ctx caddy.Context) error {
 		size = dpop.DefaultReplayCacheSize
 	}
 	replay := leaseReplayCache(ctx, &replayLease{size: size, window: window + leeway})
-	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay})
+	v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, Window: window, Leeway: leeway, Replay: replay, Shared: shared})
 	if err != nil {
 		return fmt.Errorf("dpop: %w", err)
 	}

@@ -29,13 +29,20 @@ type dpopFixture struct {
 
 func newDPoPFixture(t *testing.T, extra, site string) dpopFixture {
 	t.Helper()
+	return newDPoPFixtureOn(t, "storage memory", extra, site)
+}
+
+// newDPoPFixtureOn is newDPoPFixture on storage (a storage line), with
+// extra lines inside workspace_profile.
+func newDPoPFixtureOn(t *testing.T, storage, extra, site string) dpopFixture {
+	t.Helper()
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "rs-1")
 	f := dpopFixture{key: k, client: dpoptest.NewProver(t, jwa.ES256()), htu: itSite + profilePath}
 	c := jwtauthtest.Claims("dpop-user")
 	c["cnf"] = map[string]any{"jkt": f.client.Thumbprint}
 	f.bound = k.Mint(t, c, nil)
 	f.unbound = k.Mint(t, jwtauthtest.Claims("bearer-user"), nil)
-	f.tc = startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: "storage memory", extra: extra, site: site})
+	f.tc = startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))}, storage: storage, extra: extra, site: site})
 	return f
 }
 
@@ -79,11 +86,18 @@ type dpopUpstream struct {
 
 func startDPoPUpstream(t *testing.T) dpopUpstream {
 	t.Helper()
+	return startDPoPUpstreamWith(t, "")
+}
+
+// startDPoPUpstreamWith is startDPoPUpstream with extra lines inside
+// workspace_profile.
+func startDPoPUpstreamWith(t *testing.T, extra string) dpopUpstream {
+	t.Helper()
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	client := dpoptest.NewProver(t, jwa.ES256())
 	backend := jwtauthtest.NewServer(t)
 	backend.Set(200, []byte(`{"Data":{"UserId":"u-1"},"Errors":[],"Warnings":[],"Success":true}`))
-	tc := startCaddyfile(t, upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), ""))
+	tc := startCaddyfile(t, upstreamCaddyfile(k, t, strings.TrimPrefix(backend.URL, "http://"), extra))
 	c := jwtauthtest.Claims("u-1")
 	c["cnf"] = map[string]any{"jkt": client.Thumbprint}
 	return dpopUpstream{tc: tc, backend: backend, client: client, tok: k.Mint(t, c, nil)}

@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -15,75 +13,26 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
 // tcpProxy stands between Caddy and PostgreSQL so that a test can cut the
-// database off (a real network fault: connections reset, new ones closed
-// at once) and bring it back, without touching the server other tests use.
-// Its listener stays open through the outage, so that nothing else can take
-// its port before the database comes back.
+// database off and bring it back (see pgtest.Proxy).
 type tcpProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	down         bool
-	conns        []net.Conn
+	*pgtest.Proxy
+	addr string
 }
 
 func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{target: target, addr: ln.Addr().String(), ln: ln}
-	go p.serve()
-	t.Cleanup(func() { p.cut(); _ = ln.Close() })
-	return p
-}
-
-func (p *tcpProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-	}
+	p := pgtest.NewProxy(t, target)
+	return &tcpProxy{Proxy: p, addr: p.Addr}
 }
 
 // cut closes every connection and every new one: the database is gone.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
+func (p *tcpProxy) cut() { p.Cut() }
 
 // restore lets connections through again: the database is back.
-func (p *tcpProxy) restore(*testing.T) {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
+func (p *tcpProxy) restore(*testing.T) { p.Restore() }
 
 // TestIntegrationPostgresOutage: PostgreSQL becomes unreachable mid-load.
 // Requests answer 503 StorageUnavailable quickly during the outage, no row

@@ -100,9 +100,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionIntrospection(discovered); err != nil {
 		return err
 	}
-	if err := h.provisionDPoP(ctx); err != nil {
-		return err
-	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -110,7 +107,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.provisionAPIKeys(ctx, backend); err != nil {
+	keyBackend, err := h.provisionAPIKeys(ctx, backend)
+	if err != nil {
+		return err
+	}
+	// once the stores are open: a DPoP proof is spent in the record the
+	// nodes share, the profile store's when it has one, else the key
+	// store's (in upstream mode too)
+	if err := h.provisionDPoP(ctx, h.sharedProofsOf(backend, keyBackend)); err != nil {
 		return err
 	}
 	h.authn = h.authenticator()

@@ -131,4 +131,5 @@ var (
 
 var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge,
 	metricIntrospectionCalls, metricIntrospectionCache, metricIntrospectionSeconds, metricIntrospectionInFlight,
-	metricIntrospectionFailingFast, metricKeyVerifications, metricKeyCache, metricKeyStoreReads, pgCacheCollector{}}
+	metricIntrospectionFailingFast, metricKeyVerifications, metricKeyCache, metricKeyStoreReads,
+	metricDPoPSharedChecks, metricDPoPSharedSeconds, pgCacheCollector{}}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
 // These tests run three Caddy processes of this command on one PostgreSQL
@@ -17,10 +19,11 @@ import (
 // read on the others, with notifications and without, and that the
 // database alone decides If-Match and user-name uniqueness.
 
-// pgNodesStorage is the storage line of the nodes of one test: a schema
-// of its own, and the options given.
-func pgNodesStorage(t testing.TB, dsn, options string) string {
-	return fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s %s", pgSchema(t, dsn), options)
+// pgNodesStorage is the storage line of the nodes of one test, with the
+// options given, and its schema, the test's own.
+func pgNodesStorage(t testing.TB, dsn, options string) (storage, schema string) {
+	schema = pgSchema(t, dsn)
+	return fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s %s", schema, options), schema
 }
 
 // writeEverywhere PUTs FirstName v on nodes[0] and waits until every node
@@ -80,7 +83,8 @@ func writeAndWaitOthers(t testing.TB, nodes []node, w int, tok, v string, bound 
 func TestPgCacheWriteReadOnOtherNodesWithinOneSecond(t *testing.T) {
 	dsn := pgDSN(t)
 	s := newSigner(t)
-	nodes := startNodes(t, s, 3, pgNodesStorage(t, dsn, ""))
+	storage, _ := pgNodesStorage(t, dsn, "")
+	nodes := startNodes(t, s, 3, storage)
 	tok := s.token(t, "read-everywhere")
 	warmNodes(t, nodes, tok)
 	var worst time.Duration
@@ -99,10 +103,11 @@ func TestPgCacheWriteReadOnOtherNodesWithinOneSecond(t *testing.T) {
 // are what caught the stale entries.
 func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 	dsn := pgDSN(t)
-	proxy := newPgProxy(t, dsn)
+	proxy, proxied := pgtest.NewProxyFor(t, dsn)
 	s := newSigner(t)
 	const poll = 300 * time.Millisecond
-	nodes := startNodes(t, s, 3, pgNodesStorage(t, dsn, fmt.Sprintf("poll %v listen_dsn %s", poll, proxy.dsn(t, dsn))))
+	storage, schema := pgNodesStorage(t, dsn, fmt.Sprintf("poll %v listen_dsn %s", poll, proxied))
+	nodes := startNodes(t, s, 3, storage)
 	tok := s.token(t, "poll-bound")
 	warmNodes(t, nodes, tok)
 	caught := func() float64 {
@@ -114,7 +119,7 @@ func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 	}
 
 	// stalled: no notification reaches any node
-	proxy.pause()
+	proxy.Stall()
 	before := caught()
 	var worst time.Duration
 	const rounds = 3
@@ -128,7 +133,7 @@ func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 	}
 	t.Logf("listening connections stalled: %d writes, each read on the other nodes at most %v after its answer (poll %v)",
 		rounds, worst.Round(time.Millisecond), poll)
-	proxy.resume()
+	proxy.Resume()
 
 	// ended: the server terminates the listening connections, and the
 	// write follows at once, while they reconnect
@@ -138,7 +143,7 @@ func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 		for i, n := range nodes {
 			connects[i] = nodeMetric(t, n, "pg_listener_connects_total")
 		}
-		if ended := proxy.terminateListeners(t, dsn); ended != len(nodes) {
+		if ended := killListeners(t, dsn, schema); ended != len(nodes) {
 			t.Fatalf("ended %d listening connections, want one per node (%d)", ended, len(nodes))
 		}
 		worst = max(worst, writeAndWaitOthers(t, nodes, round%3, tok, fmt.Sprintf("ended %d", round), poll+time.Second))
@@ -160,7 +165,7 @@ func TestPgCachePollBoundsStalenessWithoutNotifications(t *testing.T) {
 func TestPgCacheNodeRestartedUnderLoad(t *testing.T) {
 	dsn := pgDSN(t)
 	s := newSigner(t)
-	storage := pgNodesStorage(t, dsn, "")
+	storage, _ := pgNodesStorage(t, dsn, "")
 	nodes := startNodes(t, s, 3, storage)
 	const users = 6
 	toks := make([]string, users)
@@ -252,8 +257,8 @@ func TestPgCacheNodeRestartedUnderLoad(t *testing.T) {
 func TestPgIfMatchRacesAcrossThreeNodes(t *testing.T) {
 	dsn := pgDSN(t)
 	s := newSigner(t)
-	schema := pgSchema(t, dsn)
-	nodes := startNodes(t, s, 3, fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema))
+	storage, schema := pgNodesStorage(t, dsn, "")
+	nodes := startNodes(t, s, 3, storage)
 	tok := s.token(t, "if-match-race")
 	st, hdr, body := send(t, "PUT", nodes[0].url, tok, `{"FirstName":"start"}`)
 	if st != 200 || hdr.Get("ETag") == "" {
@@ -306,8 +311,8 @@ func TestPgIfMatchRacesAcrossThreeNodes(t *testing.T) {
 func TestPgUserNameRaceAcrossNodes(t *testing.T) {
 	dsn := pgDSN(t)
 	s := newSigner(t)
-	schema := pgSchema(t, dsn)
-	nodes := startNodes(t, s, 3, fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema))
+	storage, schema := pgNodesStorage(t, dsn, "")
+	nodes := startNodes(t, s, 3, storage)
 	toks := []string{s.token(t, "name-racer-a"), s.token(t, "name-racer-b")}
 	const rounds = 15
 	for round := range rounds {

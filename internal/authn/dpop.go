@@ -33,6 +33,12 @@ const (
 	DetailDPoPKeyMismatch = "The token is bound to another key than the one that signed the DPoP proof."
 )
 
+// ErrProofRecordUnavailable refuses a request whose DPoP proof could not
+// be checked for replay because the record of used proofs shared by the
+// nodes is down: answered as the profile store being down (503, the
+// StorageUnavailable envelope).
+var ErrProofRecordUnavailable = &jwtauth.Error{Code: CodeStorageUnavailable, Desc: "The record of used DPoP proofs is unavailable."}
+
 // DPoP is the route's DPoP setting (RFC 9449).
 type DPoP struct {
 	Mode DPoPMode
@@ -78,7 +84,12 @@ func (a *Authenticator) checkBinding(r *http.Request, c jwtauth.Claims, cred Cre
 	case perr != nil:
 		return "", ch.asDPoP(&jwtauth.Error{Code: CodeInvalidDPoPProof, Desc: perr.Desc})
 	}
-	if perr := d.Proofs.Commit(p); perr != nil {
+	switch perr := d.Proofs.Commit(r.Context(), p); {
+	case perr != nil && perr.Unavailable:
+		// the record of used proofs failed: nothing was learnt of the
+		// proof, so the answer of a store being down, never a 401
+		return "", refuse(ErrProofRecordUnavailable)
+	case perr != nil:
 		return "", ch.asDPoP(&jwtauth.Error{Code: CodeInvalidDPoPProof, Desc: perr.Desc})
 	}
 	return jkt, nil

@@ -1,10 +1,16 @@
 package authn
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop/dpoptest"
 )
 
 // TestDPoPRefusals: the refusals made before any proof is checked, with
@@ -74,4 +80,29 @@ func TestBackendChallenge(t *testing.T) {
 			t.Errorf("%q: %s", c.auth, got)
 		}
 	}
+}
+
+// failingRecord is a record of used proofs that cannot answer.
+type failingRecord struct{}
+
+func (failingRecord) UseProof(context.Context, string, [32]byte, time.Time) (bool, error) {
+	return false, errors.New("connection refused")
+}
+
+// TestDPoPProofRecordDownIs503: a valid proof that cannot be checked for
+// replay, the shared record being down, gets the answer of a store being
+// down (503 StorageUnavailable, no challenge), never a 401 or an accept.
+func TestDPoPProofRecordDownIs503(t *testing.T) {
+	client := dpoptest.NewProver(t, jwa.ES256())
+	proofs, err := dpop.New(dpop.Config{Shared: failingRecord{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tok = "eyJh.Ym91bmQ.c2ln"
+	claims := map[string]string{tok: `{"sub":"alice","cnf":{"jkt":"` + client.Thumbprint + `"}}`}
+	a := New(Config{JWT: &fakeVerifier{claims: claims}, ServiceAccount: defaultSA,
+		DPoP: DPoP{Mode: DPoPAllowed, Proofs: proofs, RequestTarget: func(r *http.Request) (string, string) { return r.Method, "http://example.com/" }}})
+	proof := client.Proof(t, "GET", "http://example.com/", tok, time.Now(), nil, nil)
+	_, ref := a.Authenticate(newRequest("/", "Authorization", "DPoP "+tok, "DPoP", proof))
+	check(t, ref, want{503, CodeStorageUnavailable, ErrProofRecordUnavailable.Desc, ""})
 }

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,10 +34,10 @@ func FuzzDPoPProof(f *testing.F) {
 		if p2, err := v.Check(request(proof)); err != nil || p2 != p {
 			t.Fatalf("second check: %+v, %v", p2, err)
 		}
-		if err := v.Commit(p); err != nil {
+		if err := v.Commit(context.Background(), p); err != nil {
 			t.Fatalf("first commit: %v", err)
 		}
-		if err := v.Commit(p); err == nil {
+		if err := v.Commit(context.Background(), p); err == nil {
 			t.Fatal("a proof was spent twice")
 		}
 	})
@@ -59,7 +60,7 @@ func TestFuzzSeedsStayValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, derr := newTestVerifier(t, Config{}).Verify(request(proof)); derr != nil {
+		if _, derr := newTestVerifier(t, Config{}).Verify(context.Background(), request(proof)); derr != nil {
 			t.Errorf("%s refused: %v", name, derr)
 		}
 	}

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -52,6 +53,9 @@ type Config struct {
 	// DefaultReplayCacheSize. Verifiers with different windows may share
 	// one: New makes it keep entries for this verifier's window at least.
 	Replay *ReplayCache
+	// Shared, when set, is the record of used proofs shared by the nodes
+	// of a cluster, which Commit asks after Replay (see SharedReplay).
+	Shared SharedReplay
 	// Now is the verifier's clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -63,6 +67,7 @@ type Verifier struct {
 	past       time.Duration // Window + Leeway
 	future     time.Duration // Future + Leeway
 	replay     *ReplayCache
+	shared     SharedReplay
 	now        func() time.Time
 }
 
@@ -74,6 +79,9 @@ type Error struct {
 	// KeyMismatch: the proof's key is not the one Request.Thumbprint
 	// names (the token is bound to another key).
 	KeyMismatch bool
+	// Unavailable: the proof could not be checked for replay (the shared
+	// record failed); it is neither accepted nor known to be bad.
+	Unavailable bool
 }
 
 func (e *Error) Error() string { return "invalid_dpop_proof: " + e.Desc }
@@ -85,7 +93,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{algorithms: map[string]jwa.SignatureAlgorithm{}, replay: cfg.Replay, now: cfg.Now}
+	v := &Verifier{algorithms: map[string]jwa.SignatureAlgorithm{}, replay: cfg.Replay, shared: cfg.Shared, now: cfg.Now}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
 		algs = jwtauth.DefaultAlgorithms
@@ -216,28 +224,29 @@ func (v *Verifier) Check(req Request) (Proof, *Error) {
 // Commit spends a checked proof: a proof seen within its window is
 // refused, as is one too old for the replay cache to vouch for, and one of
 // a key with no proof in the cache when the cache is full (see
-// ReplayCache).
-func (v *Verifier) Commit(p Proof) *Error {
+// ReplayCache). With a shared record (Config.Shared), a proof the replay
+// cache takes is then spent there too (see commitShared).
+func (v *Verifier) Commit(ctx context.Context, p Proof) *Error {
 	now := float64(v.now().UnixNano()) / 1e9
 	switch v.replay.use(p.Thumbprint, p.replayKey, p.iat, now) {
 	case useReplayed:
-		return refuse("The DPoP proof was already used; make a new one for each request.")
+		return alreadyUsed()
 	case useTooOld:
 		return refuse("The DPoP proof is too old to be checked for replay; make a new one.")
 	case useFull:
 		return refuse("The DPoP replay cache is full of other clients' recent proofs; try again later.")
 	}
-	return nil
+	return v.commitShared(ctx, p)
 }
 
 // Verify is Check and then Commit: the thumbprint of a proof that passed
 // every rule, replay included.
-func (v *Verifier) Verify(req Request) (string, *Error) {
+func (v *Verifier) Verify(ctx context.Context, req Request) (string, *Error) {
 	p, err := v.Check(req)
 	if err != nil {
 		return "", err
 	}
-	if err := v.Commit(p); err != nil {
+	if err := v.Commit(ctx, p); err != nil {
 		return "", err
 	}
 	return p.Thumbprint, nil

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto/elliptic"
 	"encoding/base64"
 	"math/big"
@@ -35,20 +36,20 @@ func TestReplayFloodWithFutureIATKeepsOthersWorking(t *testing.T) {
 	for i := range size {
 		// 34 s ahead: within DefaultFuture (5 s) plus the 30 s leeway
 		p := attacker.Proof(t, "GET", testURI, testToken, now.Add(34*time.Second), nil, nil)
-		if _, err := v.Verify(request(p)); err != nil {
+		if _, err := v.Verify(context.Background(), request(p)); err != nil {
 			t.Fatalf("attacker proof %d refused: %v", i, err)
 		}
 	}
 	// a second later, an honest client with a fresh proof
 	now = now.Add(time.Second)
 	p := victim.Proof(t, "GET", testURI, testToken, now, nil, nil)
-	if _, err := v.Verify(request(p)); err != nil {
+	if _, err := v.Verify(context.Background(), request(p)); err != nil {
 		t.Fatalf("an honest client's fresh proof is refused after another client's flood: %v", err)
 	}
 	// and 60 s later still (the flood's entries stay until they leave the window)
 	now = now.Add(60 * time.Second)
 	p = victim.Proof(t, "GET", testURI, testToken, now, nil, nil)
-	if _, err := v.Verify(request(p)); err != nil {
+	if _, err := v.Verify(context.Background(), request(p)); err != nil {
 		t.Fatalf("60 s after the flood an honest client's fresh proof is still refused: %v", err)
 	}
 }
@@ -71,15 +72,15 @@ func TestReplayFloodWithPresentIATKeepsOthersWorking(t *testing.T) {
 		if i == 0 {
 			first = p
 		}
-		if _, err := v.Verify(request(p)); err != nil {
+		if _, err := v.Verify(context.Background(), request(p)); err != nil {
 			t.Fatalf("attacker proof %d refused: %v", i, err)
 		}
 	}
-	if _, err := v.Verify(request(first)); err == nil {
+	if _, err := v.Verify(context.Background(), request(first)); err == nil {
 		t.Fatal("a replayed proof was accepted after the cache evicted it")
 	}
 	now = now.Add(time.Second)
-	if _, err := v.Verify(request(victim.Proof(t, "GET", testURI, testToken, now, nil, nil))); err != nil {
+	if _, err := v.Verify(context.Background(), request(victim.Proof(t, "GET", testURI, testToken, now, nil, nil))); err != nil {
 		t.Fatalf("fresh proof refused: %v", err)
 	}
 }
@@ -92,7 +93,7 @@ func TestMalleatedECDSAProofIsAReplay(t *testing.T) {
 	v := newTestVerifier(t, Config{})
 	p := dpoptest.NewProver(t, jwa.ES256())
 	proof := p.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
-	if _, err := v.Verify(request(proof)); err != nil {
+	if _, err := v.Verify(context.Background(), request(proof)); err != nil {
 		t.Fatal(err)
 	}
 	parts := strings.Split(proof, ".")
@@ -115,7 +116,7 @@ func TestMalleatedECDSAProofIsAReplay(t *testing.T) {
 	if chk.Thumbprint != p.Thumbprint {
 		t.Fatal("thumbprint")
 	}
-	if err := v.Commit(chk); err == nil || !strings.Contains(err.Desc, "already used") {
+	if err := v.Commit(context.Background(), chk); err == nil || !strings.Contains(err.Desc, "already used") {
 		t.Fatalf("malleated twin of a used proof: %v, want refused as already used", err)
 	}
 }
@@ -149,7 +150,7 @@ func TestHTUSpellingsNamingAnotherAuthority(t *testing.T) {
 	}
 	for _, htu := range refused {
 		proof := p.Proof(t, "GET", htu, testToken, testNow, nil, nil)
-		if _, err := v.Verify(Request{Proofs: []string{proof}, Method: "GET", URI: uri, AccessToken: testToken}); err == nil ||
+		if _, err := v.Verify(context.Background(), Request{Proofs: []string{proof}, Method: "GET", URI: uri, AccessToken: testToken}); err == nil ||
 			err.Desc != "The DPoP proof is for another URI (htu)." {
 			t.Errorf("htu %q accepted for %s (%v)", htu, uri, err)
 		}
@@ -162,7 +163,7 @@ func TestHTUSpellingsNamingAnotherAuthority(t *testing.T) {
 	}
 	for _, htu := range same {
 		proof := p.Proof(t, "GET", htu, testToken, testNow, nil, nil)
-		if _, err := v.Verify(Request{Proofs: []string{proof}, Method: "GET", URI: uri, AccessToken: testToken}); err != nil {
+		if _, err := v.Verify(context.Background(), Request{Proofs: []string{proof}, Method: "GET", URI: uri, AccessToken: testToken}); err != nil {
 			t.Errorf("htu %q refused for %s: %v", htu, uri, err)
 		}
 	}
@@ -176,7 +177,7 @@ func TestHTUSpellingsNamingAnotherAuthority(t *testing.T) {
 		if target == "" {
 			target = "http://[::1]/p"
 		}
-		_, err := v.Verify(Request{Proofs: []string{proof}, Method: "GET", URI: target, AccessToken: testToken})
+		_, err := v.Verify(context.Background(), Request{Proofs: []string{proof}, Method: "GET", URI: target, AccessToken: testToken})
 		if (c.uri != "") != (err == nil) {
 			t.Errorf("htu %q for %s: %v", c.htu, target, err)
 		}
@@ -211,7 +212,7 @@ func TestProofHeaderMismatchesRefused(t *testing.T) {
 		"jti a number": request(ec.Proof(t, "GET", testURI, testToken, testNow, nil, map[string]any{"jti": 7})),
 	}
 	for name, req := range cases {
-		if _, err := v.Verify(req); err == nil {
+		if _, err := v.Verify(context.Background(), req); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -48,7 +49,7 @@ func TestCheckGoodProofs(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			p := dpoptest.NewProver(t, alg)
 			proof := p.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
-			tp, err := v.Verify(request(proof))
+			tp, err := v.Verify(context.Background(), request(proof))
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
@@ -158,7 +159,7 @@ func TestCheckRules(t *testing.T) {
 			if tt.proof != "" {
 				req = request(tt.proof)
 			}
-			tp, err := v.Verify(req)
+			tp, err := v.Verify(context.Background(), req)
 			if err == nil {
 				t.Fatalf("accepted (thumbprint %s)", tp)
 			}
@@ -171,7 +172,7 @@ func TestCheckRules(t *testing.T) {
 		})
 	}
 	// and the untouched proof passes: the table breaks one rule a row
-	if _, err := newTestVerifier(t, Config{}).Verify(request(goodProof)); err != nil {
+	if _, err := newTestVerifier(t, Config{}).Verify(context.Background(), request(goodProof)); err != nil {
 		t.Fatalf("good proof refused: %v", err)
 	}
 }
@@ -203,7 +204,7 @@ func TestCheckHTUVariants(t *testing.T) {
 		"https://api.example.com/api/./workspace/x/../account/profile",
 	} {
 		proof := p.Proof(t, "GET", htu, testToken, testNow, nil, nil)
-		if _, err := v.Verify(request(proof)); err != nil {
+		if _, err := v.Verify(context.Background(), request(proof)); err != nil {
 			t.Errorf("htu %q refused: %v", htu, err)
 		}
 	}
@@ -212,7 +213,7 @@ func TestCheckHTUVariants(t *testing.T) {
 	proof := p.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
 	req := request(proof)
 	req.URI = "https://API.example.com:443/api/workspace/account/profile?a=b"
-	if _, err := v.Verify(req); err != nil {
+	if _, err := v.Verify(context.Background(), req); err != nil {
 		t.Errorf("request URI with default port refused: %v", err)
 	}
 }
@@ -237,7 +238,7 @@ func TestCheckIATWindow(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := newTestVerifier(t, tt.cfg)
-			_, err := v.Verify(request(p.Proof(t, "GET", testURI, testToken, testNow.Add(tt.offset), nil, nil)))
+			_, err := v.Verify(context.Background(), request(p.Proof(t, "GET", testURI, testToken, testNow.Add(tt.offset), nil, nil)))
 			if (err == nil) != tt.ok {
 				t.Fatalf("err = %v, want ok %v", err, tt.ok)
 			}
@@ -257,19 +258,19 @@ func TestReplay(t *testing.T) {
 			t.Fatalf("check: %v", err)
 		}
 	}
-	if _, err := v.Verify(request(proof)); err != nil {
+	if _, err := v.Verify(context.Background(), request(proof)); err != nil {
 		t.Fatalf("first use refused: %v", err)
 	}
-	if _, err := v.Verify(request(proof)); err == nil || !strings.Contains(err.Desc, "already used") {
+	if _, err := v.Verify(context.Background(), request(proof)); err == nil || !strings.Contains(err.Desc, "already used") {
 		t.Fatalf("replay: %v", err)
 	}
 	// the same jti again in a new proof of the same key is a replay too
 	again := p.Proof(t, "GET", testURI, testToken, testNow.Add(time.Second), nil, map[string]any{"jti": "one"})
-	if _, err := v.Verify(request(again)); err == nil {
+	if _, err := v.Verify(context.Background(), request(again)); err == nil {
 		t.Fatal("reused jti accepted")
 	}
 	theirs := other.Proof(t, "GET", testURI, testToken, testNow, nil, map[string]any{"jti": "one"})
-	if _, err := v.Verify(request(theirs)); err != nil {
+	if _, err := v.Verify(context.Background(), request(theirs)); err != nil {
 		t.Fatalf("another key's jti refused: %v", err)
 	}
 }
@@ -282,10 +283,10 @@ func TestReplayAcrossVerifiers(t *testing.T) {
 	a := newTestVerifier(t, Config{Replay: cache})
 	b := newTestVerifier(t, Config{Replay: cache})
 	proof := p.Proof(t, "GET", testURI, testToken, testNow, nil, nil)
-	if _, err := a.Verify(request(proof)); err != nil {
+	if _, err := a.Verify(context.Background(), request(proof)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Verify(request(proof)); err == nil {
+	if _, err := b.Verify(context.Background(), request(proof)); err == nil {
 		t.Fatal("replayed through the second verifier")
 	}
 }

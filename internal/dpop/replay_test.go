@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"runtime"
@@ -254,7 +255,7 @@ func TestReplayCacheWindowIsTheLongest(t *testing.T) {
 	}
 	// the short verifier's proof of the same key drops nothing the long
 	// one still accepts
-	if err := short.Commit(Proof{Thumbprint: "k", iat: now, replayKey: replayKey(2)}); err != nil {
+	if err := short.Commit(context.Background(), Proof{Thumbprint: "k", iat: now, replayKey: replayKey(2)}); err != nil {
 		t.Fatal(err)
 	}
 	if r := c.use("k", replayKey(3), now-150, now); r != useOK {

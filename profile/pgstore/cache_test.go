@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 )
@@ -165,14 +165,10 @@ func TestCacheNotVouchedReadsDatabase(t *testing.T) {
 	const poll = 200 * time.Millisecond
 	a := cacheNode(t, dsn(t), schema, poll)
 	mustUpdate(t, a, "u1", setFirst("one"))
-	cfg, err := pgx.ParseConfig(dsn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := startProxy(t, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
-	b := cacheNode(t, strings.Replace(dsn(t), fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), px.addr, 1), schema, poll)
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	b := cacheNode(t, proxied, schema, poll)
 	warm(t, b, "u1")
-	px.cut()
+	px.Cut()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := b.Get(context.Background(), "u1")

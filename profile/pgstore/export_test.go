@@ -6,6 +6,12 @@ package pgstore
 // prints it as it runs.
 const APIKeysMigration = apiKeysMigration
 
+// ProfileTrackingMigration is migration 4, for the same test.
+const ProfileTrackingMigration = profileTrackingMigration
+
+// DPoPProofsMigration is migration 5, for the same test.
+const DPoPProofsMigration = dpopProofsMigration
+
 // ChannelName is channelName.
 var ChannelName = channelName
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 	"github.com/workspace-edge/caddy-workspace-profile/profile/pgstore"
 )
@@ -147,53 +147,6 @@ func TestCancelledRequestIsNotAStoreFailure(t *testing.T) {
 	}
 }
 
-// proxy forwards one port to PostgreSQL until cut: then the database is
-// unreachable at that address.
-type proxy struct {
-	addr  string
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{addr: ln.Addr().String(), ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) cut() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // TestStoreErrorsNameNoServer: when the database goes away, the error says
 // what kind of failure it is but names no user, database, host or port.
 func TestStoreErrorsNameNoServer(t *testing.T) {
@@ -201,15 +154,14 @@ func TestStoreErrorsNameNoServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := startProxy(t, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
-	_, port, _ := net.SplitHostPort(px.addr)
-	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, px.addr, cfg.Database)
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	_, port, _ := net.SplitHostPort(px.Addr)
 	s, err := pgstore.Open(context.Background(), proxied, pgstore.Options{Schema: freshSchema(t), Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	px.cut()
+	px.Cut()
 	for _, op := range []string{"get", "get again", "update"} {
 		var err error
 		if op == "update" {

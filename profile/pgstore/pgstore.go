@@ -44,6 +44,9 @@ type Options struct {
 	// cache.go). 0: DefaultCache; negative: no cache, every read goes
 	// to the database.
 	Cache int
+	// DPoPPrune is how often a node deletes expired DPoP proofs, once it
+	// has spent one (see dpop_proofs.go). Default: DPoPPruneInterval.
+	DPoPPrune time.Duration
 	// ListenDSN, when set, is where the store's one listening connection
 	// goes instead of the DSN: LISTEN needs a session of its own, which
 	// PgBouncer in transaction mode cannot give (use a session-mode pool
@@ -81,8 +84,10 @@ type Store struct {
 	poll         time.Duration
 	watch        watchState // the listener and the key watchers (keys_watch.go)
 
-	cache    *profileCache // nil when Options.Cache is negative (cache.go)
-	profiles profileWatch  // what keeps it coherent (profiles_watch.go)
+	cache      *profileCache // nil when Options.Cache is negative (cache.go)
+	profiles   profileWatch  // what keeps it coherent (profiles_watch.go)
+	prune      pruneState    // the pruning of expired DPoP proofs (dpop_proofs.go)
+	pruneEvery time.Duration
 }
 
 // ErrBadDSN is returned for a DSN that does not parse; the DSN itself is
@@ -121,6 +126,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = defaultPoll
 	}
+	if opts.DPoPPrune <= 0 {
+		opts.DPoPPrune = DPoPPruneInterval
+	}
 	listenConfig := cfg.ConnConfig
 	if opts.ListenDSN != "" {
 		lc, err := pgx.ParseConfig(opts.ListenDSN)
@@ -143,7 +151,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, connConfig: cfg.ConnConfig, schema: pgx.Identifier{schema}.Sanitize(), schemaName: schema, timeout: opts.Timeout,
 		exportTimeout: opts.ExportTimeout, transfers: make(chan struct{}, maxTransfers), listenConfig: listenConfig, poll: opts.Poll,
-		cache: newProfileCache(opts.Cache)}
+		cache: newProfileCache(opts.Cache), pruneEvery: opts.DPoPPrune}
 	mctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
 	defer cancel()
 	if err := s.migrate(mctx, schema); err != nil {
@@ -158,12 +166,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 // Close sends the profile announcements still queued, stops the
-// listening connection and the polls, if started, and closes the pool. Exports and imports in progress run on connections of
+// listening connection, the polls and the pruning of DPoP proofs, if
+// started, and closes the pool. Exports and imports in progress run on connections of
 // their own and end on their own terms (ExportTimeout, their caller's
 // context).
 func (s *Store) Close() error {
 	s.stopProfileWatch()
 	s.stopWatching()
+	s.stopPruning()
 	s.pool.Close()
 	return nil
 }

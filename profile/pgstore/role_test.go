@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +42,37 @@ func docSQL(t *testing.T, marker string) string {
 
 func squeeze(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// wantDocMigration checks that the block of docs/storage.md holding
+// marker is migration version (its text sql) as the store runs it, in a
+// transaction, with its version.
+func wantDocMigration(t *testing.T, marker, sql string, version int) {
+	t.Helper()
+	block := docSQL(t, marker)
+	want := "BEGIN;\n" + strings.ReplaceAll(sql, "{s}", "<schema>") +
+		";\nINSERT INTO <schema>.schema_migrations (version) VALUES (" + strconv.Itoa(version) + ");\nCOMMIT;"
+	if squeeze(block) != squeeze(want) {
+		t.Fatalf("docs/storage.md shows\n%s\nmigration %d is\n%s", block, version, want)
+	}
+}
+
 // TestStorageDocShowsTheKeyMigration: the block a DBA runs by hand is
 // migration 3 as the store runs it, in a transaction, with its version.
 func TestStorageDocShowsTheKeyMigration(t *testing.T) {
-	block := docSQL(t, "api_keys (")
-	want := "BEGIN;\n" + strings.ReplaceAll(pgstore.APIKeysMigration, "{s}", "<schema>") +
-		";\nINSERT INTO <schema>.schema_migrations (version) VALUES (3);\nCOMMIT;"
+	wantDocMigration(t, "api_keys (", pgstore.APIKeysMigration, 3)
+}
+
+// TestStorageDocShowsTheDPoPMigration: the same for migration 5, the DPoP
+// proofs used on any node.
+func TestStorageDocShowsTheDPoPMigration(t *testing.T) {
+	wantDocMigration(t, "dpop_proofs (", pgstore.DPoPProofsMigration, 5)
+}
+
+// TestStorageDocShowsTheTrackingMigration: the block a DBA runs by hand
+// is migration 4 as the store runs it.
+func TestStorageDocShowsTheTrackingMigration(t *testing.T) {
+	block := docSQL(t, "profiles_track_change()")
+	want := "BEGIN;\n" + strings.ReplaceAll(pgstore.ProfileTrackingMigration, "{s}", "<schema>") +
+		";\nINSERT INTO <schema>.schema_migrations (version) VALUES (4);\nCOMMIT;"
 	if squeeze(block) != squeeze(want) {
 		t.Fatalf("docs/storage.md shows\n%s\nthe migration is\n%s", block, want)
 	}
@@ -67,12 +93,15 @@ func TestRoleWithoutCreateUsesMigratedTables(t *testing.T) {
 	}
 	defer admin.Close(ctx)
 	q := pgx.Identifier{schema}.Sanitize()
-	// back to version 2, then the owner runs the page's migration block
-	if _, err := admin.Exec(ctx, "DROP TABLE "+q+".api_keys; DELETE FROM "+q+".schema_migrations WHERE version = 3"); err != nil {
+	// without the key and proof tables, then the owner runs the page's
+	// migration blocks
+	if _, err := admin.Exec(ctx, "DROP TABLE "+q+".api_keys, "+q+".dpop_proofs; DELETE FROM "+q+".schema_migrations WHERE version IN (3, 5)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Exec(ctx, strings.ReplaceAll(docSQL(t, "api_keys ("), "<schema>", q)); err != nil {
-		t.Fatalf("the page's migration block: %v", err)
+	for _, marker := range []string{"api_keys (", "dpop_proofs ("} {
+		if _, err := admin.Exec(ctx, strings.ReplaceAll(docSQL(t, marker), "<schema>", q)); err != nil {
+			t.Fatalf("the page's migration block of %s: %v", marker, err)
+		}
 	}
 
 	b := make([]byte, 8)
@@ -151,6 +180,17 @@ func TestRoleWithoutCreateUsesMigratedTables(t *testing.T) {
 	}
 	if _, err := ks.Lookup(ctx, apikey.HashKey("nope")); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatal(err)
+	}
+	for i, what := range []string{"a proof's use", "its replay"} {
+		if fresh, err := s.UseDPoPProof(ctx, "jkt", proofHash(1), time.Now().Add(time.Minute)); err != nil || fresh != (i == 0) {
+			t.Fatalf("%s as the role: fresh %v, %v", what, fresh, err)
+		}
+	}
+	if _, err := admin.Exec(ctx, "INSERT INTO "+q+".dpop_proofs VALUES ('jkt', sha256('old'), now() - interval '1 minute')"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneDPoPProofs(ctx); err != nil || n != 1 {
+		t.Fatalf("pruning as the role: %d, %v", n, err)
 	}
 }
 
