@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,9 +14,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
 // pgMetrics is one scrape of Caddy's /metrics: the values of the series
@@ -137,5 +141,67 @@ func TestPgCacheMetricsOnRealCaddy(t *testing.T) {
 	}
 	if problems, err := testutil.CollectAndLint(pgCacheCollector{}); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
+	}
+}
+
+// TestPgCacheMetricsAddPoolsOfOneName: two pools of one store name (as a
+// reload changing an option holds for a moment) give one series per
+// metric, their figures added: the capacities sum, and the listener
+// counts as connected once both are.
+func TestPgCacheMetricsAddPoolsOfOneName(t *testing.T) {
+	dsn, schema := pgSchema(t, "wp_cachesum")
+	ctx, cancel := newTestContext()
+	t.Cleanup(cancel)
+	var name string
+	for _, size := range []int{10, 20} {
+		p := PostgresStorage{DSN: dsn, Schema: schema, Cache: &size}
+		if err := p.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Cleanup() })
+		name = p.StoreName()
+		// a read opens the store and starts its listener and poll
+		if _, err := p.ProfileStore().Get(context.Background(), "nobody"); !errors.Is(err, profile.ErrNotFound) {
+			t.Fatalf("cache %d: %v", size, err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(pgCacheCollector{})
+	values := func() map[string][]float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetValue() != name {
+					continue
+				}
+				v := m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetSummary().GetSampleCount())
+				got[f.GetName()] = append(got[f.GetName()], v)
+			}
+		}
+		return got
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	got := values()
+	for len(got["caddy_workspace_profile_pg_listener_connected"]) != 1 || got["caddy_workspace_profile_pg_listener_connected"][0] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("listener of both pools not connected after 10s: %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+		got = values()
+	}
+	for metric, vs := range got {
+		if len(vs) != 1 {
+			t.Errorf("%s: %d series for one store name", metric, len(vs))
+		}
+	}
+	if c := got["caddy_workspace_profile_pg_cache_capacity"]; len(c) != 1 || c[0] != 30 {
+		t.Errorf("capacity %v, want 10 + 20", c)
+	}
+	if c := got["caddy_workspace_profile_pg_listener_connects_total"]; len(c) != 1 || c[0] < 2 {
+		t.Errorf("listener connects %v, want one per pool at least", c)
 	}
 }
