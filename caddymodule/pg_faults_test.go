@@ -262,8 +262,8 @@ func TestIntegrationPgStatementTimeout(t *testing.T) {
 // TestIntegrationPgPoolExhausted: with max_conns 1 and the only
 // connection held past the route's timeout (a PUT waiting on a row lock
 // whose server process is then frozen, so that it cannot even take the
-// cancel request), another request answers 503 StorageUnavailable within
-// the timeout instead of queueing; the held PUT gives up too, writing
+// cancel request), another request that needs the database answers 503
+// StorageUnavailable within the timeout instead of queueing; the held PUT gives up too, writing
 // nothing, and the pool serves again once the server process is back.
 // The cache is off: a cached profile is served without a connection, and
 // this is about the requests that need one.
@@ -301,7 +301,9 @@ func TestIntegrationPgPoolExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	a := pgDo("GET", url, other, "")
+	// a profile not in the node's cache (other's is: reading it needs no
+	// connection)
+	a := pgDo("GET", url, k.Mint(t, jwtauthtest.Claims("third"), nil), "")
 	if !a.unavailable() || a.took > 1500*time.Millisecond {
 		t.Fatalf("a request with the pool exhausted: %v", a)
 	}

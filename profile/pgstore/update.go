@@ -58,9 +58,9 @@ func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc
 			guess, guessed = s.cache.peek(userID)
 		}
 	}
-	out, written, err := s.updateOptimistic(opCtx, userID, fn, guess, guessed)
-	if errors.Is(err, errRaced) {
-		for attempt := 0; attempt < maxAttempts; attempt++ {
+	out, written, tried, err := s.updateOptimistic(opCtx, userID, fn, guess, guessed)
+	if errors.Is(err, errRaced) || retryable(err) {
+		for attempt := tried; attempt < maxAttempts; attempt++ {
 			err = s.inTx(opCtx, s.pool, func(tx pgx.Tx) error {
 				var txErr error
 				out, written, txErr = s.updateTx(opCtx, tx, userID, fn)
@@ -92,15 +92,18 @@ func (s *Store) Update(ctx context.Context, userID string, fn profile.UpdateFunc
 }
 
 // updateOptimistic is Update's compare-and-set attempts, the first on
-// guess when guessed; errRaced when each lost its race.
-func (s *Store) updateOptimistic(ctx context.Context, userID string, fn profile.UpdateFunc, guess profile.Profile, guessed bool) (out profile.Profile, written bool, err error) {
-	for attempt := 0; attempt < optimisticAttempts; attempt++ {
+// guess when guessed, and how many it made; errRaced when each lost its
+// race, or the last one's error when it is retryable (a serialization
+// failure or a deadlock, which count among the maxAttempts of Update).
+func (s *Store) updateOptimistic(ctx context.Context, userID string, fn profile.UpdateFunc, guess profile.Profile, guessed bool) (out profile.Profile, written bool, tried int, err error) {
+	var attempt int
+	for attempt = 0; attempt < optimisticAttempts; attempt++ {
 		cur, exists := guess, guessed
 		if !guessed {
 			cur, err = scanProfile(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM "+s.schema+".profiles WHERE user_id = $1", userID), userID)
 			exists = err == nil
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return profile.Profile{}, false, err
+				return profile.Profile{}, false, attempt + 1, err
 			}
 			if !exists {
 				cur = profile.Profile{}
@@ -114,20 +117,22 @@ func (s *Store) updateOptimistic(ctx context.Context, userID string, fn profile.
 			attempt-- // not a race: the guess is checked against the database
 			continue
 		case ferr != nil:
-			return profile.Profile{}, false, errDomain{ferr}
+			return profile.Profile{}, false, attempt + 1, errDomain{ferr}
 		case !changed:
-			return cur, false, nil
+			return cur, false, attempt + 1, nil
 		}
 		next.UserID, next.Version = userID, cur.Version+1
 		ok, err := s.write(ctx, next, exists, cur.Version)
-		if err != nil {
-			return profile.Profile{}, false, err
-		}
-		if ok {
-			return next, true, nil
+		switch {
+		case retryable(err):
+			continue
+		case err != nil:
+			return profile.Profile{}, false, attempt + 1, err
+		case ok:
+			return next, true, attempt + 1, nil
 		}
 	}
-	return profile.Profile{}, false, errRaced
+	return profile.Profile{}, false, attempt, errRaced
 }
 
 // write writes next in one statement if the row is still at version was
