@@ -265,14 +265,12 @@ func TestIntegrationPgStatementTimeout(t *testing.T) {
 // cancel request), another request that needs the database answers 503
 // StorageUnavailable within the timeout instead of queueing; the held PUT gives up too, writing
 // nothing, and the pool serves again once the server process is back.
-// The cache is off: a cached profile is served without a connection, and
-// this is about the requests that need one.
 func TestIntegrationPgPoolExhausted(t *testing.T) {
 	srv := pgtest.NewServer(t) // its server processes are ours to freeze
 	schema := pgtest.Schema("wp_pool")
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))},
-		storage: fmt.Sprintf("storage postgres %q schema %s max_conns 1 timeout 1s statement_timeout 20s cache 0", srv.DSN, schema)})
+		storage: fmt.Sprintf("storage postgres %q schema %s max_conns 1 timeout 1s statement_timeout 20s", srv.DSN, schema)})
 	url := itBase + profilePath
 	holder, other := k.Mint(t, jwtauthtest.Claims("holder"), nil), k.Mint(t, jwtauthtest.Claims("other"), nil)
 	for _, tok := range []string{holder, other} {
