@@ -85,6 +85,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			storage postgres {env.PROFILE_PG_DSN} schema profiles_eu max_conns 20 timeout 2s statement_timeout 3s
 		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"storage":{"backend":"postgres","dsn":"{env.PROFILE_PG_DSN}",` +
 			`"max_conns":20,"schema":"profiles_eu","statement_timeout":3000000000,"timeout":2000000000}}`},
+		{"postgres cache off, poll and listen_dsn", `workspace_profile {
+			jwks_file k
+			issuer i
+			audience a
+			storage postgres {env.PROFILE_PG_DSN} cache 0 poll 500ms listen_dsn {env.PROFILE_PG_LISTEN_DSN}
+		}`, `{"jwks_files":["k"],"issuers":["i"],"audiences":["a"],"storage":{"backend":"postgres","cache":0,"dsn":"{env.PROFILE_PG_DSN}",` +
+			`"listen_dsn":"{env.PROFILE_PG_LISTEN_DSN}","poll":500000000}}`},
 		{"RFC 9068 access tokens of listed clients, Ed25519", `workspace_profile {
 			jwks_file k
 			issuer i
@@ -121,6 +128,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	const base = "jwks_file k\nissuer i\naudience a\n"
 	bad := map[string]struct{ input, mention string }{
 		"unknown option":                    {"workspace_profile {\n" + base + "colour blue\n}", `unrecognized subdirective "colour"`},
+		"postgres cache not a number":       {"workspace_profile {\n" + base + "storage postgres d cache lots\n}", `cache: "lots" is not a number of entries`},
+		"postgres poll not a duration":      {"workspace_profile {\n" + base + "storage postgres d poll soon\n}", `poll: "soon" is not a positive duration`},
+		"postgres listen_dsn without value": {"workspace_profile {\n" + base + "storage postgres d listen_dsn\n}", "listen_dsn needs a value"},
 		"extra argument":                    {"workspace_profile /p /q {\n" + base + "}", "unexpected argument"},
 		"no issuer":                         {"workspace_profile {\njwks_file k\naudience a\n}", "issuer"},
 		"no audience":                       {"workspace_profile {\njwks_file k\nissuer i\n}", "audience"},

@@ -89,6 +89,17 @@ func TestOptionsSameInCaddyfileAndJSON(t *testing.T) {
 		{name: "postgres max_conns 20", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 20", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":20}`},
 		{name: "postgres max_conns 1001", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns 1001", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":1001}`, mention: "max_conns"},
 		{name: "postgres max_conns negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x max_conns -1", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","max_conns":-1}`, mention: "max_conns"},
+		{name: "postgres cache 0 (off)", caddyfile: "storage postgres postgres://127.0.0.1:1/x cache 0", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","cache":0}`},
+		{name: "postgres cache 10000000", caddyfile: "storage postgres postgres://127.0.0.1:1/x cache 10000000", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","cache":10000000}`},
+		{name: "postgres cache 10000001", caddyfile: "storage postgres postgres://127.0.0.1:1/x cache 10000001", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","cache":10000001}`, mention: "cache"},
+		{name: "postgres cache negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x cache -1", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","cache":-1}`, mention: "cache"},
+		{name: "postgres poll 100ms", caddyfile: "storage postgres postgres://127.0.0.1:1/x poll 100ms", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","poll":"100ms"}`},
+		{name: "postgres poll 1m", caddyfile: "storage postgres postgres://127.0.0.1:1/x poll 1m", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","poll":"1m"}`},
+		{name: "postgres poll 99ms", caddyfile: "storage postgres postgres://127.0.0.1:1/x poll 99ms", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","poll":"99ms"}`, mention: "poll"},
+		{name: "postgres poll 61s", caddyfile: "storage postgres postgres://127.0.0.1:1/x poll 61s", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","poll":"61s"}`, mention: "poll"},
+		{name: "postgres poll negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x poll -1s", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","poll":"-1s"}`, mention: "poll"},
+		{name: "postgres listen_dsn", caddyfile: "storage postgres postgres://127.0.0.1:1/x listen_dsn postgres://127.0.0.1:2/x", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","listen_dsn":"postgres://127.0.0.1:2/x"}`},
+		{name: "postgres listen_dsn unparsable", caddyfile: "storage postgres postgres://127.0.0.1:1/x listen_dsn postgres://u:secret@[::1/x", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","listen_dsn":"postgres://u:secret@[::1/x"}`, mention: "listen_dsn: invalid PostgreSQL DSN"},
 		{name: "postgres statement_timeout negative", caddyfile: "storage postgres postgres://127.0.0.1:1/x statement_timeout -1s", json: `"storage":{"backend":"postgres","dsn":"postgres://127.0.0.1:1/x","statement_timeout":"-1s"}`, mention: "statement_timeout"},
 	}
 	for _, tt := range tests {

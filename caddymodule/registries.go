@@ -132,4 +132,4 @@ var (
 var collectors = []prometheus.Collector{metricRequests, metricKeySetFetches, metricTokenCache, metricKeysLoaded, metricKeySetAge,
 	metricIntrospectionCalls, metricIntrospectionCache, metricIntrospectionSeconds, metricIntrospectionInFlight,
 	metricIntrospectionFailingFast, metricKeyVerifications, metricKeyCache, metricKeyStoreReads,
-	metricDPoPSharedChecks, metricDPoPSharedSeconds}
+	metricDPoPSharedChecks, metricDPoPSharedSeconds, pgCacheCollector{}}

@@ -107,7 +107,7 @@ func (b *BoltStorage) Provision(ctx caddy.Context) error {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	ds, err := openShared(boltPool, abs, func() (profile.Store, error) {
+	ds, err := openShared(boltPool, abs, "bolt:"+abs, func() (profile.Store, error) {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return nil, err
 		}

@@ -9,22 +9,26 @@ import (
 
 // sharedStore is a store in a storage module's caddy.UsagePool (boltPool,
 // pgPool): the last config that releases it closes it, after the calls
-// still in progress on it have returned.
-type sharedStore struct{ *drain.Store }
+// still in progress on it have returned. name is its StoreName, for the
+// metrics that range over a pool.
+type sharedStore struct {
+	*drain.Store
+	name string
+}
 
 // Destruct implements caddy.Destructor.
 func (s sharedStore) Destruct() error { return s.Close() }
 
-// openShared takes the store under key from pool, opening it with open
+// openShared takes the store under key (named name) from pool, opening it with open
 // when no config holds it yet (a reload keeps the open one: bbolt locks its
 // file, and a new pgx pool per reload would only churn connections).
-func openShared(pool *caddy.UsagePool, key string, open func() (profile.Store, error)) (*drain.Store, error) {
+func openShared(pool *caddy.UsagePool, key, name string, open func() (profile.Store, error)) (*drain.Store, error) {
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := open()
 		if err != nil {
 			return nil, err
 		}
-		return sharedStore{drain.New(s)}, nil
+		return sharedStore{drain.New(s), name}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/workspace-edge/caddy-workspace-profile/apikey"
@@ -24,13 +26,13 @@ func init() {
 // PostgresStorage keeps profiles in PostgreSQL, for several Caddy nodes
 // that share one database. The connection pool is opened once per DSN,
 // schema and options in the process and shared across config reloads that
-// keep them; a reload that changes max_conns, timeout, statement_timeout
-// or export_timeout opens a new pool, and the old one closes with the old
-// config. The schema is created and migrated in the background, not at
-// provision (safe when nodes start at once): a node whose database is down
-// starts, answers 503 StorageUnavailable on the route, and retries with
-// backoff (1s doubling to 15s, sooner on a request, at most once a
-// second) until the database is back.
+// keep them; a reload that changes max_conns, timeout, statement_timeout,
+// export_timeout, cache, poll or listen_dsn opens a new pool, and the old
+// one closes with the old config. The schema is created and migrated in
+// the background, not at provision (safe when nodes start at once): a
+// node whose database is down starts, answers 503 StorageUnavailable on
+// the route, and retries with backoff (1s doubling to 15s, sooner on a
+// request, at most once a second) until the database is back.
 type PostgresStorage struct {
 	// The connection string, a URL or key=value DSN as pgx reads it.
 	// Placeholders such as {env.PROFILE_PG_DSN} are replaced. Required.
@@ -62,6 +64,22 @@ type PostgresStorage struct {
 	// reads. Default: 1h.
 	ExportTimeout caddy.Duration `json:"export_timeout,omitempty"`
 
+	// How many profiles this node keeps in its cache, at most 10,000,000;
+	// 0 turns the cache off (every read goes to the database). Absent:
+	// 10000. A pointer, so that 0 and absent differ.
+	Cache *int `json:"cache,omitempty"`
+
+	// How often the node reads the profiles changed since its last read,
+	// which bounds how stale its cache can be when notifications are lost:
+	// from 100ms to 1m. Default: 2s.
+	Poll caddy.Duration `json:"poll,omitempty"`
+
+	// Where the one listening connection goes instead of the DSN: LISTEN
+	// needs a session of its own, which PgBouncer in transaction mode
+	// cannot give, so point this at a session pool or at the server.
+	// Placeholders are replaced as in the DSN. It is never logged.
+	ListenDSN string `json:"listen_dsn,omitempty"`
+
 	key    string
 	dsnKey string // the hash of DSN and schema, for StoreName
 	store  *drain.Store
@@ -84,6 +102,17 @@ var pgFirstAttemptDelay = time.Second
 // PostgreSQL server allows by default many times over is a typo.
 const maxPostgresConns = 1000
 
+// The bounds of cache and poll: a cache larger than maxPostgresCache
+// entries is a typo for some other unit; a poll faster than
+// minPostgresPoll costs the database a query per node for little, and
+// one slower than maxPostgresPoll leaves a node stale for that long
+// whenever a notification is lost.
+const (
+	maxPostgresCache = 10_000_000
+	minPostgresPoll  = 100 * time.Millisecond
+	maxPostgresPoll  = time.Minute
+)
+
 // check checks the options, before anything is opened; the DSN is
 // checked at Provision, once its placeholders are replaced.
 func (p *PostgresStorage) check() error {
@@ -97,6 +126,10 @@ func (p *PostgresStorage) check() error {
 		return errors.New("statement_timeout: must not be negative")
 	case p.ExportTimeout < 0:
 		return errors.New("export_timeout: must not be negative")
+	case p.Cache != nil && (*p.Cache < 0 || *p.Cache > maxPostgresCache):
+		return fmt.Errorf("cache: %d is not a number of entries from 0 (off) to %d", *p.Cache, maxPostgresCache)
+	case p.Poll != 0 && (time.Duration(p.Poll) < minPostgresPoll || time.Duration(p.Poll) > maxPostgresPoll):
+		return fmt.Errorf("poll: %v is not a duration from %v to %v", time.Duration(p.Poll), minPostgresPoll, maxPostgresPoll)
 	}
 	return nil
 }
@@ -110,20 +143,38 @@ func (p *PostgresStorage) Provision(ctx caddy.Context) error {
 	if dsn == "" {
 		return fmt.Errorf("postgres storage: dsn: required")
 	}
-	// the pool's key names the DSN by hash, so it cannot leak through it;
-	// the options are part of it, so that a reload changing them opens a
-	// pool that has them
+	listenDSN := caddy.NewReplacer().ReplaceKnown(p.ListenDSN, "")
+	if listenDSN != "" {
+		if _, err := pgx.ParseConfig(listenDSN); err != nil {
+			// named, unlike the DSN's own error, since two DSNs may be
+			// wrong; never repeated, since it may hold a password
+			return fmt.Errorf("postgres storage: listen_dsn: %w", pgstore.ErrBadDSN)
+		}
+	}
+	// the pool's key names the DSNs by hash, so they cannot leak through
+	// it; the options are part of it, so that a reload changing them opens
+	// a pool that has them
 	opts := pgstore.Options{Schema: p.Schema, MaxConns: p.MaxConns, Timeout: time.Duration(p.Timeout),
-		StatementTimeout: time.Duration(p.StatementTimeout), ExportTimeout: time.Duration(p.ExportTimeout)}
+		StatementTimeout: time.Duration(p.StatementTimeout), ExportTimeout: time.Duration(p.ExportTimeout),
+		Poll: time.Duration(p.Poll), ListenDSN: listenDSN}
+	if p.Cache != nil {
+		// pgstore reads 0 as its default and a negative size as off
+		opts.Cache = *p.Cache
+		if opts.Cache == 0 {
+			opts.Cache = -1
+		}
+	}
 	sum := sha256.Sum256([]byte(dsn + "\x00" + p.Schema))
 	p.dsnKey = hex.EncodeToString(sum[:])
-	key := fmt.Sprintf("%s/%d/%d/%d/%d", p.dsnKey, opts.MaxConns, opts.Timeout, opts.StatementTimeout, opts.ExportTimeout)
+	listenSum := sha256.Sum256([]byte(listenDSN))
+	key := fmt.Sprintf("%s/%d/%d/%d/%d/%d/%d/%x", p.dsnKey, opts.MaxConns, opts.Timeout, opts.StatementTimeout, opts.ExportTimeout,
+		opts.Cache, opts.Poll, listenSum[:8])
 	logger := ctx.Logger()
 	schema := opts.Schema
 	if schema == "" {
 		schema = "workspace_profile"
 	}
-	ds, err := openShared(pgPool, key, func() (profile.Store, error) {
+	ds, err := openShared(pgPool, key, p.StoreName(), func() (profile.Store, error) {
 		// The store connects and migrates in the background (see
 		// pgstore.Lazy): a database that is down does not fail the config,
 		// and so takes down no other site of this Caddy; the route answers
@@ -172,7 +223,8 @@ func (p *PostgresStorage) StoreName() string {
 
 // UnmarshalCaddyfile reads `storage postgres <dsn> [schema <name>]
 // [max_conns <n>] [timeout <duration>] [statement_timeout <duration>]
-// [export_timeout <duration>]`.
+// [export_timeout <duration>] [cache <entries>] [poll <duration>]
+// [listen_dsn <dsn>]`.
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
 	if !d.NextArg() {
@@ -188,6 +240,20 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt {
 		case "schema":
 			p.Schema = val
+		case "listen_dsn":
+			p.ListenDSN = val
+		case "cache":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > maxPostgresCache {
+				return d.Errf("storage postgres: cache: %q is not a number of entries from 0 (off) to %d", val, maxPostgresCache)
+			}
+			p.Cache = &n
+		case "poll":
+			dur, ok := durationArg(val, false)
+			if !ok {
+				return d.Errf("storage postgres: poll: %q is not a positive duration", val)
+			}
+			p.Poll = dur
 		case "max_conns":
 			n, ok := countArg(val, 32)
 			if !ok {

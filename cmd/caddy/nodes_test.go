@@ -60,8 +60,9 @@ func (s *signer) token(t testing.TB, sub string) string {
 }
 
 type node struct {
-	url  string
-	proc *process
+	url   string // the profile route
+	admin string // http://127.0.0.1:<admin port>, where /metrics is
+	proc  *process
 }
 
 // startNode runs one Caddy process on storage (a Caddyfile storage line).
@@ -81,8 +82,26 @@ http://127.0.0.1:%d {
 	}
 }
 `, adminPort, httpPort, httpPort, s.jwks, storage)
+	// after the node stops (cleanups run last first), its keep-alive
+	// connections leave the shared client: a later node may get the same
+	// port, and a request on a connection of the old process fails
+	t.Cleanup(client.CloseIdleConnections)
 	p := start(t, caddyBin, config, t.TempDir(), adminPort)
-	return node{url: fmt.Sprintf("http://127.0.0.1:%d/api/workspace/account/profile", httpPort), proc: p}
+	return node{url: fmt.Sprintf("http://127.0.0.1:%d/api/workspace/account/profile", httpPort),
+		admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), proc: p}
+}
+
+// startNodes runs count Caddy processes on storage, started at the same
+// moment (so that they migrate one schema at once, as a fleet would).
+func startNodes(t testing.TB, s *signer, count int, storage string) []node {
+	nodes := make([]node, count)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); nodes[i] = startNode(t, s, storage) }()
+	}
+	wg.Wait()
+	return nodes
 }
 
 // pgDSN is pgtest.DSN: PROFILE_TEST_PG_DSN, or else a throwaway server this
@@ -105,17 +124,30 @@ func pgSchema(t testing.TB, dsn string) string {
 var client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 func put(t testing.TB, url, tok, body string) (int, string) {
-	req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+	status, _, b := send(t, "PUT", url, tok, body)
+	return status, b
+}
+
+// send makes a request with the bearer token tok, a JSON body when there
+// is one, and the header pairs hdr (name, value, ...); a request that
+// fails is an error of t, answered status 0. It may run in any goroutine.
+func send(t testing.TB, method, url, tok, body string, hdr ...string) (int, http.Header, string) {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Error(err)
-		return 0, ""
+		return 0, nil, ""
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 // TestTwoNodesOneDatabase: two Caddy processes built from this command share
@@ -126,14 +158,7 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 	dsn := pgDSN(t)
 	schema := pgSchema(t, dsn)
 	s := newSigner(t)
-	storage := fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema)
-	nodes := make([]node, 2)
-	var wg sync.WaitGroup
-	for i := range nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); nodes[i] = startNode(t, s, storage) }()
-	}
-	wg.Wait()
+	nodes := startNodes(t, s, 2, fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema))
 
 	// 200 PUTs at once through both nodes: 100 users claim one user name
 	// (exactly one may win) while 100 updates of different fields hit one
@@ -150,6 +175,7 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 		written[f] = map[string]bool{}
 	}
 	var mu sync.Mutex
+	var wg sync.WaitGroup
 	ok := 0
 	for i := range claimants {
 		wg.Add(2)

@@ -75,3 +75,46 @@ func TestPgPrivateServerRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestPgProxyStallsAndResumes: a stalled proxy holds a query without
+// closing anything (the same connection answers it on Resume); a Cut ends
+// the session.
+func TestPgProxyStallsAndResumes(t *testing.T) {
+	px, proxied := pgtest.NewProxyFor(t, pgtest.DSN(t))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	px.Stall()
+	answered := make(chan error, 1)
+	go func() {
+		var n int
+		answered <- conn.QueryRow(ctx, "SELECT 1").Scan(&n)
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a query through a stalled proxy answered: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	px.Resume()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the held query after Resume: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held query never answered after Resume")
+	}
+
+	px.Cut()
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err == nil {
+		t.Fatal("a query answered through a cut proxy")
+	}
+}

@@ -10,10 +10,11 @@ import (
 
 // Proxy stands between the code under test and a PostgreSQL server, so
 // that a test can cut the database off (a real network fault: its
-// connections reset, new ones closed at once) and bring it back, without
-// touching the server other tests use. Its listener stays open through an
-// outage, so that nothing else can take its port before the database
-// comes back.
+// connections reset, new ones closed at once) and bring it back, or stall
+// it (a network that silently drops everything: nothing is closed and
+// nothing arrives), without touching the server other tests use. Its
+// listener stays open through an outage, so that nothing else can take
+// its port before the database comes back.
 type Proxy struct {
 	// Addr is where the proxy listens, 127.0.0.1 on a free port.
 	Addr   string
@@ -22,6 +23,8 @@ type Proxy struct {
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
+	// flowing is closed while the proxy forwards, open while it stalls
+	flowing chan struct{}
 }
 
 // NewProxy forwards a free local port to target (host:port) until t ends.
@@ -31,7 +34,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, flowing: make(chan struct{})}
+	close(p.flowing)
 	go p.serve()
 	t.Cleanup(func() { p.Cut(); _ = ln.Close() })
 	return p
@@ -75,12 +79,58 @@ func (p *Proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
+		go func() { p.forward(up, c); up.Close() }()
+		go func() { p.forward(c, up); c.Close() }()
+	}
+}
+
+// forward copies src to dst, holding what it reads while the proxy
+// stalls.
+func (p *Proxy) forward(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			flowing := p.flowing
+			p.mu.Unlock()
+			<-flowing
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall stops forwarding in both directions and closes nothing: the
+// connections, old and new, look alive to both ends and carry nothing,
+// until Resume (which delivers what was held) or Cut.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+		p.flowing = make(chan struct{})
+	default:
+	}
+}
+
+// Resume forwards again after Stall, what was held first.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
 	}
 }
 
 // Cut closes every connection and every new one: the database is gone.
+// It ends a stall too, so that nothing waits on closed connections.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -89,6 +139,11 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	p.conns = nil
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
+	}
 }
 
 // Restore lets connections through again: the database is back.
