@@ -344,3 +344,43 @@ func TestPgUserNameRaceAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPgCacheCutOffNodeStopsServingItsCache: a node whose pool and
+// listening connection both go through a proxy that silently stalls (no
+// reset, no refusal: its listener still looks connected) while another
+// node changes a profile it caches. Within poll + 1 s of its last good
+// poll it stops answering from its cache: from then on it answers 503,
+// never the profile it cached.
+func TestPgCacheCutOffNodeStopsServingItsCache(t *testing.T) {
+	dsn := pgDSN(t)
+	px, proxied := pgtest.NewProxyFor(t, dsn)
+	s := newSigner(t)
+	schema := pgSchema(t, dsn)
+	const poll = 300 * time.Millisecond
+	other := startNode(t, s, fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s poll 300ms", schema))
+	cut := startNode(t, s, fmt.Sprintf("storage postgres %s schema %s poll 300ms timeout 1s listen_dsn %s", proxied, schema, proxied))
+	tok := s.token(t, "cut-off")
+	warmNodes(t, []node{other, cut}, tok)
+	px.Stall()
+	stalled := time.Now()
+	if st, b := put(t, other.url, tok, `{"FirstName":"v1"}`); st != 200 {
+		t.Fatalf("PUT on the other node: %d %s", st, b)
+	}
+	// the bound, and the store's timeout for a read already in flight
+	bound := poll + time.Second + time.Second
+	last := 0
+	for time.Since(stalled) < bound+3*time.Second {
+		st, v := firstName(t, cut, tok)
+		if st == 200 && v == "v0" && time.Since(stalled) > bound {
+			t.Fatalf("%v after the stall the cut-off node still serves its stale cache", time.Since(stalled))
+		}
+		last = st
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != 503 {
+		t.Fatalf("the cut-off node answers %d, want 503", last)
+	}
+	if v := nodeMetric(t, cut, "pg_cache_vouched"); v != 0 {
+		t.Fatalf("pg_cache_vouched = %v on the cut-off node", v)
+	}
+}

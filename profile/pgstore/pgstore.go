@@ -167,14 +167,31 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // Close sends the profile announcements still queued, stops the
 // listening connection, the polls and the pruning of DPoP proofs, if
-// started, and closes the pool. Exports and imports in progress run on connections of
-// their own and end on their own terms (ExportTimeout, their caller's
-// context).
+// started, and closes the pool. Exports and imports in progress run on
+// connections of their own and end on their own terms (ExportTimeout,
+// their caller's context).
+//
+// It waits at most the store's timeout for the pool: pgx closes a
+// connection whose statement failed by sending the server a cancel
+// request and draining the socket for up to 15 s, and the pool's Close
+// waits for that; on a network that silently drops packets, Caddy would
+// then take that long to stop. The pool goes on closing in the
+// background.
 func (s *Store) Close() error {
 	s.stopProfileWatch()
 	s.stopWatching()
 	s.stopPruning()
-	s.pool.Close()
+	closed := make(chan struct{})
+	go func() {
+		s.pool.Close()
+		close(closed)
+	}()
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
 	return nil
 }
 

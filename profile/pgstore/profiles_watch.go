@@ -221,18 +221,19 @@ func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error)
 }
 
 // vouchSlack is how late a poll may end before the cache stops vouching
-// for its entries while the listening connection is down.
+// for its entries.
 const vouchSlack = time.Second
 
-// vouched tells whether the cache may serve reads: the listening
-// connection is up, or the last poll ended at most the poll interval and
-// vouchSlack ago, so that any change not heard of is at most that old.
-// Otherwise every read goes to the database.
+// vouched tells whether the cache may serve reads: the last poll ended at
+// most the poll interval and vouchSlack ago, so that any change not yet
+// heard of is at most that old. Otherwise every read goes to the
+// database. The listening connection alone cannot vouch: while the
+// network drops its packets silently it still looks connected, until its
+// next ping fails, and hears nothing; the poll, on the pool, fails at
+// once (within the store's timeout) and so stops vouching in time.
 func (s *Store) vouched() bool {
-	if last := s.profiles.lastPollOK.Load(); last != 0 && time.Since(time.Unix(0, last)) <= s.poll+vouchSlack {
-		return true
-	}
-	return s.ListenerHealth().Connected
+	last := s.profiles.lastPollOK.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) <= s.poll+vouchSlack
 }
 
 // CacheStats is the state of the profile cache.
