@@ -116,3 +116,28 @@ func BenchmarkProfileCacheMemory(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 }
+
+// FuzzParseAnnouncement: any payload heard on the channel (another
+// build's, or a NOTIFY by hand) is read without a panic, and what the
+// store sends reads back as sent.
+func FuzzParseAnnouncement(f *testing.F) {
+	f.Add("7 1764979200000000 auth0|alice smith")
+	f.Add(resetAnnouncement)
+	f.Add("")
+	f.Add("18446744073709551616 1 u")
+	f.Add("1 -1 u")
+	f.Add("1  u")
+	f.Fuzz(func(t *testing.T, payload string) {
+		user, version, sent, ok := parseAnnouncement(payload)
+		if !ok {
+			return
+		}
+		if user == "" {
+			t.Fatalf("%q read as an empty user", payload)
+		}
+		u2, v2, s2, ok2 := parseAnnouncement(formatAnnouncement(user, version, sent))
+		if !ok2 || u2 != user || v2 != version || !s2.Equal(sent) {
+			t.Fatalf("%q: %q %d %v does not read back: %q %d %v %v", payload, user, version, sent, u2, v2, s2, ok2)
+		}
+	})
+}

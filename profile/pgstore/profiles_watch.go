@@ -93,7 +93,27 @@ func (s *Store) stopProfileWatch() {
 // profile at version. It never waits: a full queue drops it, and the
 // poll brings the change to the other nodes instead.
 func (s *Store) announce(user string, version uint64) {
-	s.queueAnnouncement(strconv.FormatUint(version, 10) + " " + strconv.FormatInt(time.Now().UnixMicro(), 10) + " " + user)
+	s.queueAnnouncement(formatAnnouncement(user, version, time.Now()))
+}
+
+// formatAnnouncement is the payload announcing user's profile at
+// version, sent at sent: "<version> <unix µs> <user>" (the user last,
+// since it may hold spaces).
+func formatAnnouncement(user string, version uint64, sent time.Time) string {
+	return strconv.FormatUint(version, 10) + " " + strconv.FormatInt(sent.UnixMicro(), 10) + " " + user
+}
+
+// parseAnnouncement reads formatAnnouncement's payload; ok is false for
+// any other.
+func parseAnnouncement(payload string) (user string, version uint64, sent time.Time, ok bool) {
+	v, rest, ok1 := strings.Cut(payload, " ")
+	at, user, ok2 := strings.Cut(rest, " ")
+	version, err1 := strconv.ParseUint(v, 10, 64)
+	micros, err2 := strconv.ParseInt(at, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || user == "" {
+		return "", 0, time.Time{}, false
+	}
+	return user, version, time.UnixMicro(micros), true
 }
 
 // resetAnnouncement asks every node to drop its cache (after an import:
@@ -171,16 +191,13 @@ func (s *Store) sendBatch(ctx context.Context, batch []string) {
 // hand), drop the cache: whatever it meant, nothing cached can be vouched
 // for.
 func (s *Store) heardProfile(payload string) {
-	v, rest, ok1 := strings.Cut(payload, " ")
-	sent, user, ok2 := strings.Cut(rest, " ")
-	version, err1 := strconv.ParseUint(v, 10, 64)
-	micros, err2 := strconv.ParseInt(sent, 10, 64)
-	if !ok1 || !ok2 || err1 != nil || err2 != nil || user == "" {
+	user, version, sent, ok := parseAnnouncement(payload)
+	if !ok {
 		s.cache.reset()
 		return
 	}
 	w := &s.profiles
-	lag := max(time.Since(time.UnixMicro(micros)), 0)
+	lag := max(time.Since(sent), 0)
 	w.notifications.Add(1)
 	w.lagSum.Add(int64(lag))
 	w.lastLag.Store(int64(lag))
