@@ -141,9 +141,12 @@ func (s *Store) notify(ctx context.Context, concern string, payloads []string) e
 	}
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
-	_, err := s.pool.Exec(nctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", channelName(s.schemaName, concern), payloads)
+	_, err := s.pool.Exec(nctx, notifySQL, channelName(s.schemaName, concern), payloads)
 	return err
 }
+
+// notifySQL sends the payloads $2 on the channel $1, in one statement.
+const notifySQL = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 
 // WatchAPIKeys calls onChange with the id of each key created, revoked or
 // imported, on this node or another, and onReset when changes may have

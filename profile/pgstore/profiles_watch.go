@@ -141,47 +141,47 @@ func (s *Store) queueAnnouncement(payload string) {
 // it sends what is left, for a second at most.
 func (s *Store) sendAnnouncements(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	w := &s.profiles
+	queue := s.profiles.queue
 	batch := make([]string, 0, notifyBatch)
 	for {
 		select {
-		case p := <-w.queue:
-			batch = append(batch, p)
+		case p := <-queue:
+			s.sendBatch(ctx, takeQueued(queue, append(batch[:0], p)))
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			for {
-				select {
-				case p := <-w.queue:
-					batch = append(batch, p)
-					if len(batch) < notifyBatch {
-						continue
-					}
-				default:
-				}
-				if len(batch) == 0 {
+			for fctx.Err() == nil {
+				if batch = takeQueued(queue, batch[:0]); len(batch) == 0 {
 					return
 				}
 				s.sendBatch(fctx, batch)
-				batch = batch[:0]
 			}
+			return
 		}
-	fill:
-		for len(batch) < notifyBatch {
-			select {
-			case p := <-w.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		s.sendBatch(ctx, batch)
-		batch = batch[:0]
 	}
 }
 
+// takeQueued appends to batch what queue holds, up to notifyBatch,
+// without waiting.
+func takeQueued(queue chan string, batch []string) []string {
+	for len(batch) < notifyBatch {
+		select {
+		case p := <-queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// sendBatch sends one batch, on the sender's own deadline: the timeout
+// of the store, or less at Close. A batch that fails is counted as
+// dropped; the poll brings its changes.
 func (s *Store) sendBatch(ctx context.Context, batch []string) {
-	if err := s.notify(ctx, concernProfiles, batch); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, notifySQL, channelName(s.schemaName, concernProfiles), batch); err != nil {
 		s.profiles.dropped.Add(uint64(len(batch)))
 	}
 }
