@@ -19,7 +19,13 @@ import (
 // Caddy node has it, its DSN given (a proxy's, to cut it).
 func cacheNode(t *testing.T, dsn, schema string, poll time.Duration) *pgstore.Store {
 	t.Helper()
-	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll})
+	return cacheNodeWith(t, dsn, pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll})
+}
+
+// cacheNodeWith is cacheNode with options of its own.
+func cacheNodeWith(t *testing.T, dsn string, opts pgstore.Options) *pgstore.Store {
+	t.Helper()
+	s, err := pgstore.Open(context.Background(), dsn, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,5 +349,79 @@ func TestStoreWithoutCache(t *testing.T) {
 	}
 	if st := b.CacheStats(); st.Enabled || st.Hits != 0 || st.Poll.Started {
 		t.Fatalf("a store without cache: %+v", st)
+	}
+}
+
+// waitPollRan waits until a poll of schema's changed profiles has run on
+// the server since since (its answer may still be on its way).
+func waitPollRan(t *testing.T, schema string, since time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND state_change > $1 "+
+			"AND query LIKE '%pg_snapshot_xmin%' AND strpos(query, $2) > 0", since, schema+`".profiles`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no poll of the profiles ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLatePollAnswerVouchesFromItsStart: B's poll reads the database,
+// then its answer is held on the network while A writes. The poll did not
+// see the write, so the time it vouches for B's cache from (the bound of
+// B's staleness) must be before the write, not when the answer arrived.
+func TestLatePollAnswerVouchesFromItsStart(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	a := cacheNode(t, dsn(t), schema, time.Minute)
+	pgstore.LoseNotifications(a)
+	mustUpdate(t, a, "u1", setFirst("one"))
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	// one connection, which has the poll's statement prepared before the
+	// hold: the poll held is one round trip, its snapshot taken before A's
+	// write
+	b := cacheNodeWith(t, proxied, pgstore.Options{Schema: schema, Timeout: 10 * time.Second, Poll: time.Minute, MaxConns: 1})
+	warm(t, b, "u1")
+	cursor := ""
+	for range 2 {
+		var err error
+		if cursor, err = pgstore.PollProfilesFrom(ctx, b, cursor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := time.Now()
+	px.HoldReplies()
+	polled := make(chan error, 1)
+	go func() {
+		_, err := pgstore.PollProfilesFrom(ctx, b, cursor)
+		polled <- err
+	}()
+	waitPollRan(t, schema, held)
+	mustUpdate(t, a, "u1", setFirst("two"))
+	committed := time.Now()
+	px.Resume()
+	if err := <-polled; err != nil {
+		t.Fatal(err)
+	}
+	st := b.CacheStats()
+	if st.Poll.Caught != 0 {
+		t.Fatalf("the held poll saw the later write: %+v", st.Poll)
+	}
+	if !st.Poll.LastOK.Before(committed) {
+		t.Fatalf("a poll that did not see the write committed at %v vouches from %v", committed, st.Poll.LastOK)
 	}
 }

@@ -46,7 +46,8 @@ type watchState struct {
 type PollHealth struct {
 	// Started: a watch started the poll.
 	Started bool
-	// LastOK is the end of the last poll that succeeded.
+	// LastOK is the start of the last poll that succeeded: everything
+	// committed before it was in that poll's snapshot.
 	LastOK time.Time
 	// Failures counts the polls that failed; LastError is the last
 	// failure (naming no host, user or database).
@@ -249,6 +250,7 @@ func (s *Store) keysReset() {
 // changed during it.
 func (s *Store) pollKeys(told map[string]uint64) func(ctx context.Context, cursor string) (string, error) {
 	return func(ctx context.Context, cursor string) (string, error) {
+		start := time.Now()
 		next, changes, err := s.changedRows(ctx, "api_keys", "id", "changed_xid", cursor, 0)
 		s.watch.mu.Lock()
 		if err != nil && ctx.Err() == nil {
@@ -256,7 +258,7 @@ func (s *Store) pollKeys(told map[string]uint64) func(ctx context.Context, curso
 			s.watch.poll.LastError = describe(err)
 		} else if err == nil {
 			s.watch.poll.Polls++
-			s.watch.poll.LastOK = time.Now()
+			s.watch.poll.LastOK = start
 		}
 		s.watch.mu.Unlock()
 		if err != nil {

@@ -39,7 +39,7 @@ type profileWatch struct {
 	sentDone chan struct{}
 	queue    chan string
 
-	lastPollOK                     atomic.Int64 // unix ns of the last poll that succeeded
+	lastPollOK                     atomic.Int64 // unix ns of the start of the last poll that succeeded
 	notifications, lagSum, lastLag atomic.Int64
 	dropped                        atomic.Uint64
 }
@@ -190,6 +190,9 @@ func (s *Store) heardProfile(payload string) {
 // pollProfiles is one poll: the profiles changed since cursor invalidate
 // the cache; more of them than the cache holds reset it.
 func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error) {
+	// the poll vouches from before it asks: its snapshot is no older, and
+	// its answer may arrive much later (a slow network, a busy server)
+	start := time.Now()
 	limit := s.cache.capacity()
 	next, rows, err := s.changedRows(ctx, "profiles", "user_id", "version", cursor, limit)
 	w := &s.profiles
@@ -215,18 +218,19 @@ func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error)
 	}
 	w.poll.Polls++
 	w.poll.Caught += uint64(caught)
-	w.poll.LastOK = time.Now()
-	w.lastPollOK.Store(w.poll.LastOK.UnixNano())
+	w.poll.LastOK = start
+	w.lastPollOK.Store(start.UnixNano())
 	return next, nil
 }
 
-// vouchSlack is how late a poll may end before the cache stops vouching
+// vouchSlack is how late a poll may start before the cache stops vouching
 // for its entries.
 const vouchSlack = time.Second
 
-// vouched tells whether the cache may serve reads: the last poll ended at
-// most the poll interval and vouchSlack ago, so that any change not yet
-// heard of is at most that old. Otherwise every read goes to the
+// vouched tells whether the cache may serve reads: the last poll that
+// succeeded started at most the poll interval and vouchSlack ago, so that
+// any change not yet heard of is at most that old (a poll's snapshot is
+// taken after it starts, however late its answer arrives). Otherwise every read goes to the
 // database. The listening connection alone cannot vouch: while the
 // network drops its packets silently it still looks connected, until its
 // next ping fails, and hears nothing; the poll, on the pool, fails at
