@@ -425,3 +425,38 @@ func TestLatePollAnswerVouchesFromItsStart(t *testing.T) {
 		t.Fatalf("a poll that did not see the write committed at %v vouches from %v", committed, st.Poll.LastOK)
 	}
 }
+
+// TestForgedNotificationTimesKeepLagSane: a database user who may NOTIFY
+// sends announcements dated centuries ago and far in the future. They
+// only drop cache entries; the lag figures count each at most an hour,
+// never wrap to a negative sum, and a date in the future counts as none.
+func TestForgedNotificationTimesKeepLagSane(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	b := cacheNode(t, dsn(t), schema, time.Minute)
+	pgstore.LoseNotifications(b) // it hears only the forged ones
+	mustUpdate(t, b, "u1", setFirst("one"))
+	waitListening(t, b)
+	warm(t, b, "u1")
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// distinct payloads: PostgreSQL folds equal ones of a transaction
+	forged := []string{"7 -9000000000000000 u1", "8 -9000000000000000 u1", "9 -9000000000000000 u1", "10 9000000000000000 u1"}
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", pgstore.ChannelName(schema, "profiles"), forged); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.CacheStats().Notifications < uint64(len(forged)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forged notifications never arrived: %+v", b.CacheStats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := b.CacheStats()
+	if st.NotificationLagSum != 3*time.Hour || st.LastNotificationLag != 0 || st.Notifications != 4 || st.Size != 0 {
+		t.Fatalf("after forged notification times: %+v", st)
+	}
+}

@@ -166,6 +166,12 @@ func (s *Store) sendBatch(ctx context.Context, batch []string) {
 	}
 }
 
+// maxNotificationLag is the most lag one notification counts for: its
+// sent time is the sender's word, and one forged by hand (centuries ago)
+// must neither swamp the mean nor wrap the sum, which exports as a
+// counter, to a negative figure.
+const maxNotificationLag = time.Hour
+
 // heardProfile applies one announcement, from this node or another. The
 // reset announcement, and a payload this build did not write (a NOTIFY by
 // hand), drop the cache: whatever it meant, nothing cached can be vouched
@@ -180,7 +186,7 @@ func (s *Store) heardProfile(payload string) {
 		return
 	}
 	w := &s.profiles
-	lag := max(time.Since(time.UnixMicro(micros)), 0)
+	lag := min(max(time.Since(time.UnixMicro(micros)), 0), maxNotificationLag)
 	w.notifications.Add(1)
 	w.lagSum.Add(int64(lag))
 	w.lastLag.Store(int64(lag))
