@@ -366,7 +366,7 @@ func waitPollRan(t *testing.T, schema string, since time.Time) {
 	for {
 		var n int
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND state_change > $1 "+
-			"AND query LIKE '%pg_snapshot_xmin%' AND strpos(query, $2) > 0", since, schema+`".profiles`).Scan(&n)
+			"AND query LIKE '%pg_visible_in_snapshot%' AND strpos(query, $2) > 0", since, schema+`".profiles`).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -458,5 +458,49 @@ func TestForgedNotificationTimesKeepLagSane(t *testing.T) {
 	st := b.CacheStats()
 	if st.NotificationLagSum != 3*time.Hour || st.LastNotificationLag != 0 || st.Notifications != 4 || st.Size != 0 {
 		t.Fatalf("after forged notification times: %+v", st)
+	}
+}
+
+// TestLongTransactionKeepsCacheWarm: a transaction that wrote and stays
+// open (anywhere on the server) holds every snapshot's xmin back, so
+// each poll finds again the rows changed since; more of them than the
+// cache holds must not drop the cache at every poll, since no poll after
+// the one that reported them finds anything new.
+func TestLongTransactionKeepsCacheWarm(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	const poll = 100 * time.Millisecond
+	b := cacheNodeWith(t, dsn(t), pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll, Cache: 20})
+	mustUpdate(t, b, "u1", setFirst("one"))
+	long, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Close(ctx)
+	tx, err := long.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		mustUpdate(t, b, fmt.Sprint("other", i), setFirst("x"))
+	}
+	waitPolls := func(n uint64) {
+		for want := b.CacheStats().Poll.Polls + n; b.CacheStats().Poll.Polls < want; {
+			time.Sleep(poll / 4)
+		}
+	}
+	waitPolls(2) // one poll started after the writes, and found them
+	warm(t, b, "u1")
+	st := b.CacheStats()
+	waitPolls(3)
+	if _, err := b.Get(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if after := b.CacheStats(); after.Hits != st.Hits+1 || after.Invalidations != st.Invalidations {
+		t.Fatalf("the cache was dropped by polls that found nothing new: before %+v, after %+v", st, after)
 	}
 }
