@@ -236,6 +236,24 @@ func TestStaleGuessNeverDecidesIfMatch(t *testing.T) {
 	}
 }
 
+// oneWinner fails unless exactly one of a round's concurrent writes
+// succeeded and every other failed with lost.
+func oneWinner(t *testing.T, round int, errs []error, lost error) {
+	t.Helper()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, lost):
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("round %d: %d winners", round, won)
+	}
+}
+
 // TestIfMatchRacesAcrossNodesHaveOneWinner: three nodes update one
 // profile at once, each under an If-Match on the version it read; each
 // round exactly one wins, and no update is lost.
@@ -256,18 +274,7 @@ func TestIfMatchRacesAcrossNodesHaveOneWinner(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		won := 0
-		for _, err := range results {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, profile.ErrPreconditionFailed):
-				t.Fatalf("round %d: %v", round, err)
-			}
-		}
-		if won != 1 {
-			t.Fatalf("round %d: %d winners", round, won)
-		}
+		oneWinner(t, round, results, profile.ErrPreconditionFailed)
 	}
 	p, err := nodes[2].Update(context.Background(), "u1", ifVersion(rounds+1, "end"))
 	if err != nil || p.Version != rounds+2 {
@@ -299,18 +306,7 @@ func TestCachedNodesNeverHoldANameTwice(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		won := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, profile.ErrUserNameTaken):
-				t.Fatalf("round %d: %v", round, err)
-			}
-		}
-		if won != 1 {
-			t.Fatalf("round %d: %d holders of %s", round, won, name)
-		}
+		oneWinner(t, round, errs, profile.ErrUserNameTaken)
 	}
 }
 
