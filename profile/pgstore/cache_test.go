@@ -500,3 +500,29 @@ func TestLongTransactionKeepsCacheWarm(t *testing.T) {
 		t.Fatalf("the cache was dropped by polls that found nothing new: before %+v, after %+v", st, after)
 	}
 }
+
+// TestCloseWithAnnouncementsQueuedOnStalledDatabase: announcements are
+// queued while the database is silently unreachable; Close gives the
+// queue a second, not the store's timeout for each batch of it, and the
+// pool its timeout.
+func TestCloseWithAnnouncementsQueuedOnStalledDatabase(t *testing.T) {
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	const timeout = time.Second
+	s, err := pgstore.Open(context.Background(), proxied, pgstore.Options{Schema: freshSchema(t), Timeout: timeout, Poll: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px.Stall()
+	pgstore.Announce(s, 4096)
+	start := time.Now()
+	_ = s.Close()
+	// a batch in flight (the timeout, and the second pgx gives a stalled
+	// connection after it), the rest (a second), the pool (the timeout),
+	// and two seconds of slack; each further batch would add two seconds
+	if took := time.Since(start); took > 2*timeout+4*time.Second {
+		t.Fatalf("Close took %v", took)
+	}
+	if st := s.CacheStats(); st.NotificationsDropped != 4096 {
+		t.Fatalf("%d of 4096 announcements counted as dropped", st.NotificationsDropped)
+	}
+}

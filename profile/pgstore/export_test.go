@@ -1,6 +1,9 @@
 package pgstore
 
-import "context"
+import (
+	"context"
+	"strconv"
+)
 
 // Hooks for the external tests of this package.
 
@@ -25,4 +28,13 @@ func LoseNotifications(s *Store) { s.watch.skipNotify.Store(true) }
 // the first), as the background poll runs it; it returns the next cursor.
 func PollProfilesFrom(ctx context.Context, s *Store, cursor string) (string, error) {
 	return s.pollProfiles(ctx, cursor)
+}
+
+// Announce queues the announcements of n writes, as n committed PUTs
+// would.
+func Announce(s *Store, n int) {
+	s.startProfileWatch()
+	for i := range n {
+		s.announce(strconv.Itoa(i), 1)
+	}
 }

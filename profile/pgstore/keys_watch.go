@@ -137,10 +137,16 @@ func (s *Store) ListenerHealth() pglisten.Health {
 // context of its own: a caller that hung up after the commit must not
 // cost the other nodes the news. A failure is left to the poll.
 func (s *Store) notify(ctx context.Context, concern string, payloads []string) error {
+	return s.notifyWithin(context.WithoutCancel(ctx), concern, payloads)
+}
+
+// notifyWithin is notify bounded by ctx as well as by the store's
+// timeout.
+func (s *Store) notifyWithin(ctx context.Context, concern string, payloads []string) error {
 	if len(payloads) == 0 || s.watch.skipNotify.Load() {
 		return nil
 	}
-	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	nctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	_, err := s.pool.Exec(nctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", channelName(s.schemaName, concern), payloads)
 	return err

@@ -118,33 +118,24 @@ func (s *Store) queueAnnouncement(payload string) {
 // sendAnnouncements sends the queued announcements, as many as are
 // waiting in one statement, so that a burst of writes costs a few round
 // trips on one connection and none on the writers' paths. When ctx ends
-// it sends what is left, for a second at most.
+// the batch in flight goes on (within the store's timeout), and what is
+// left is sent for a second at most, then counted as dropped.
 func (s *Store) sendAnnouncements(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	w := &s.profiles
 	batch := make([]string, 0, notifyBatch)
 	for {
+		// an end is seen before more of the queue, which select alone
+		// would pick as often, each pick a batch with its own timeout
+		if ctx.Err() != nil {
+			s.flushAnnouncements()
+			return
+		}
 		select {
 		case p := <-w.queue:
 			batch = append(batch, p)
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			for {
-				select {
-				case p := <-w.queue:
-					batch = append(batch, p)
-					if len(batch) < notifyBatch {
-						continue
-					}
-				default:
-				}
-				if len(batch) == 0 {
-					return
-				}
-				s.sendBatch(fctx, batch)
-				batch = batch[:0]
-			}
+			continue
 		}
 	fill:
 		for len(batch) < notifyBatch {
@@ -155,13 +146,38 @@ func (s *Store) sendAnnouncements(ctx context.Context, done chan struct{}) {
 				break fill
 			}
 		}
+		s.sendBatch(context.WithoutCancel(ctx), batch)
+		batch = batch[:0]
+	}
+}
+
+// flushAnnouncements sends what is left in the queue, for a second at
+// most: what it cannot send then is counted as dropped.
+func (s *Store) flushAnnouncements() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	w := &s.profiles
+	batch := make([]string, 0, notifyBatch)
+	for {
+		select {
+		case p := <-w.queue:
+			batch = append(batch, p)
+			if len(batch) < notifyBatch {
+				continue
+			}
+		default:
+		}
+		if len(batch) == 0 {
+			return
+		}
 		s.sendBatch(ctx, batch)
 		batch = batch[:0]
 	}
 }
 
+// sendBatch sends batch within ctx and the store's timeout.
 func (s *Store) sendBatch(ctx context.Context, batch []string) {
-	if err := s.notify(ctx, concernProfiles, batch); err != nil {
+	if err := s.notifyWithin(ctx, concernProfiles, batch); err != nil {
 		s.profiles.dropped.Add(uint64(len(batch)))
 	}
 }
