@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 
@@ -114,5 +115,20 @@ func BenchmarkProfileCacheMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/100k")
 		runtime.KeepAlive(c)
+	}
+}
+
+// TestNotificationLagSumNeverWraps: forged notifications each count an
+// hour of lag at most, and millions of them leave the sum at its largest
+// figure rather than wrapping it negative.
+func TestNotificationLagSumNeverWraps(t *testing.T) {
+	s := &Store{cache: newProfileCache(10)}
+	const n = 2_600_000 // an hour each: more than an int64 of nanoseconds
+	for range n {
+		s.heardProfile("1 0 u")
+	}
+	st := s.CacheStats()
+	if st.Notifications != n || st.NotificationLagSum != math.MaxInt64 {
+		t.Fatalf("after %d notifications dated 1970: %d notifications, lag sum %v", n, st.Notifications, st.NotificationLagSum)
 	}
 }

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,9 +185,24 @@ func (s *Store) sendBatch(ctx context.Context, batch []string) {
 
 // maxNotificationLag is the most lag one notification counts for: its
 // sent time is the sender's word, and one forged by hand (centuries ago)
-// must neither swamp the mean nor wrap the sum, which exports as a
-// counter, to a negative figure.
+// must not swamp the mean; the sum, which exports as a counter, saturates
+// rather than wrap to a negative figure.
 const maxNotificationLag = time.Hour
+
+// addSaturating adds d ≥ 0 to a, which stays at its largest figure
+// rather than wrap.
+func addSaturating(a *atomic.Int64, d int64) {
+	for {
+		old := a.Load()
+		sum := old + d
+		if sum < old {
+			sum = math.MaxInt64
+		}
+		if a.CompareAndSwap(old, sum) {
+			return
+		}
+	}
+}
 
 // heardProfile applies one announcement, from this node or another. The
 // reset announcement, and a payload this build did not write (a NOTIFY by
@@ -204,7 +220,7 @@ func (s *Store) heardProfile(payload string) {
 	w := &s.profiles
 	lag := min(max(time.Since(time.UnixMicro(micros)), 0), maxNotificationLag)
 	w.notifications.Add(1)
-	w.lagSum.Add(int64(lag))
+	addSaturating(&w.lagSum, int64(lag))
 	w.lastLag.Store(int64(lag))
 	s.cache.invalidate(user, version)
 }
