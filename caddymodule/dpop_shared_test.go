@@ -13,6 +13,7 @@ import (
 
 	"github.com/workspace-edge/caddy-workspace-profile/internal/dpop"
 	"github.com/workspace-edge/caddy-workspace-profile/internal/jwtauth/jwtauthtest"
+	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 	"github.com/workspace-edge/caddy-workspace-profile/profile"
 )
 
@@ -130,20 +131,15 @@ func TestDPoPProofUsedOnAnotherNodeRefused(t *testing.T) {
 // proofs pass again.
 func TestDPoPSharedCheckImpossibleIs503(t *testing.T) {
 	dsn, schema := pgSchema(t, "wp_dpop_down")
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startTCPProxy(t, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
-	proxy.cut() // the store cannot open
-	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, proxy.addr, cfg.Database)
+	proxy, proxied := pgtest.NewProxyFor(t, dsn)
+	proxy.Cut() // the store cannot open
 	f := newDPoPFixtureOn(t, "storage memory", fmt.Sprintf("api_keys {\n\t\t\tstore postgres %q schema %s timeout 1s\n\t\t}", proxied, schema), "")
 	url := itBase + profilePath
 	before := sharedChecks()
 	for i := range 3 {
 		wantProofRecordDown(t, fmt.Sprintf("store not open, request %d", i), doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, f.proof(t, "GET", nil)))
 	}
-	proxy.restore(t)
+	proxy.Restore()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		r := doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, f.proof(t, "GET", nil))
@@ -159,7 +155,7 @@ func TestDPoPSharedCheckImpossibleIs503(t *testing.T) {
 	if n := dpopProofRows(t, dsn, schema); n != 1 {
 		t.Fatalf("%d rows after one accepted proof, want 1", n)
 	}
-	proxy.cut()
+	proxy.Cut()
 	for i := range 3 {
 		wantProofRecordDown(t, fmt.Sprintf("database cut, request %d", i), doDPoP(t, f.tc, "GET", url, "DPoP "+f.bound, f.proof(t, "GET", nil)))
 	}

@@ -16,38 +16,15 @@ import (
 	"github.com/workspace-edge/caddy-workspace-profile/internal/pgtest"
 )
 
-// tcpProxy stands between Caddy and PostgreSQL so that a test can cut the
-// database off and bring it back (see pgtest.Proxy).
-type tcpProxy struct {
-	*pgtest.Proxy
-	addr string
-}
-
-func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := pgtest.NewProxy(t, target)
-	return &tcpProxy{Proxy: p, addr: p.Addr}
-}
-
-// cut closes every connection and every new one: the database is gone.
-func (p *tcpProxy) cut() { p.Cut() }
-
-// restore lets connections through again: the database is back.
-func (p *tcpProxy) restore(*testing.T) { p.Restore() }
-
 // TestIntegrationPostgresOutage: PostgreSQL becomes unreachable mid-load.
 // Requests answer 503 StorageUnavailable quickly during the outage, no row
 // is ever half written, and service comes back without restarting Caddy.
 func TestIntegrationPostgresOutage(t *testing.T) {
 	dsn := os.Getenv("PROFILE_TEST_PG_DSN")
 	pgStorage(t) // skips without PROFILE_TEST_PG_DSN
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startTCPProxy(t, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
+	proxy, proxied := pgtest.NewProxyFor(t, dsn)
 	schema := fmt.Sprintf("wp_outage_%d", time.Now().UnixNano()%1e12)
 	t.Cleanup(func() { dropSchema(dsn, schema) })
-	proxied := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=1", cfg.User, proxy.addr, cfg.Database)
 
 	k := jwtauthtest.NewKey(t, jwa.RS256(), "k")
 	tc := startCaddy(t, itConfig{jwksFiles: []string{writeFile(t, "k.json", jwtauthtest.JWKS(t, k))},
@@ -83,9 +60,9 @@ func TestIntegrationPostgresOutage(t *testing.T) {
 		mu.Unlock()
 	})
 	time.Sleep(300 * time.Millisecond)
-	proxy.cut()
+	proxy.Cut()
 	time.Sleep(1500 * time.Millisecond)
-	proxy.restore(t)
+	proxy.Restore()
 	// service returns without a Caddy restart
 	deadline := time.Now().Add(10 * time.Second)
 	for {

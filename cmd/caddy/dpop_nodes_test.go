@@ -95,3 +95,60 @@ func TestDPoPProofReplayedToAnotherNode(t *testing.T) {
 		t.Fatalf("node B's log: no line on the proof record, or the DSN in it:\n%s", out)
 	}
 }
+
+// TestDPoPProofRaceAcrossNodesHasOneWinner: one proof sent to two built
+// nodes at the same instant, round after round: exactly one node accepts
+// it, the other refuses it as already used.
+func TestDPoPProofRaceAcrossNodesHasOneWinner(t *testing.T) {
+	dsn := pgDSN(t)
+	schema := pgSchema(t, dsn)
+	s := newSigner(t)
+	route := "\n\t\tdpop {\n\t\t\torigin " + dpopOrigin + "\n\t\t}"
+	storage := fmt.Sprintf("storage postgres {env.PROFILE_TEST_PG_DSN} schema %s", schema) + route
+	nodes := startNodes(t, s, 2, storage)
+	prover := dpoptest.NewProver(t, jwa.ES256())
+	tok := s.boundToken(t, "dpop-race", prover.Thumbprint)
+	htu := dpopOrigin + "/api/workspace/account/profile"
+	for round := range 30 {
+		proof := prover.Proof(t, "GET", htu, tok, time.Now(), nil, nil)
+		type answer struct {
+			status int
+			body   string
+			err    error
+		}
+		answers := make(chan answer, len(nodes))
+		start := make(chan struct{})
+		for _, n := range nodes {
+			go func() {
+				req, _ := http.NewRequest("GET", n.url, nil)
+				req.Header.Set("Authorization", "DPoP "+tok)
+				req.Header.Set("DPoP", proof)
+				<-start
+				resp, err := client.Do(req)
+				if err != nil {
+					answers <- answer{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				answers <- answer{status: resp.StatusCode, body: string(b)}
+			}()
+		}
+		close(start)
+		accepted := 0
+		for range nodes {
+			a := <-answers
+			switch {
+			case a.err != nil:
+				t.Fatalf("round %d: %v", round, a.err)
+			case a.status == 200:
+				accepted++
+			case a.status != 401 || !strings.Contains(a.body, "already used"):
+				t.Fatalf("round %d: %d %s", round, a.status, a.body)
+			}
+		}
+		if accepted != 1 {
+			t.Fatalf("round %d: the proof was accepted %d times", round, accepted)
+		}
+	}
+}

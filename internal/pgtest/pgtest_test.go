@@ -118,3 +118,60 @@ func TestPgProxyStallsAndResumes(t *testing.T) {
 		t.Fatal("a query answered through a cut proxy")
 	}
 }
+
+// TestPgProxyHoldsReplies: while the proxy holds replies, a query still
+// reaches the server and runs (another session sees its effect), and its
+// answer arrives only on Resume.
+func TestPgProxyHoldsReplies(t *testing.T) {
+	px, proxied := pgtest.NewProxyFor(t, pgtest.DSN(t))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	direct, err := pgx.Connect(ctx, pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(ctx)
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+
+	px.HoldReplies()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, "SELECT set_config('application_name', 'held_reply', false)")
+		answered <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var name string
+		if err := direct.QueryRow(ctx, "SELECT application_name FROM pg_stat_activity WHERE pid = $1", pid).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if name == "held_reply" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the query never ran while replies were held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("a reply came through while replies were held: %v", err)
+	default:
+	}
+	px.Resume()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the held reply after Resume: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held reply never arrived after Resume")
+	}
+}

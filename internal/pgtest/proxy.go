@@ -23,8 +23,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
-	// flowing is closed while the proxy forwards, open while it stalls
-	flowing chan struct{}
+	// flowing is closed while the proxy forwards, open while it stalls;
+	// answering likewise for the server's replies alone
+	flowing, answering chan struct{}
 }
 
 // NewProxy forwards a free local port to target (host:port) until t ends.
@@ -34,8 +35,9 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, flowing: make(chan struct{})}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, flowing: make(chan struct{}), answering: make(chan struct{})}
 	close(p.flowing)
+	close(p.answering)
 	go p.serve()
 	t.Cleanup(func() { p.Cut(); _ = ln.Close() })
 	return p
@@ -79,22 +81,25 @@ func (p *Proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { p.forward(up, c); up.Close() }()
-		go func() { p.forward(c, up); c.Close() }()
+		go func() { p.forward(up, c, false); up.Close() }()
+		go func() { p.forward(c, up, true); c.Close() }()
 	}
 }
 
 // forward copies src to dst, holding what it reads while the proxy
-// stalls.
-func (p *Proxy) forward(dst io.Writer, src io.Reader) {
+// stalls, or, for the server's replies, while it holds them.
+func (p *Proxy) forward(dst io.Writer, src io.Reader, replies bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			flowing := p.flowing
+			flowing, answering := p.flowing, p.answering
 			p.mu.Unlock()
 			<-flowing
+			if replies {
+				<-answering
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -118,14 +123,34 @@ func (p *Proxy) Stall() {
 	}
 }
 
-// Resume forwards again after Stall, what was held first.
-func (p *Proxy) Resume() {
+// HoldReplies stops forwarding what the server sends, and only that:
+// queries reach the server and run, their answers wait until Resume (a
+// reply stuck on a congested network).
+func (p *Proxy) HoldReplies() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
-	case <-p.flowing:
+	case <-p.answering:
+		p.answering = make(chan struct{})
 	default:
-		close(p.flowing)
+	}
+}
+
+// Resume forwards again after Stall or HoldReplies, what was held first.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.release()
+}
+
+// release ends any stall and any hold; p.mu is held.
+func (p *Proxy) release() {
+	for _, gate := range []chan struct{}{p.flowing, p.answering} {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
 	}
 }
 
@@ -139,11 +164,7 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	p.conns = nil
-	select {
-	case <-p.flowing:
-	default:
-		close(p.flowing)
-	}
+	p.release()
 }
 
 // Restore lets connections through again: the database is back.

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 
@@ -140,4 +141,19 @@ func FuzzParseAnnouncement(f *testing.F) {
 			t.Fatalf("%q: %q %d %v does not read back: %q %d %v %v", payload, user, version, sent, u2, v2, s2, ok2)
 		}
 	})
+}
+
+// TestNotificationLagSumNeverWraps: forged notifications each count an
+// hour of lag at most, and millions of them leave the sum at its largest
+// figure rather than wrapping it negative.
+func TestNotificationLagSumNeverWraps(t *testing.T) {
+	s := &Store{cache: newProfileCache(10)}
+	const n = 2_600_000 // an hour each: more than an int64 of nanoseconds
+	for range n {
+		s.heardProfile("1 0 u")
+	}
+	st := s.CacheStats()
+	if st.Notifications != n || st.NotificationLagSum != math.MaxInt64 {
+		t.Fatalf("after %d notifications dated 1970: %d notifications, lag sum %v", n, st.Notifications, st.NotificationLagSum)
+	}
 }

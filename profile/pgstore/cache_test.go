@@ -19,7 +19,13 @@ import (
 // Caddy node has it, its DSN given (a proxy's, to cut it).
 func cacheNode(t *testing.T, dsn, schema string, poll time.Duration) *pgstore.Store {
 	t.Helper()
-	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll})
+	return cacheNodeWith(t, dsn, pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll})
+}
+
+// cacheNodeWith is cacheNode with options of its own.
+func cacheNodeWith(t *testing.T, dsn string, opts pgstore.Options) *pgstore.Store {
+	t.Helper()
+	s, err := pgstore.Open(context.Background(), dsn, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +236,24 @@ func TestStaleGuessNeverDecidesIfMatch(t *testing.T) {
 	}
 }
 
+// oneWinner fails unless exactly one of a round's concurrent writes
+// succeeded and every other failed with lost.
+func oneWinner(t *testing.T, round int, errs []error, lost error) {
+	t.Helper()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, lost):
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("round %d: %d winners", round, won)
+	}
+}
+
 // TestIfMatchRacesAcrossNodesHaveOneWinner: three nodes update one
 // profile at once, each under an If-Match on the version it read; each
 // round exactly one wins, and no update is lost.
@@ -250,18 +274,7 @@ func TestIfMatchRacesAcrossNodesHaveOneWinner(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		won := 0
-		for _, err := range results {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, profile.ErrPreconditionFailed):
-				t.Fatalf("round %d: %v", round, err)
-			}
-		}
-		if won != 1 {
-			t.Fatalf("round %d: %d winners", round, won)
-		}
+		oneWinner(t, round, results, profile.ErrPreconditionFailed)
 	}
 	p, err := nodes[2].Update(context.Background(), "u1", ifVersion(rounds+1, "end"))
 	if err != nil || p.Version != rounds+2 {
@@ -293,18 +306,7 @@ func TestCachedNodesNeverHoldANameTwice(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		won := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, profile.ErrUserNameTaken):
-				t.Fatalf("round %d: %v", round, err)
-			}
-		}
-		if won != 1 {
-			t.Fatalf("round %d: %d holders of %s", round, won, name)
-		}
+		oneWinner(t, round, errs, profile.ErrUserNameTaken)
 	}
 }
 
@@ -343,5 +345,184 @@ func TestStoreWithoutCache(t *testing.T) {
 	}
 	if st := b.CacheStats(); st.Enabled || st.Hits != 0 || st.Poll.Started {
 		t.Fatalf("a store without cache: %+v", st)
+	}
+}
+
+// waitPollRan waits until a poll of schema's changed profiles has run on
+// the server since since (its answer may still be on its way).
+func waitPollRan(t *testing.T, schema string, since time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND state_change > $1 "+
+			"AND query LIKE '%pg_visible_in_snapshot%' AND strpos(query, $2) > 0", since, schema+`".profiles`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no poll of the profiles ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLatePollAnswerVouchesFromItsStart: B's poll reads the database,
+// then its answer is held on the network while A writes. The poll did not
+// see the write, so the time it vouches for B's cache from (the bound of
+// B's staleness) must be before the write, not when the answer arrived.
+func TestLatePollAnswerVouchesFromItsStart(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	a := cacheNode(t, dsn(t), schema, time.Minute)
+	pgstore.LoseNotifications(a)
+	mustUpdate(t, a, "u1", setFirst("one"))
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	// one connection, which has the poll's statement prepared before the
+	// hold: the poll held is one round trip, its snapshot taken before A's
+	// write
+	b := cacheNodeWith(t, proxied, pgstore.Options{Schema: schema, Timeout: 10 * time.Second, Poll: time.Minute, MaxConns: 1})
+	warm(t, b, "u1")
+	cursor := ""
+	for range 2 {
+		var err error
+		if cursor, err = pgstore.PollProfilesFrom(ctx, b, cursor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := time.Now()
+	px.HoldReplies()
+	polled := make(chan error, 1)
+	go func() {
+		_, err := pgstore.PollProfilesFrom(ctx, b, cursor)
+		polled <- err
+	}()
+	waitPollRan(t, schema, held)
+	mustUpdate(t, a, "u1", setFirst("two"))
+	committed := time.Now()
+	px.Resume()
+	if err := <-polled; err != nil {
+		t.Fatal(err)
+	}
+	st := b.CacheStats()
+	if st.Poll.Caught != 0 {
+		t.Fatalf("the held poll saw the later write: %+v", st.Poll)
+	}
+	if !st.Poll.LastOK.Before(committed) {
+		t.Fatalf("a poll that did not see the write committed at %v vouches from %v", committed, st.Poll.LastOK)
+	}
+}
+
+// TestForgedNotificationTimesKeepLagSane: a database user who may NOTIFY
+// sends announcements dated centuries ago and far in the future. They
+// only drop cache entries; the lag figures count each at most an hour,
+// never wrap to a negative sum, and a date in the future counts as none.
+func TestForgedNotificationTimesKeepLagSane(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	b := cacheNode(t, dsn(t), schema, time.Minute)
+	pgstore.LoseNotifications(b) // it hears only the forged ones
+	mustUpdate(t, b, "u1", setFirst("one"))
+	waitListening(t, b)
+	warm(t, b, "u1")
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// distinct payloads: PostgreSQL folds equal ones of a transaction
+	forged := []string{"7 -9000000000000000 u1", "8 -9000000000000000 u1", "9 -9000000000000000 u1", "10 9000000000000000 u1"}
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", pgstore.ChannelName(schema, "profiles"), forged); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.CacheStats().Notifications < uint64(len(forged)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forged notifications never arrived: %+v", b.CacheStats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := b.CacheStats()
+	if st.NotificationLagSum != 3*time.Hour || st.LastNotificationLag != 0 || st.Notifications != 4 || st.Size != 0 {
+		t.Fatalf("after forged notification times: %+v", st)
+	}
+}
+
+// TestLongTransactionKeepsCacheWarm: a transaction that wrote and stays
+// open (anywhere on the server) holds every snapshot's xmin back, so
+// each poll finds again the rows changed since; more of them than the
+// cache holds must not drop the cache at every poll, since no poll after
+// the one that reported them finds anything new.
+func TestLongTransactionKeepsCacheWarm(t *testing.T) {
+	schema := freshSchema(t)
+	ctx := context.Background()
+	const poll = 100 * time.Millisecond
+	b := cacheNodeWith(t, dsn(t), pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll, Cache: 20})
+	mustUpdate(t, b, "u1", setFirst("one"))
+	long, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Close(ctx)
+	tx, err := long.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		mustUpdate(t, b, fmt.Sprint("other", i), setFirst("x"))
+	}
+	waitPolls := func(n uint64) {
+		for want := b.CacheStats().Poll.Polls + n; b.CacheStats().Poll.Polls < want; {
+			time.Sleep(poll / 4)
+		}
+	}
+	waitPolls(2) // one poll started after the writes, and found them
+	warm(t, b, "u1")
+	st := b.CacheStats()
+	waitPolls(3)
+	if _, err := b.Get(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if after := b.CacheStats(); after.Hits != st.Hits+1 || after.Invalidations != st.Invalidations {
+		t.Fatalf("the cache was dropped by polls that found nothing new: before %+v, after %+v", st, after)
+	}
+}
+
+// TestCloseWithAnnouncementsQueuedOnStalledDatabase: announcements are
+// queued while the database is silently unreachable; Close gives the
+// queue a second, not the store's timeout for each batch of it, and the
+// pool its timeout.
+func TestCloseWithAnnouncementsQueuedOnStalledDatabase(t *testing.T) {
+	px, proxied := pgtest.NewProxyFor(t, dsn(t))
+	const timeout = time.Second
+	s, err := pgstore.Open(context.Background(), proxied, pgstore.Options{Schema: freshSchema(t), Timeout: timeout, Poll: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px.Stall()
+	pgstore.Announce(s, 4096)
+	start := time.Now()
+	_ = s.Close()
+	// a batch in flight (the timeout, and the second pgx gives a stalled
+	// connection after it), the rest (a second), the pool (the timeout),
+	// and two seconds of slack; each further batch would add two seconds
+	if took := time.Since(start); took > 2*timeout+4*time.Second {
+		t.Fatalf("Close took %v", took)
+	}
+	if st := s.CacheStats(); st.NotificationsDropped != 4096 {
+		t.Fatalf("%d of 4096 announcements counted as dropped", st.NotificationsDropped)
 	}
 }

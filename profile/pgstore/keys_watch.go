@@ -46,7 +46,8 @@ type watchState struct {
 type PollHealth struct {
 	// Started: a watch started the poll.
 	Started bool
-	// LastOK is the end of the last poll that succeeded.
+	// LastOK is the start of the last poll that succeeded: everything
+	// committed before it was in that poll's snapshot.
 	LastOK time.Time
 	// Failures counts the polls that failed; LastError is the last
 	// failure (naming no host, user or database).
@@ -136,10 +137,16 @@ func (s *Store) ListenerHealth() pglisten.Health {
 // context of its own: a caller that hung up after the commit must not
 // cost the other nodes the news. A failure is left to the poll.
 func (s *Store) notify(ctx context.Context, concern string, payloads []string) error {
+	return s.notifyWithin(context.WithoutCancel(ctx), concern, payloads)
+}
+
+// notifyWithin is notify bounded by ctx as well as by the store's
+// timeout.
+func (s *Store) notifyWithin(ctx context.Context, concern string, payloads []string) error {
 	if len(payloads) == 0 || s.watch.skipNotify.Load() {
 		return nil
 	}
-	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	nctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	_, err := s.pool.Exec(nctx, notifySQL, channelName(s.schemaName, concern), payloads)
 	return err
@@ -176,7 +183,7 @@ func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop fun
 		var pctx context.Context
 		pctx, w.stopPoll = context.WithCancel(context.Background())
 		w.pollDone = make(chan struct{})
-		go pollChanges(pctx, s.poll, w.pollDone, s.pollKeys(map[string]uint64{}))
+		go pollChanges(pctx, s.poll, w.pollDone, s.pollKeys())
 	}
 	w.mu.Unlock()
 	if live && onReset != nil {
@@ -240,18 +247,13 @@ func (s *Store) keysReset() {
 // import), so a poll comparing times could pass over a change that
 // commits after the poll but carries an earlier time, whatever margin it
 // allows. Instead each write stores its transaction id (changed_xid,
-// pg_current_xact_id()), and each poll takes, in the same statement
-// (one snapshot), the snapshot's xmin: every transaction still running
-// at that snapshot has an id ≥ xmin, and every later one an id ≥ the
-// snapshot's xmax ≥ xmin. So any change not visible to a poll has
-// changed_xid ≥ that poll's xmin, and the next poll, reading
-// changed_xid ≥ xmin, sees it once committed. The price is only that
-// changes committed but still ≥ xmin (another transaction was running)
-// are read again; told keeps them from being reported again. The cursor
-// is kept across failures, so a poll after an outage reports everything
-// changed during it.
-func (s *Store) pollKeys(told map[string]uint64) func(ctx context.Context, cursor string) (string, error) {
+// pg_current_xact_id()), and each poll keeps the snapshot it read with
+// as the cursor of the next (see changedRows). The cursor is kept across
+// failures, so a poll after an outage reports everything changed during
+// it.
+func (s *Store) pollKeys() func(ctx context.Context, cursor string) (string, error) {
 	return func(ctx context.Context, cursor string) (string, error) {
+		start := time.Now()
 		next, changes, err := s.changedRows(ctx, "api_keys", "id", "changed_xid", cursor, 0)
 		s.watch.mu.Lock()
 		if err != nil && ctx.Err() == nil {
@@ -259,23 +261,14 @@ func (s *Store) pollKeys(told map[string]uint64) func(ctx context.Context, curso
 			s.watch.poll.LastError = describe(err)
 		} else if err == nil {
 			s.watch.poll.Polls++
-			s.watch.poll.LastOK = time.Now()
+			s.watch.poll.LastOK = start
 		}
 		s.watch.mu.Unlock()
 		if err != nil {
 			return "", err
 		}
-		floor, _ := strconv.ParseUint(next, 10, 64)
-		for id, xid := range told {
-			if xid < floor { // never read again
-				delete(told, id)
-			}
-		}
 		for _, c := range changes {
-			if told[c.id] != c.n {
-				told[c.id] = c.n
-				s.keyChanged(c.id)
-			}
+			s.keyChanged(c.id)
 		}
 		return next, nil
 	}
@@ -307,30 +300,37 @@ type changedRow struct {
 	n  uint64
 }
 
-// changedRows returns the id and number columns of table's rows whose
-// changed_xid ≥ cursor (none when cursor is empty), at most limit + 1 of
-// them when limit > 0, and the xmin of the snapshot that read them.
+// changedRows returns the id and number columns of table's rows changed
+// by the transactions that the snapshot cursor (a pg_snapshot, as text)
+// did not see, at most limit + 1 of them when limit > 0, and the snapshot
+// that read them, the next cursor. With an empty cursor it returns no
+// rows, only the snapshot.
+//
+// A transaction the cursor did not see was running at that snapshot (its
+// id ≥ the snapshot's xmin) or began after it (≥ its xmax ≥ xmin): so
+// the rows are those with changed_xid ≥ xmin, by the index, that the
+// cursor did not see. Those committed before it are never read twice,
+// however long another transaction holds xmin back (a transaction that
+// wrote anywhere on the server and stays open), so a poll reports each
+// change once and a backlog of old ones never fills its limit.
 func (s *Store) changedRows(ctx context.Context, table, idCol, numCol, cursor string, limit int) (next string, rows []changedRow, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if cursor == "" {
-		err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&next)
+		err = s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&next)
 		return next, nil, err
-	}
-	if _, err := strconv.ParseUint(cursor, 10, 64); err != nil {
-		return "", nil, err
 	}
 	lim := ""
 	if limit > 0 {
 		lim = " LIMIT " + strconv.Itoa(limit+1)
 	}
 	var ids, nums []string
-	// one snapshot for the rows and the xmin; both arrays in one order
-	err = s.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "+
+	// one snapshot for the rows and the next cursor; both arrays in one order
+	err = s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text, "+
 		"coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'), "+
 		"coalesce(array_agg(t.n ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') "+
 		"FROM (SELECT 1) one LEFT JOIN (SELECT "+idCol+" AS id, "+numCol+"::text AS n FROM "+s.schema+"."+table+
-		" WHERE changed_xid >= $1::text::xid8"+lim+") t ON true",
+		" WHERE changed_xid >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(changed_xid, $1::text::pg_snapshot)"+lim+") t ON true",
 		cursor).Scan(&next, &ids, &nums)
 	if err != nil || len(ids) != len(nums) {
 		return next, nil, err

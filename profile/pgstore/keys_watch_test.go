@@ -352,6 +352,10 @@ func TestPollTellsAChangeOnce(t *testing.T) {
 	told := map[string]int{}
 	stop := a.WatchAPIKeys(func(id string) { mu.Lock(); told[id]++; mu.Unlock() }, func() {})
 	defer stop()
+	// the first poll only takes the snapshot the next ones start from
+	for a.KeyPollHealth().Polls == 0 {
+		time.Sleep(poll / 10)
+	}
 	r := createKey(t, a)
 	time.Sleep(10 * poll)
 	mu.Lock()

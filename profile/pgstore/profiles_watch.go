@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ type profileWatch struct {
 	sentDone chan struct{}
 	queue    chan string
 
-	lastPollOK                     atomic.Int64 // unix ns of the last poll that succeeded
+	lastPollOK                     atomic.Int64 // unix ns of the start of the last poll that succeeded
 	notifications, lagSum, lastLag atomic.Int64
 	dropped                        atomic.Uint64
 }
@@ -138,27 +139,39 @@ func (s *Store) queueAnnouncement(payload string) {
 // sendAnnouncements sends the queued announcements, as many as are
 // waiting in one statement, so that a burst of writes costs a few round
 // trips on one connection and none on the writers' paths. When ctx ends
-// it sends what is left, for a second at most.
+// the batch in flight goes on (within the store's timeout), and what is
+// left is sent for a second at most, then counted as dropped.
 func (s *Store) sendAnnouncements(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	queue := s.profiles.queue
 	batch := make([]string, 0, notifyBatch)
 	for {
-		select {
-		case p := <-queue:
-			s.sendBatch(ctx, takeQueued(queue, append(batch[:0], p)))
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			for fctx.Err() == nil {
-				if batch = takeQueued(queue, batch[:0]); len(batch) == 0 {
-					return
-				}
-				s.sendBatch(fctx, batch)
-			}
+		// an end is seen before more of the queue, which select alone
+		// would pick as often, each pick a batch with its own timeout
+		if ctx.Err() != nil {
+			s.flushAnnouncements(queue, batch)
 			return
 		}
+		select {
+		case p := <-queue:
+			s.sendBatch(context.WithoutCancel(ctx), takeQueued(queue, append(batch[:0], p)))
+		case <-ctx.Done():
+		}
 	}
+}
+
+// flushAnnouncements sends what is left in queue, for a second at most:
+// what it cannot send then is counted as dropped.
+func (s *Store) flushAnnouncements(queue chan string, batch []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if batch = takeQueued(queue, batch[:0]); len(batch) == 0 {
+			return
+		}
+		s.sendBatch(ctx, batch)
+	}
+	s.profiles.dropped.Add(uint64(len(queue)))
 }
 
 // takeQueued appends to batch what queue holds, up to notifyBatch,
@@ -175,14 +188,32 @@ func takeQueued(queue chan string, batch []string) []string {
 	return batch
 }
 
-// sendBatch sends one batch, on the sender's own deadline: the timeout
-// of the store, or less at Close. A batch that fails is counted as
-// dropped; the poll brings its changes.
+// sendBatch sends batch within ctx and the store's timeout. A batch that
+// fails is counted as dropped; the poll brings its changes.
 func (s *Store) sendBatch(ctx context.Context, batch []string) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if _, err := s.pool.Exec(ctx, notifySQL, channelName(s.schemaName, concernProfiles), batch); err != nil {
+	if err := s.notifyWithin(ctx, concernProfiles, batch); err != nil {
 		s.profiles.dropped.Add(uint64(len(batch)))
+	}
+}
+
+// maxNotificationLag is the most lag one notification counts for: its
+// sent time is the sender's word, and one forged by hand (centuries ago)
+// must not swamp the mean; the sum, which exports as a counter, saturates
+// rather than wrap to a negative figure.
+const maxNotificationLag = time.Hour
+
+// addSaturating adds d ≥ 0 to a, which stays at its largest figure
+// rather than wrap.
+func addSaturating(a *atomic.Int64, d int64) {
+	for {
+		old := a.Load()
+		sum := old + d
+		if sum < old {
+			sum = math.MaxInt64
+		}
+		if a.CompareAndSwap(old, sum) {
+			return
+		}
 	}
 }
 
@@ -197,9 +228,9 @@ func (s *Store) heardProfile(payload string) {
 		return
 	}
 	w := &s.profiles
-	lag := max(time.Since(sent), 0)
+	lag := min(max(time.Since(sent), 0), maxNotificationLag)
 	w.notifications.Add(1)
-	w.lagSum.Add(int64(lag))
+	addSaturating(&w.lagSum, int64(lag))
 	w.lastLag.Store(int64(lag))
 	s.cache.invalidate(user, version)
 }
@@ -207,6 +238,9 @@ func (s *Store) heardProfile(payload string) {
 // pollProfiles is one poll: the profiles changed since cursor invalidate
 // the cache; more of them than the cache holds reset it.
 func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error) {
+	// the poll vouches from before it asks: its snapshot is no older, and
+	// its answer may arrive much later (a slow network, a busy server)
+	start := time.Now()
 	limit := s.cache.capacity()
 	next, rows, err := s.changedRows(ctx, "profiles", "user_id", "version", cursor, limit)
 	w := &s.profiles
@@ -232,18 +266,19 @@ func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error)
 	}
 	w.poll.Polls++
 	w.poll.Caught += uint64(caught)
-	w.poll.LastOK = time.Now()
-	w.lastPollOK.Store(w.poll.LastOK.UnixNano())
+	w.poll.LastOK = start
+	w.lastPollOK.Store(start.UnixNano())
 	return next, nil
 }
 
-// vouchSlack is how late a poll may end before the cache stops vouching
+// vouchSlack is how late a poll may start before the cache stops vouching
 // for its entries.
 const vouchSlack = time.Second
 
-// vouched tells whether the cache may serve reads: the last poll ended at
-// most the poll interval and vouchSlack ago, so that any change not yet
-// heard of is at most that old. Otherwise every read goes to the
+// vouched tells whether the cache may serve reads: the last poll that
+// succeeded started at most the poll interval and vouchSlack ago, so that
+// any change not yet heard of is at most that old (a poll's snapshot is
+// taken after it starts, however late its answer arrives). Otherwise every read goes to the
 // database. The listening connection alone cannot vouch: while the
 // network drops its packets silently it still looks connected, until its
 // next ping fails, and hears nothing; the poll, on the pool, fails at
