@@ -526,3 +526,53 @@ func TestCloseWithAnnouncementsQueuedOnStalledDatabase(t *testing.T) {
 		t.Fatalf("%d of 4096 announcements counted as dropped", st.NotificationsDropped)
 	}
 }
+
+// TestCacheServesWhilePoolIsExhausted: every pooled connection waits on
+// a row lock another session holds; the polls, on connections of their
+// own, go on vouching for the cache, so a cached profile of another user
+// is still read at once.
+func TestCacheServesWhilePoolIsExhausted(t *testing.T) {
+	schema := freshSchema(t)
+	const poll = 200 * time.Millisecond
+	s, err := pgstore.Open(context.Background(), dsn(t), pgstore.Options{Schema: schema, MaxConns: 2, Timeout: 10 * time.Second, Poll: poll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustUpdate(t, s, "locked", setFirst("one"))
+	mustUpdate(t, s, "other", setFirst("one"))
+	warm(t, s, "other")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'locked' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 { // more writers than the pool has connections
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = s.Update(ctx, "locked", setFirst("two"))
+		}()
+	}
+	defer wg.Wait()
+	defer tx.Rollback(ctx)               // releases the writers before waiting for them
+	time.Sleep(2 * (poll + time.Second)) // several polls while the pool is held
+	start := time.Now()
+	p, err := s.Get(ctx, "other")
+	if err != nil || p.FirstName != "one" || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("a cached profile with the pool exhausted: %+v, %v, after %v; cache %+v", p, err, time.Since(start), s.CacheStats())
+	}
+	if st := s.CacheStats(); !st.Vouched {
+		t.Fatalf("the cache stopped vouching while the pool was exhausted: %+v", st)
+	}
+}

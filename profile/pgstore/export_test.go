@@ -27,7 +27,7 @@ func LoseNotifications(s *Store) { s.watch.skipNotify.Store(true) }
 // PollProfilesFrom is one poll of the changed profiles from cursor ("":
 // the first), as the background poll runs it; it returns the next cursor.
 func PollProfilesFrom(ctx context.Context, s *Store, cursor string) (string, error) {
-	return s.pollProfiles(ctx, cursor)
+	return s.pollProfiles(ctx, s.pool, cursor)
 }
 
 // Announce queues the announcements of n writes, as n committed PUTs

@@ -183,7 +183,7 @@ func (s *Store) WatchAPIKeys(onChange func(id string), onReset func()) (stop fun
 		var pctx context.Context
 		pctx, w.stopPoll = context.WithCancel(context.Background())
 		w.pollDone = make(chan struct{})
-		go pollChanges(pctx, s.poll, w.pollDone, s.pollKeys())
+		go s.pollChanges(pctx, w.pollDone, s.pollKeys())
 	}
 	w.mu.Unlock()
 	if live && onReset != nil {
@@ -251,10 +251,10 @@ func (s *Store) keysReset() {
 // as the cursor of the next (see changedRows). The cursor is kept across
 // failures, so a poll after an outage reports everything changed during
 // it.
-func (s *Store) pollKeys() func(ctx context.Context, cursor string) (string, error) {
-	return func(ctx context.Context, cursor string) (string, error) {
+func (s *Store) pollKeys() func(ctx context.Context, db querier, cursor string) (string, error) {
+	return func(ctx context.Context, db querier, cursor string) (string, error) {
 		start := time.Now()
-		next, changes, err := s.changedRows(ctx, "api_keys", "id", "changed_xid", cursor, 0)
+		next, changes, err := s.changedRows(ctx, db, "api_keys", "id", "changed_xid", cursor, 0)
 		s.watch.mu.Lock()
 		if err != nil && ctx.Err() == nil {
 			s.watch.poll.Failures++
@@ -275,15 +275,20 @@ func (s *Store) pollKeys() func(ctx context.Context, cursor string) (string, err
 }
 
 // pollChanges calls step every interval until ctx ends, each time with
-// the cursor of its last success ("" before the first), and closes done.
-func pollChanges(ctx context.Context, every time.Duration, done chan struct{}, step func(ctx context.Context, cursor string) (string, error)) {
+// the cursor of its last success ("" before the first) and the poll's
+// connection of its own (pollConn), and closes done.
+func (s *Store) pollChanges(ctx context.Context, done chan struct{}, step func(ctx context.Context, db querier, cursor string) (string, error)) {
 	defer close(done)
+	db := &pollConn{cfg: s.connConfig, timeout: s.timeout}
+	defer db.drop()
 	cursor := ""
-	t := time.NewTicker(every)
+	t := time.NewTicker(s.poll)
 	defer t.Stop()
 	for {
-		if next, err := step(ctx, cursor); err == nil {
+		if next, err := step(ctx, db, cursor); err == nil {
 			cursor = next
+		} else {
+			db.drop()
 		}
 		select {
 		case <-ctx.Done():
@@ -313,11 +318,11 @@ type changedRow struct {
 // however long another transaction holds xmin back (a transaction that
 // wrote anywhere on the server and stays open), so a poll reports each
 // change once and a backlog of old ones never fills its limit.
-func (s *Store) changedRows(ctx context.Context, table, idCol, numCol, cursor string, limit int) (next string, rows []changedRow, err error) {
+func (s *Store) changedRows(ctx context.Context, db querier, table, idCol, numCol, cursor string, limit int) (next string, rows []changedRow, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if cursor == "" {
-		err = s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&next)
+		err = db.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&next)
 		return next, nil, err
 	}
 	lim := ""
@@ -326,7 +331,7 @@ func (s *Store) changedRows(ctx context.Context, table, idCol, numCol, cursor st
 	}
 	var ids, nums []string
 	// one snapshot for the rows and the next cursor; both arrays in one order
-	err = s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text, "+
+	err = db.QueryRow(ctx, "SELECT pg_current_snapshot()::text, "+
 		"coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}'), "+
 		"coalesce(array_agg(t.n ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') "+
 		"FROM (SELECT 1) one LEFT JOIN (SELECT "+idCol+" AS id, "+numCol+"::text AS n FROM "+s.schema+"."+table+

@@ -64,7 +64,7 @@ func (s *Store) startProfileWatch() {
 			return
 		}
 		w.pollDone = make(chan struct{})
-		go pollChanges(ctx, s.poll, w.pollDone, s.pollProfiles)
+		go s.pollChanges(ctx, w.pollDone, s.pollProfiles)
 		w.unsub = s.Listen(concernProfiles, s.heardProfile, s.cache.reset)
 	})
 }
@@ -237,12 +237,12 @@ func (s *Store) heardProfile(payload string) {
 
 // pollProfiles is one poll: the profiles changed since cursor invalidate
 // the cache; more of them than the cache holds reset it.
-func (s *Store) pollProfiles(ctx context.Context, cursor string) (string, error) {
+func (s *Store) pollProfiles(ctx context.Context, db querier, cursor string) (string, error) {
 	// the poll vouches from before it asks: its snapshot is no older, and
 	// its answer may arrive much later (a slow network, a busy server)
 	start := time.Now()
 	limit := s.cache.capacity()
-	next, rows, err := s.changedRows(ctx, "profiles", "user_id", "version", cursor, limit)
+	next, rows, err := s.changedRows(ctx, db, "profiles", "user_id", "version", cursor, limit)
 	w := &s.profiles
 	w.mu.Lock()
 	defer w.mu.Unlock()
