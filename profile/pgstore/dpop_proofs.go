@@ -31,8 +31,15 @@ type pruneState struct {
 	done    chan struct{}
 }
 
+// DPoPClockSkew is how long a proof's row outlives its expiry: the
+// expiry is reckoned by the node's clock and the pruning by the
+// database's, so a node whose clock is behind the database's by up to
+// this still finds the row of a proof it would still accept.
+const DPoPClockSkew = time.Minute
+
 // UseDPoPProof records a used proof of the key jkt, by its replay key
-// (the SHA-256 of thumbprint, htu and jti), until expires: fresh is true
+// (the SHA-256 of thumbprint, htu and jti), until expires (and
+// DPoPClockSkew more): fresh is true
 // when no node had recorded it, false when one had (a replay). It is one
 // statement in its own transaction, committed durably before it returns,
 // so two nodes spending the same proof at once see one fresh and one
@@ -47,7 +54,7 @@ func (s *Store) UseDPoPProof(ctx context.Context, jkt string, proofHash [sha256.
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	tag, err := s.pool.Exec(opCtx, "INSERT INTO "+s.schema+".dpop_proofs (jkt, proof_hash, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-		jkt, proofHash[:], expires)
+		jkt, proofHash[:], expires.Add(DPoPClockSkew))
 	if err != nil {
 		return false, s.fail(ctx, err)
 	}

@@ -81,7 +81,10 @@ func TestDPoPProofRaceHasOneWinner(t *testing.T) {
 
 // TestDPoPProofPruneRemovesExpiredOnly: pruning deletes every expired row,
 // more than one batch of them, and no row still in its window; a pruned
-// proof's row is gone, a live one still refuses its replay.
+// proof's row is gone, a live one still refuses its replay. The live
+// proofs expired 30 s ago by the using node's clock: a row outlives its
+// expiry by DPoPClockSkew, for a node whose clock is behind the
+// database's.
 func TestDPoPProofPruneRemovesExpiredOnly(t *testing.T) {
 	schema := freshSchema(t)
 	s := open(t, schema)
@@ -98,7 +101,7 @@ func TestDPoPProofPruneRemovesExpiredOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range live {
-		if fresh, err := s.UseDPoPProof(ctx, "live", proofHash(i), time.Now().Add(time.Minute)); err != nil || !fresh {
+		if fresh, err := s.UseDPoPProof(ctx, "live", proofHash(i), time.Now().Add(-30*time.Second)); err != nil || !fresh {
 			t.Fatalf("live proof %d: fresh %v, %v", i, fresh, err)
 		}
 	}
