@@ -130,6 +130,9 @@ func recordingBackend(t *testing.T, body string) (addr string, last func() http.
 	}
 }
 
+// discoveryTenants numbers the issuers startDiscoveryIntrospection makes.
+var discoveryTenants atomic.Int64
+
 // startDiscoveryIntrospection starts a real Caddy whose route finds its
 // key set and introspection endpoint by discovery: the provider's
 // document is doc, formatted with the issuer and the provider's base URL
@@ -139,8 +142,11 @@ func startDiscoveryIntrospection(t *testing.T, k jwtauthtest.Key, doc string) (t
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	issuer = srv.URL + "/tenant"
-	mux.HandleFunc("/tenant/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+	// a path of its own: a port the kernel hands out again must not make
+	// an earlier test's introspector, still listed, look like this one's
+	tenant := fmt.Sprintf("/tenant-%d", discoveryTenants.Add(1))
+	issuer = srv.URL + tenant
+	mux.HandleFunc(tenant+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprintf(w, doc, issuer, srv.URL)
 	})
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwtauthtest.JWKS(t, k)) })
