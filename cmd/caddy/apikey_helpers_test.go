@@ -94,8 +94,17 @@ func revokeKeyOn(t testing.TB, n keyNode, id string) {
 // and the body.
 func withKey(t testing.TB, url, key string) (int, string) {
 	t.Helper()
+	return getWith(t, url, "X-Api-Key", key)
+}
+
+// getWith sends a GET to url with the header pairs hdr (name, value, ...)
+// and returns its status and body.
+func getWith(t testing.TB, url string, hdr ...string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("X-Api-Key", key)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

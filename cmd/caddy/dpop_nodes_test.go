@@ -35,16 +35,7 @@ func (s *signer) boundToken(t testing.TB, sub, jkt string) string {
 // withProof sends a GET to url with a DPoP-bound token and its proof.
 func withProof(t *testing.T, url, tok, proof string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "DPoP "+tok)
-	req.Header.Set("DPoP", proof)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return getWith(t, url, "Authorization", "DPoP "+tok, "DPoP", proof)
 }
 
 // TestDPoPProofReplayedToAnotherNode: two built nodes share one schema. A

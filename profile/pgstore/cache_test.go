@@ -33,6 +33,27 @@ func cacheNodeWith(t *testing.T, dsn string, opts pgstore.Options) *pgstore.Stor
 	return s
 }
 
+// openTx is a transaction of another session that has run sql; it is
+// rolled back, and its connection closed, at the test's end.
+func openTx(t *testing.T, sql string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // setFirst is an update setting the first name.
 func setFirst(name string) profile.UpdateFunc {
 	return func(cur profile.Profile, _ bool) (profile.Profile, bool, error) {
@@ -468,19 +489,7 @@ func TestLongTransactionKeepsCacheWarm(t *testing.T) {
 	const poll = 100 * time.Millisecond
 	b := cacheNodeWith(t, dsn(t), pgstore.Options{Schema: schema, Timeout: 2 * time.Second, Poll: poll, Cache: 20})
 	mustUpdate(t, b, "u1", setFirst("one"))
-	long, err := pgx.Connect(ctx, dsn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer long.Close(ctx)
-	tx, err := long.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
-		t.Fatal(err)
-	}
+	openTx(t, "SELECT pg_current_xact_id()")
 	for i := range 30 {
 		mustUpdate(t, b, fmt.Sprint("other", i), setFirst("x"))
 	}
@@ -534,28 +543,12 @@ func TestCloseWithAnnouncementsQueuedOnStalledDatabase(t *testing.T) {
 func TestCacheServesWhilePoolIsExhausted(t *testing.T) {
 	schema := freshSchema(t)
 	const poll = 200 * time.Millisecond
-	s, err := pgstore.Open(context.Background(), dsn(t), pgstore.Options{Schema: schema, MaxConns: 2, Timeout: 10 * time.Second, Poll: poll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := cacheNodeWith(t, dsn(t), pgstore.Options{Schema: schema, MaxConns: 2, Timeout: 10 * time.Second, Poll: poll})
 	mustUpdate(t, s, "locked", setFirst("one"))
 	mustUpdate(t, s, "other", setFirst("one"))
 	warm(t, s, "other")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'locked' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := openTx(t, "SELECT 1 FROM "+pgx.Identifier{schema}.Sanitize()+".profiles WHERE user_id = 'locked' FOR UPDATE")
 	var wg sync.WaitGroup
 	for range 4 { // more writers than the pool has connections
 		wg.Add(1)
